@@ -1,0 +1,172 @@
+//! AWS event shapes, recognised from the payload itself, turned into signals.
+
+pub mod cloudtrail;
+pub mod config;
+
+use aws_lambda_events::eventbridge::EventBridgeEvent;
+use reflex_core::{ParseError, Parsed, Signal, SignalKind};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+/// Largest payload accepted. Lambda's own limit for an async invocation is 1 MiB and
+/// EventBridge caps events at 256 KiB; anything far larger is not a real delivery.
+pub const MAX_PAYLOAD_BYTES: usize = 6 * 1024 * 1024;
+
+/// Parses raw bytes as a JSON object, with a one-line error for everything else.
+pub fn parse_json(raw: &[u8]) -> Result<Value, ParseError> {
+    if raw.len() > MAX_PAYLOAD_BYTES {
+        return Err(ParseError::at(
+            "",
+            format!(
+                "payload is {} bytes, above the {MAX_PAYLOAD_BYTES}-byte limit",
+                raw.len()
+            ),
+        ));
+    }
+    if raw.iter().all(u8::is_ascii_whitespace) {
+        return Err(ParseError::at("", "empty payload: expected a JSON event"));
+    }
+    let v: Value = serde_json::from_slice(raw)
+        .map_err(|e| ParseError::at("", format!("not valid JSON: {e}")))?;
+    if !v.is_object() {
+        return Err(ParseError::at(
+            "",
+            format!("expected a JSON object, found {}", kind_of(&v)),
+        ));
+    }
+    Ok(v)
+}
+
+fn kind_of(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Deserialises `value` into `T`, naming the failing field under `prefix`.
+pub fn typed<T: DeserializeOwned>(value: Value, prefix: &str) -> Result<T, ParseError> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let inner = e.path().to_string();
+        let path = match (prefix.is_empty(), inner.as_str()) {
+            (true, _) => inner.clone(),
+            (false, ".") => prefix.to_string(),
+            (false, _) => format!("{prefix}.{inner}"),
+        };
+        let path = if path == "." { String::new() } else { path };
+        ParseError::at(path, e.into_inner().to_string())
+    })
+}
+
+/// The EventBridge envelope, if the payload is one (`detail-type` and `source`).
+pub fn eventbridge(value: &Value) -> Option<Result<EventBridgeEvent<Value>, ParseError>> {
+    let obj = value.as_object()?;
+    if !(obj.contains_key("detail-type") && obj.contains_key("source")) {
+        return None;
+    }
+    Some(typed(value.clone(), ""))
+}
+
+/// A signal carrying the envelope's context.
+pub(crate) fn signal(env: &EventBridgeEvent<Value>, trigger: String, kind: SignalKind) -> Signal {
+    Signal {
+        trigger,
+        event_id: env.id.clone(),
+        account: env.account.clone(),
+        region: env.region.clone(),
+        time: env.time.map(|t| t.to_rfc3339()),
+        actor: None,
+        kind,
+    }
+}
+
+/// Parses any payload `close-open-ports` accepts: CloudTrail ingress changes, Config
+/// compliance changes and scheduled sweeps, all through EventBridge.
+pub fn parse_ports_event(raw: &[u8]) -> Result<Parsed, ParseError> {
+    let value = parse_json(raw)?;
+    let Some(env) = eventbridge(&value) else {
+        return Ok(Parsed::Ignored {
+            trigger: "unknown".into(),
+            reason: "not an EventBridge event (no detail-type/source): close-open-ports \
+                     takes CloudTrail, Config and scheduled events"
+                .into(),
+        });
+    };
+    let env = env?;
+    match (env.source.as_str(), env.detail_type.as_str()) {
+        (_, "AWS API Call via CloudTrail") => cloudtrail::parse(&env),
+        ("aws.config", "Config Rules Compliance Change") => config::parse(&env),
+        ("aws.events", "Scheduled Event") => Ok(Parsed::Signal(Box::new(signal(
+            &env,
+            "aws.events/Scheduled Event".into(),
+            SignalKind::Sweep,
+        )))),
+        (source, detail_type) => Ok(Parsed::Ignored {
+            trigger: format!("{source}/{detail_type}"),
+            reason: format!(
+                "'{detail_type}' events from {source} are not handled by close-open-ports"
+            ),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_and_blank_payloads_are_bad_input() {
+        for raw in [&b""[..], b"  \n"] {
+            let e = parse_ports_event(raw).err().map(|e| e.to_string());
+            assert_eq!(e.as_deref(), Some("empty payload: expected a JSON event"));
+        }
+    }
+
+    #[test]
+    fn truncated_json_says_where() {
+        let e = parse_ports_event(br#"{"detail-type": "Scheduled Event", "sou"#)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.starts_with("not valid JSON: EOF while parsing"), "{e}");
+        assert!(e.contains("line 1 column"), "{e}");
+    }
+
+    #[test]
+    fn non_objects_are_bad_input() {
+        let e = parse_ports_event(b"[1,2]").err().map(|e| e.to_string());
+        assert_eq!(e.as_deref(), Some("expected a JSON object, found an array"));
+    }
+
+    #[test]
+    fn envelope_type_errors_name_the_field() {
+        let e = parse_ports_event(br#"{"detail-type": 7, "source": "aws.events", "detail": {}}"#)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            e.starts_with("detail-type: invalid type: integer `7`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn unrelated_objects_are_ignored_with_a_reason() {
+        let p = parse_ports_event(br#"{"hello": "world"}"#);
+        assert!(matches!(p, Ok(Parsed::Ignored { .. })), "{p:?}");
+    }
+
+    #[test]
+    fn oversized_payloads_are_refused_without_parsing() {
+        let big = vec![b' '; MAX_PAYLOAD_BYTES + 1];
+        let e = parse_ports_event(&big)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains("above the"), "{e}");
+    }
+}

@@ -1,0 +1,156 @@
+//! The outcome: what was seen, what the policy said, what was done.
+//!
+//! It is printed by the CLI, returned by Lambda, answered by the Azure host, and
+//! logged as one JSON line (the audit trail). Field names are a public contract.
+
+use serde::Serialize;
+
+use crate::plan::Step;
+use crate::signal::Signal;
+
+/// The status of one action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActionStatus {
+    Done,
+    /// Dry-run: it would have been done.
+    Planned,
+    /// Not done, on purpose; `reason` says why.
+    Skipped,
+    /// Tried and failed; `error` says how.
+    Failed,
+}
+
+/// One action of the outcome.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ActionRecord {
+    pub action: String,
+    pub target: String,
+    pub detail: serde_json::Value,
+    pub status: ActionStatus,
+    pub reason: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// For failures: whether a later retry may succeed (throttling, 5xx).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub retryable: bool,
+}
+
+impl ActionRecord {
+    /// A record for `step` with the given status, before any error is known.
+    pub fn from_step(step: &Step, status: ActionStatus) -> Self {
+        let reason = match (&step.skip, status) {
+            (Some(why), ActionStatus::Skipped) => why.clone(),
+            _ => step.reason.clone(),
+        };
+        Self {
+            action: step.action.name().to_string(),
+            target: step.action.target().to_string(),
+            detail: step.action.detail(),
+            status,
+            reason,
+            error: None,
+            retryable: false,
+        }
+    }
+}
+
+/// The status of one notification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NotificationStatus {
+    Sent,
+    Failed,
+}
+
+/// One notification of the outcome.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NotificationRecord {
+    /// `slack`, `sns`.
+    pub channel: String,
+    pub status: NotificationStatus,
+    /// HTTP attempts made (retries included).
+    pub attempts: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Everything one invocation did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Outcome {
+    pub function: String,
+    pub trigger: String,
+    pub dry_run: bool,
+    /// `None`, or why the event needs nothing.
+    pub ignored: Option<String>,
+    /// The event as understood (who, where, what); absent when ignored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signal: Option<Signal>,
+    /// The policy in force, for the audit trail.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy: Option<serde_json::Value>,
+    /// What was re-read from the cloud before deciding.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub observed: Option<serde_json::Value>,
+    pub actions: Vec<ActionRecord>,
+    pub notifications: Vec<NotificationRecord>,
+}
+
+impl Outcome {
+    /// An outcome for an event that needs nothing.
+    pub fn ignored(function: &str, trigger: &str, dry_run: bool, reason: &str) -> Self {
+        Self {
+            function: function.to_string(),
+            trigger: trigger.to_string(),
+            dry_run,
+            ignored: Some(reason.to_string()),
+            signal: None,
+            policy: None,
+            observed: None,
+            actions: Vec::new(),
+            notifications: Vec::new(),
+        }
+    }
+
+    /// Whether any action failed.
+    pub fn has_failures(&self) -> bool {
+        self.actions
+            .iter()
+            .any(|a| a.status == ActionStatus::Failed)
+    }
+
+    /// Whether a redelivery could finish the job: some action failed retryably.
+    pub fn needs_retry(&self) -> bool {
+        self.actions
+            .iter()
+            .any(|a| a.status == ActionStatus::Failed && a.retryable)
+    }
+
+    /// Whether anything is worth telling people: something done, planned or failed.
+    pub fn is_noteworthy(&self) -> bool {
+        self.actions.iter().any(|a| {
+            matches!(
+                a.status,
+                ActionStatus::Done | ActionStatus::Planned | ActionStatus::Failed
+            )
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ignored_outcome_serialises_with_the_contract_fields() {
+        let o = Outcome::ignored("close-open-ports", "aws.ec2/Foo", false, "not ours");
+        let v = serde_json::to_value(&o).unwrap_or_default();
+        assert_eq!(v["function"], "close-open-ports");
+        assert_eq!(v["trigger"], "aws.ec2/Foo");
+        assert_eq!(v["dry_run"], false);
+        assert_eq!(v["ignored"], "not ours");
+        assert_eq!(v["actions"], serde_json::json!([]));
+        assert_eq!(v["notifications"], serde_json::json!([]));
+        assert!(!o.is_noteworthy());
+    }
+}

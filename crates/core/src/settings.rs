@@ -1,0 +1,215 @@
+//! Typed configuration from `REFLEX_*` settings, read once at cold start.
+//!
+//! Parsing is pure: callers pass a lookup function (the process environment in
+//! production, a map in tests).
+
+use std::fmt;
+
+use ipnet::IpNet;
+
+use crate::model::Tag;
+use crate::policy::{ExposurePolicy, PortSet, default_public_cidrs};
+
+/// A setting with a value that cannot be used. Displays as
+/// `REFLEX_FORBIDDEN_PORTS='22,ssh': 'ssh' is not a port or range (0-65535)`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{name}='{value}': {reason}")]
+pub struct ConfigError {
+    pub name: &'static str,
+    pub value: String,
+    pub reason: String,
+}
+
+/// A string that must never be printed: webhook URLs, tokens.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret itself, for the one place that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Removes every occurrence of the secret from `text` (error messages often echo
+    /// the URL they failed on).
+    pub fn redact(&self, text: &str) -> String {
+        if self.0.is_empty() {
+            text.to_string()
+        } else {
+            text.replace(&self.0, "[redacted]")
+        }
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// A source of settings: `name -> value`. Empty values count as unset.
+pub trait Lookup {
+    fn get(&self, name: &str) -> Option<String>;
+}
+
+impl<F: Fn(&str) -> Option<String>> Lookup for F {
+    fn get(&self, name: &str) -> Option<String> {
+        self(name).filter(|v| !v.trim().is_empty())
+    }
+}
+
+fn bad(name: &'static str, value: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError {
+        name,
+        value: value.to_string(),
+        reason: reason.into(),
+    }
+}
+
+/// `true`/`false` (also `1`/`0`, `yes`/`no`, `on`/`off`); unset gives `default`.
+pub fn flag(env: &impl Lookup, name: &'static str, default: bool) -> Result<bool, ConfigError> {
+    match env.get(name) {
+        None => Ok(default),
+        Some(v) => match v.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => Ok(true),
+            "false" | "0" | "no" | "off" => Ok(false),
+            _ => Err(bad(name, &v, "expected true or false")),
+        },
+    }
+}
+
+/// A comma-separated CIDR list; unset gives `default`.
+pub fn cidrs(
+    env: &impl Lookup,
+    name: &'static str,
+    default: Vec<IpNet>,
+) -> Result<Vec<IpNet>, ConfigError> {
+    let Some(v) = env.get(name) else {
+        return Ok(default);
+    };
+    v.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|item| {
+            item.parse::<IpNet>().map(|n| n.trunc()).map_err(|_| {
+                bad(
+                    name,
+                    &v,
+                    format!("'{item}' is not a CIDR such as 10.0.0.0/8"),
+                )
+            })
+        })
+        .collect()
+}
+
+/// A `key=value` tag; unset gives `default`.
+pub fn tag(env: &impl Lookup, name: &'static str, default: Tag) -> Result<Tag, ConfigError> {
+    let Some(v) = env.get(name) else {
+        return Ok(default);
+    };
+    match v.split_once('=') {
+        Some((k, val)) if !k.trim().is_empty() && !val.trim().is_empty() => Ok(Tag {
+            key: k.trim().to_string(),
+            value: val.trim().to_string(),
+        }),
+        _ => Err(bad(name, &v, "expected key=value, e.g. reflex:exempt=true")),
+    }
+}
+
+impl ExposurePolicy {
+    /// Reads `REFLEX_FORBIDDEN_PORTS`, `REFLEX_PUBLIC_CIDRS`, `REFLEX_ALLOWED_CIDRS`,
+    /// `REFLEX_EXEMPT_TAG` and `REFLEX_REAUTHORIZE_REMAINDER`.
+    pub fn from_lookup(env: &impl Lookup) -> Result<Self, ConfigError> {
+        let d = Self::default();
+        let forbidden_ports = match env.get("REFLEX_FORBIDDEN_PORTS") {
+            None => d.forbidden_ports,
+            Some(v) => PortSet::parse(&v).map_err(|r| bad("REFLEX_FORBIDDEN_PORTS", &v, r))?,
+        };
+        Ok(Self {
+            forbidden_ports,
+            public_cidrs: cidrs(env, "REFLEX_PUBLIC_CIDRS", default_public_cidrs())?,
+            allowed_cidrs: cidrs(env, "REFLEX_ALLOWED_CIDRS", Vec::new())?,
+            exempt_tag: tag(env, "REFLEX_EXEMPT_TAG", d.exempt_tag)?,
+            reauthorize_remainder: flag(env, "REFLEX_REAUTHORIZE_REMAINDER", false)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Lookup {
+        let m: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+            .collect();
+        move |k: &str| m.get(k).cloned()
+    }
+
+    #[test]
+    fn defaults_apply_when_nothing_is_set() {
+        let p = ExposurePolicy::from_lookup(&env(&[]));
+        assert_eq!(p, Ok(ExposurePolicy::default()));
+    }
+
+    #[test]
+    fn every_policy_setting_is_read() {
+        let p = ExposurePolicy::from_lookup(&env(&[
+            ("REFLEX_FORBIDDEN_PORTS", "22,5432-5433"),
+            ("REFLEX_ALLOWED_CIDRS", "203.0.113.0/24, 198.51.100.7/32"),
+            ("REFLEX_EXEMPT_TAG", "team:owner=netops"),
+            ("REFLEX_REAUTHORIZE_REMAINDER", "TRUE"),
+        ]));
+        let Ok(p) = p else {
+            panic!("settings should parse: {p:?}");
+        };
+        assert_eq!(p.forbidden_ports.to_string(), "22,5432-5433");
+        assert_eq!(p.allowed_cidrs.len(), 2);
+        assert_eq!(p.exempt_tag.to_string(), "team:owner=netops");
+        assert!(p.reauthorize_remainder);
+    }
+
+    #[test]
+    fn bad_settings_name_the_variable_and_the_fix() {
+        let e = ExposurePolicy::from_lookup(&env(&[("REFLEX_FORBIDDEN_PORTS", "22,ssh")]));
+        assert_eq!(
+            e.map_err(|e| e.to_string()),
+            Err("REFLEX_FORBIDDEN_PORTS='22,ssh': 'ssh' is not a port or range (0-65535)".into())
+        );
+        let e = ExposurePolicy::from_lookup(&env(&[("REFLEX_EXEMPT_TAG", "exempt")]));
+        assert!(e.is_err());
+        let e = ExposurePolicy::from_lookup(&env(&[("REFLEX_ALLOWED_CIDRS", "10.0.0.0/33")]));
+        assert!(e.is_err());
+        assert!(
+            flag(
+                &env(&[("REFLEX_DRY_RUN", "maybe")]),
+                "REFLEX_DRY_RUN",
+                false
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn secrets_never_print_and_are_redacted_from_text() {
+        let s = Secret::new("https://hooks.slack.com/services/T/B/xyz");
+        assert_eq!(format!("{s:?} {s}"), "Secret([redacted]) [redacted]");
+        assert_eq!(
+            s.redact("error sending to https://hooks.slack.com/services/T/B/xyz: timeout"),
+            "error sending to [redacted]: timeout"
+        );
+    }
+}

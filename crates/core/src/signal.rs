@@ -1,0 +1,70 @@
+//! Signals: what an event means, independent of its envelope.
+
+use serde::Serialize;
+
+use crate::model::RuleSpec;
+
+/// Who made a change, as the audit trail reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct Actor {
+    /// `userIdentity.arn` (AWS) or `caller` (Azure).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub arn: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identity_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_ip: Option<String>,
+    /// The service that made the call on the user's behalf, e.g.
+    /// `cloudformation.amazonaws.com`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub invoked_by: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
+}
+
+/// What happened, in Reflex's terms.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum SignalKind {
+    /// Ingress was opened on a group (CloudTrail). `rule_ids` are the rules the call
+    /// created or changed; `reported` is what the call said it opened.
+    IngressOpened {
+        group_id: String,
+        rule_ids: Vec<String>,
+        reported: Vec<RuleSpec>,
+    },
+    /// A compliance rule found the group non-compliant: check all of it.
+    GroupNonCompliant { group_id: String, rule_name: String },
+    /// A periodic sweep of every group in the region.
+    Sweep,
+}
+
+/// A recognised event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Signal {
+    /// `aws.cloudtrail/AuthorizeSecurityGroupIngress`, `aws.config/restricted-ssh`, …
+    pub trigger: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub time: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actor: Option<Actor>,
+    #[serde(flatten)]
+    pub kind: SignalKind,
+}
+
+/// The result of parsing a payload that is well-formed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Parsed {
+    Signal(Box<Signal>),
+    /// A valid event this function has nothing to do with; the reason says why.
+    Ignored {
+        trigger: String,
+        reason: String,
+    },
+}
