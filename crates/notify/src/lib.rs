@@ -1,1 +1,25 @@
+//! Reflex notifiers: one [`Message`] model, rendered to Slack Block Kit (within
+//! Slack's limits) or plain text for SNS, delivered with one shared retrier.
 
+pub mod blockkit;
+pub mod message;
+pub mod retry;
+pub mod slack;
+pub mod sns;
+
+use std::time::Instant;
+
+use async_trait::async_trait;
+use reflex_core::NotificationRecord;
+
+pub use message::{Message, Severity};
+pub use slack::SlackWebhook;
+pub use sns::SnsPublisher;
+
+/// A channel a report is delivered to.
+#[async_trait]
+pub trait Notifier: Send + Sync {
+    /// Delivers `message`, retrying what can be retried until `deadline`. Never
+    /// panics and never returns secrets in the record.
+    async fn send(&self, message: &Message, deadline: Instant) -> NotificationRecord;
+}

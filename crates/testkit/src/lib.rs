@@ -1,1 +1,14 @@
+//! Local stand-ins for tests and the demo.
+//!
+//! - [`SlackSink`]: an HTTP server that speaks the Slack incoming-webhook protocol
+//!   (`POST` JSON, answers `ok`), records every request, and answers 429 with
+//!   `Retry-After`, 5xx, or slowly, on demand.
+//! - [`Moto`]: starts `moto_server` on a free loopback port and stops it on drop.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test support: failing loudly is the point
+
+mod moto;
+mod slack;
+
+pub use moto::Moto;
+pub use slack::{Recorded, Reply, SlackSink, print_message};

@@ -1,0 +1,194 @@
+//! The one retrier every HTTP notifier shares: 429 honouring `Retry-After`, 5xx and
+//! connection failures with exponential backoff, all bounded by the deadline.
+//!
+//! Alertmanager retried 429s without reading `Retry-After` for years (#2111, #2205);
+//! here the server's wait is obeyed exactly, and when it would outlive the
+//! invocation the failure is reported at once instead of sleeping past the deadline.
+
+use std::time::{Duration, Instant};
+
+/// What one attempt came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attempt {
+    Delivered,
+    /// 429: wait at least this long (from `Retry-After`) before trying again.
+    RateLimited(Duration),
+    /// 5xx, timeout, connection failure: back off and try again.
+    Transient(String),
+    /// 4xx other than 429: retrying cannot help.
+    Rejected(String),
+}
+
+/// The final result of a delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    pub attempts: u32,
+    /// `None` when delivered.
+    pub error: Option<String>,
+    /// Whether the final failure could succeed later.
+    pub retryable: bool,
+}
+
+/// Backoff settings.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    pub first_backoff: Duration,
+    pub max_backoff: Duration,
+    pub max_attempts: u32,
+    /// Used when a 429 carries no (or an unreadable) `Retry-After`.
+    pub default_retry_after: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            first_backoff: Duration::from_millis(250),
+            max_backoff: Duration::from_secs(8),
+            max_attempts: 8,
+            default_retry_after: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Parses `Retry-After` as delta-seconds (Slack's form). HTTP dates are not used by
+/// Slack; they fall back to the default.
+pub fn parse_retry_after(value: Option<&str>) -> Option<Duration> {
+    let v = value?.trim();
+    v.parse::<u64>()
+        .ok()
+        .map(Duration::from_secs)
+        .or_else(|| v.parse::<f64>().ok().filter(|s| s.is_finite() && *s >= 0.0).map(Duration::from_secs_f64))
+}
+
+/// Runs `attempt` until it delivers, is rejected, runs out of attempts, or the next
+/// wait would pass `deadline`.
+pub async fn deliver<F, Fut>(policy: RetryPolicy, deadline: Instant, mut attempt: F) -> Delivery
+where
+    F: FnMut(Duration) -> Fut,
+    Fut: std::future::Future<Output = Attempt>,
+{
+    let mut backoff = policy.first_backoff;
+    let mut attempts = 0;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return fail(attempts, "deadline reached before delivery".into(), true);
+        }
+        attempts += 1;
+        let (wait, why) = match attempt(left).await {
+            Attempt::Delivered => {
+                return Delivery {
+                    attempts,
+                    error: None,
+                    retryable: false,
+                };
+            }
+            Attempt::Rejected(e) => return fail(attempts, e, false),
+            Attempt::RateLimited(d) => (d, format!("rate limited (Retry-After {}s)", d.as_secs_f64())),
+            Attempt::Transient(e) => {
+                let d = backoff;
+                backoff = (backoff * 2).min(policy.max_backoff);
+                (d, e)
+            }
+        };
+        if attempts >= policy.max_attempts {
+            return fail(attempts, format!("{why}; gave up after {attempts} attempts"), true);
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if wait >= left {
+            return fail(
+                attempts,
+                format!(
+                    "{why}; the next try in {:.1}s would pass the deadline ({:.1}s left)",
+                    wait.as_secs_f64(),
+                    left.as_secs_f64()
+                ),
+                true,
+            );
+        }
+        tokio::time::sleep(wait).await;
+    }
+}
+
+fn fail(attempts: u32, error: String, retryable: bool) -> Delivery {
+    Delivery {
+        attempts,
+        error: Some(error),
+        retryable,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+
+    fn fast() -> RetryPolicy {
+        RetryPolicy {
+            first_backoff: Duration::from_millis(1),
+            max_backoff: Duration::from_millis(4),
+            max_attempts: 5,
+            default_retry_after: Duration::from_millis(1),
+        }
+    }
+
+    async fn run(script: Vec<Attempt>, policy: RetryPolicy, budget: Duration) -> Delivery {
+        let script = Mutex::new(script.into_iter());
+        deliver(policy, Instant::now() + budget, |_| {
+            let next = script.lock().ok().and_then(|mut s| s.next()).unwrap_or(Attempt::Delivered);
+            async move { next }
+        })
+        .await
+    }
+
+    #[tokio::test]
+    async fn transient_failures_are_retried_until_delivered() {
+        let d = run(
+            vec![Attempt::Transient("500".into()), Attempt::Transient("502".into())],
+            fast(),
+            Duration::from_secs(5),
+        )
+        .await;
+        assert_eq!(d, Delivery { attempts: 3, error: None, retryable: false });
+    }
+
+    #[tokio::test]
+    async fn rejections_are_not_retried() {
+        let d = run(vec![Attempt::Rejected("404 no_service".into())], fast(), Duration::from_secs(5)).await;
+        assert_eq!(d.attempts, 1);
+        assert!(!d.retryable);
+        assert_eq!(d.error.as_deref(), Some("404 no_service"));
+    }
+
+    #[tokio::test]
+    async fn a_retry_after_longer_than_the_time_left_fails_at_once() {
+        let start = Instant::now();
+        let d = run(
+            vec![Attempt::RateLimited(Duration::from_secs(30))],
+            fast(),
+            Duration::from_secs(2),
+        )
+        .await;
+        assert!(start.elapsed() < Duration::from_secs(1), "it must not sleep past the deadline");
+        assert_eq!(d.attempts, 1);
+        assert!(d.retryable);
+        assert!(d.error.unwrap_or_default().contains("would pass the deadline"));
+    }
+
+    #[tokio::test]
+    async fn attempts_are_bounded() {
+        let d = run(vec![Attempt::Transient("500".into()); 10], fast(), Duration::from_secs(5)).await;
+        assert_eq!(d.attempts, 5);
+        assert!(d.error.unwrap_or_default().contains("gave up after 5 attempts"));
+    }
+
+    #[test]
+    fn retry_after_parses_seconds() {
+        assert_eq!(parse_retry_after(Some("3")), Some(Duration::from_secs(3)));
+        assert_eq!(parse_retry_after(Some(" 0.5 ")), Some(Duration::from_millis(500)));
+        assert_eq!(parse_retry_after(Some("Wed, 21 Oct 2015 07:28:00 GMT")), None);
+        assert_eq!(parse_retry_after(Some("-1")), None);
+        assert_eq!(parse_retry_after(None), None);
+    }
+}
