@@ -42,6 +42,11 @@ impl Ec2SecurityGroups {
         Self { client }
     }
 
+    /// A client from the shared SDK configuration.
+    pub fn from_sdk(sdk: &aws_types::SdkConfig) -> Self {
+        Self::new(Client::new(sdk))
+    }
+
     async fn rules(
         &self,
         group_ids: Option<&[String]>,

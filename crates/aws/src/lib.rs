@@ -7,6 +7,6 @@ pub mod secrets;
 
 /// Loads the SDK configuration once per cold start: the standard credential chain,
 /// region, retry (standard mode) and `AWS_ENDPOINT_URL` (how tests reach moto).
-pub async fn sdk_config() -> aws_config::SdkConfig {
+pub async fn sdk_config() -> aws_types::SdkConfig {
     aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
 }

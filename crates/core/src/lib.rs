@@ -18,4 +18,4 @@ pub use outcome::{ActionRecord, ActionStatus, NotificationRecord, NotificationSt
 pub use plan::{Action, Plan, Step};
 pub use policy::{ExposurePolicy, Offence, PortSet};
 pub use settings::{ConfigError, Secret};
-pub use signal::{Actor, Parsed, Signal, SignalKind};
+pub use signal::{Actor, OpenedRule, Parsed, Signal, SignalKind};

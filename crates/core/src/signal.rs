@@ -22,16 +22,25 @@ pub struct Actor {
     pub user_agent: Option<String>,
 }
 
+/// A rule an API call reports it opened: its id when the response names it, and what
+/// it opens when the request or response says so.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OpenedRule {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spec: Option<RuleSpec>,
+}
+
 /// What happened, in Reflex's terms.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum SignalKind {
-    /// Ingress was opened on a group (CloudTrail). `rule_ids` are the rules the call
-    /// created or changed; `reported` is what the call said it opened.
+    /// Ingress was opened on a group (CloudTrail): the rules the call created or
+    /// changed, as the call reported them.
     IngressOpened {
         group_id: String,
-        rule_ids: Vec<String>,
-        reported: Vec<RuleSpec>,
+        opened: Vec<OpenedRule>,
     },
     /// A compliance rule found the group non-compliant: check all of it.
     GroupNonCompliant { group_id: String, rule_name: String },

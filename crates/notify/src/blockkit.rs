@@ -24,7 +24,9 @@ const MARKER: &str = "… (truncated)";
 /// Escapes the three characters Slack's mrkdwn treats as control characters, so text
 /// from events (descriptions, names) can never inject links or mentions.
 pub fn escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 /// Truncates to at most `max` characters (not bytes), ending with a marker.
@@ -70,7 +72,9 @@ pub fn render(msg: &Message) -> Value {
         &format!("{} {}", msg.severity.emoji(), msg.title),
         MAX_HEADER_TEXT,
     );
-    blocks.push(json!({"type": "header", "text": {"type": "plain_text", "text": header, "emoji": true}}));
+    blocks.push(
+        json!({"type": "header", "text": {"type": "plain_text", "text": header, "emoji": true}}),
+    );
     if let Some(b) = &msg.banner {
         blocks.push(section(&format!(":warning: *{}*", escape(b))));
     }
@@ -93,7 +97,10 @@ pub fn render(msg: &Message) -> Value {
     let mut body = Vec::new();
     for (title, lines) in &msg.sections {
         let escaped: Vec<String> = lines.iter().map(|l| format!("• {}", escape(l))).collect();
-        for (i, text) in pack(&escaped, &format!("*{}*", escape(title))).into_iter().enumerate() {
+        for (i, text) in pack(&escaped, &format!("*{}*", escape(title)))
+            .into_iter()
+            .enumerate()
+        {
             body.push((i, text));
         }
     }
@@ -101,7 +108,10 @@ pub fn render(msg: &Message) -> Value {
     // Room left for body sections: keep one for the footer and one for a marker.
     let room = MAX_BLOCKS - blocks.len() - usize::from(footer) - 1;
     let total = body.len();
-    for (_, text) in body.iter().take(if total > room + 1 { room } else { total }) {
+    for (_, text) in body
+        .iter()
+        .take(if total > room + 1 { room } else { total })
+    {
         blocks.push(section(text));
     }
     if total > room + 1 {
@@ -122,7 +132,10 @@ pub fn render(msg: &Message) -> Value {
     let fallback = truncate(
         &format!(
             "{}{}",
-            msg.banner.as_ref().map(|b| format!("[{b}] ")).unwrap_or_default(),
+            msg.banner
+                .as_ref()
+                .map(|b| format!("[{b}] "))
+                .unwrap_or_default(),
             msg.title
         ),
         MAX_FALLBACK_TEXT,
@@ -150,7 +163,11 @@ mod tests {
     /// Asserts every limit Slack enforces on a webhook payload.
     pub(crate) fn assert_within_limits(v: &Value) {
         let blocks = v["blocks"].as_array().cloned().unwrap_or_default();
-        assert!(!blocks.is_empty() && blocks.len() <= MAX_BLOCKS, "{} blocks", blocks.len());
+        assert!(
+            !blocks.is_empty() && blocks.len() <= MAX_BLOCKS,
+            "{} blocks",
+            blocks.len()
+        );
         for b in &blocks {
             let text = b["text"]["text"].as_str().unwrap_or_default();
             match b["type"].as_str() {
@@ -160,7 +177,10 @@ mod tests {
                     let fields = b["fields"].as_array().cloned().unwrap_or_default();
                     assert!(fields.len() <= MAX_FIELDS);
                     for f in fields {
-                        assert!(f["text"].as_str().unwrap_or_default().chars().count() <= MAX_FIELD_TEXT);
+                        assert!(
+                            f["text"].as_str().unwrap_or_default().chars().count()
+                                <= MAX_FIELD_TEXT
+                        );
                     }
                 }
                 Some("context") => {
@@ -181,8 +201,14 @@ mod tests {
             .flatten()
             .filter_map(|b| b["type"].as_str())
             .collect();
-        assert_eq!(types, ["header", "section", "section", "section", "context"]);
-        assert_eq!(v["blocks"][0]["text"]["text"], ":white_check_mark: Closed tcp/22 open to the world on sg-1 (web)");
+        assert_eq!(
+            types,
+            ["header", "section", "section", "section", "context"]
+        );
+        assert_eq!(
+            v["blocks"][0]["text"]["text"],
+            ":white_check_mark: Closed tcp/22 open to the world on sg-1 (web)"
+        );
     }
 
     #[test]
@@ -190,8 +216,16 @@ mod tests {
         let mut m = msg();
         m.banner = Some("DRY RUN: nothing was changed".into());
         let v = render(&m);
-        assert_eq!(v["blocks"][1]["text"]["text"], ":warning: *DRY RUN: nothing was changed*");
-        assert!(v["text"].as_str().unwrap_or_default().starts_with("[DRY RUN"));
+        assert_eq!(
+            v["blocks"][1]["text"]["text"],
+            ":warning: *DRY RUN: nothing was changed*"
+        );
+        assert!(
+            v["text"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("[DRY RUN")
+        );
     }
 
     #[test]
@@ -199,25 +233,49 @@ mod tests {
         let mut m = msg();
         m.title = "x".repeat(500);
         m.summary = "é".repeat(10_000);
-        m.fields = (0..25).map(|i| (format!("f{i}"), "v".repeat(5000))).collect();
-        m.sections = vec![("Rules".into(), (0..5000).map(|i| format!("rule {i} {}", "z".repeat(80))).collect())];
+        m.fields = (0..25)
+            .map(|i| (format!("f{i}"), "v".repeat(5000)))
+            .collect();
+        m.sections = vec![(
+            "Rules".into(),
+            (0..5000)
+                .map(|i| format!("rule {i} {}", "z".repeat(80)))
+                .collect(),
+        )];
         m.footer = (0..20).map(|i| format!("footer {i}")).collect();
         let v = render(&m);
         assert_within_limits(&v);
         let blocks = v["blocks"].as_array().cloned().unwrap_or_default();
         assert_eq!(blocks.len(), MAX_BLOCKS);
         let marker = &blocks[MAX_BLOCKS - 2]["text"]["text"];
-        assert!(marker.as_str().unwrap_or_default().contains("more section(s) not shown"), "{marker}");
-        assert!(blocks[0]["text"]["text"].as_str().unwrap_or_default().ends_with(MARKER));
+        assert!(
+            marker
+                .as_str()
+                .unwrap_or_default()
+                .contains("more section(s) not shown"),
+            "{marker}"
+        );
+        assert!(
+            blocks[0]["text"]["text"]
+                .as_str()
+                .unwrap_or_default()
+                .ends_with(MARKER)
+        );
     }
 
     #[test]
     fn event_text_cannot_inject_links_or_mentions() {
         let mut m = msg();
-        m.sections = vec![("Rules".into(), vec!["<!channel> <https://evil|click> & co".into()])];
+        m.sections = vec![(
+            "Rules".into(),
+            vec!["<!channel> <https://evil|click> & co".into()],
+        )];
         let v = render(&m);
         let text = v["blocks"][3]["text"]["text"].as_str().unwrap_or_default();
-        assert!(text.contains("&lt;!channel&gt; &lt;https://evil|click&gt; &amp; co"), "{text}");
+        assert!(
+            text.contains("&lt;!channel&gt; &lt;https://evil|click&gt; &amp; co"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -54,10 +54,12 @@ impl Default for RetryPolicy {
 /// Slack; they fall back to the default.
 pub fn parse_retry_after(value: Option<&str>) -> Option<Duration> {
     let v = value?.trim();
-    v.parse::<u64>()
-        .ok()
-        .map(Duration::from_secs)
-        .or_else(|| v.parse::<f64>().ok().filter(|s| s.is_finite() && *s >= 0.0).map(Duration::from_secs_f64))
+    v.parse::<u64>().ok().map(Duration::from_secs).or_else(|| {
+        v.parse::<f64>()
+            .ok()
+            .filter(|s| s.is_finite() && *s >= 0.0)
+            .map(Duration::from_secs_f64)
+    })
 }
 
 /// Runs `attempt` until it delivers, is rejected, runs out of attempts, or the next
@@ -84,7 +86,10 @@ where
                 };
             }
             Attempt::Rejected(e) => return fail(attempts, e, false),
-            Attempt::RateLimited(d) => (d, format!("rate limited (Retry-After {}s)", d.as_secs_f64())),
+            Attempt::RateLimited(d) => (
+                d,
+                format!("rate limited (Retry-After {}s)", d.as_secs_f64()),
+            ),
             Attempt::Transient(e) => {
                 let d = backoff;
                 backoff = (backoff * 2).min(policy.max_backoff);
@@ -92,7 +97,11 @@ where
             }
         };
         if attempts >= policy.max_attempts {
-            return fail(attempts, format!("{why}; gave up after {attempts} attempts"), true);
+            return fail(
+                attempts,
+                format!("{why}; gave up after {attempts} attempts"),
+                true,
+            );
         }
         let left = deadline.saturating_duration_since(Instant::now());
         if wait >= left {
@@ -136,7 +145,11 @@ mod tests {
     async fn run(script: Vec<Attempt>, policy: RetryPolicy, budget: Duration) -> Delivery {
         let script = Mutex::new(script.into_iter());
         deliver(policy, Instant::now() + budget, |_| {
-            let next = script.lock().ok().and_then(|mut s| s.next()).unwrap_or(Attempt::Delivered);
+            let next = script
+                .lock()
+                .ok()
+                .and_then(|mut s| s.next())
+                .unwrap_or(Attempt::Delivered);
             async move { next }
         })
         .await
@@ -145,17 +158,32 @@ mod tests {
     #[tokio::test]
     async fn transient_failures_are_retried_until_delivered() {
         let d = run(
-            vec![Attempt::Transient("500".into()), Attempt::Transient("502".into())],
+            vec![
+                Attempt::Transient("500".into()),
+                Attempt::Transient("502".into()),
+            ],
             fast(),
             Duration::from_secs(5),
         )
         .await;
-        assert_eq!(d, Delivery { attempts: 3, error: None, retryable: false });
+        assert_eq!(
+            d,
+            Delivery {
+                attempts: 3,
+                error: None,
+                retryable: false
+            }
+        );
     }
 
     #[tokio::test]
     async fn rejections_are_not_retried() {
-        let d = run(vec![Attempt::Rejected("404 no_service".into())], fast(), Duration::from_secs(5)).await;
+        let d = run(
+            vec![Attempt::Rejected("404 no_service".into())],
+            fast(),
+            Duration::from_secs(5),
+        )
+        .await;
         assert_eq!(d.attempts, 1);
         assert!(!d.retryable);
         assert_eq!(d.error.as_deref(), Some("404 no_service"));
@@ -170,24 +198,46 @@ mod tests {
             Duration::from_secs(2),
         )
         .await;
-        assert!(start.elapsed() < Duration::from_secs(1), "it must not sleep past the deadline");
+        assert!(
+            start.elapsed() < Duration::from_secs(1),
+            "it must not sleep past the deadline"
+        );
         assert_eq!(d.attempts, 1);
         assert!(d.retryable);
-        assert!(d.error.unwrap_or_default().contains("would pass the deadline"));
+        assert!(
+            d.error
+                .unwrap_or_default()
+                .contains("would pass the deadline")
+        );
     }
 
     #[tokio::test]
     async fn attempts_are_bounded() {
-        let d = run(vec![Attempt::Transient("500".into()); 10], fast(), Duration::from_secs(5)).await;
+        let d = run(
+            vec![Attempt::Transient("500".into()); 10],
+            fast(),
+            Duration::from_secs(5),
+        )
+        .await;
         assert_eq!(d.attempts, 5);
-        assert!(d.error.unwrap_or_default().contains("gave up after 5 attempts"));
+        assert!(
+            d.error
+                .unwrap_or_default()
+                .contains("gave up after 5 attempts")
+        );
     }
 
     #[test]
     fn retry_after_parses_seconds() {
         assert_eq!(parse_retry_after(Some("3")), Some(Duration::from_secs(3)));
-        assert_eq!(parse_retry_after(Some(" 0.5 ")), Some(Duration::from_millis(500)));
-        assert_eq!(parse_retry_after(Some("Wed, 21 Oct 2015 07:28:00 GMT")), None);
+        assert_eq!(
+            parse_retry_after(Some(" 0.5 ")),
+            Some(Duration::from_millis(500))
+        );
+        assert_eq!(
+            parse_retry_after(Some("Wed, 21 Oct 2015 07:28:00 GMT")),
+            None
+        );
         assert_eq!(parse_retry_after(Some("-1")), None);
         assert_eq!(parse_retry_after(None), None);
     }

@@ -29,7 +29,9 @@ pub struct SlackWebhook {
 
 impl std::fmt::Debug for SlackWebhook {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SlackWebhook").field("url", &"[redacted]").finish()
+        f.debug_struct("SlackWebhook")
+            .field("url", &"[redacted]")
+            .finish()
     }
 }
 
@@ -82,7 +84,11 @@ impl SlackWebhook {
             Err(e) => return Attempt::Transient(url.redact(&e.without_url().to_string())),
         };
         let status = resp.status();
-        let retry_after = parse_retry_after(resp.headers().get("retry-after").and_then(|v| v.to_str().ok()));
+        let retry_after = parse_retry_after(
+            resp.headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok()),
+        );
         let text = resp.text().await.unwrap_or_default();
         let text = url.redact(blockkit::truncate(text.trim(), 200).as_str());
         match status.as_u16() {
@@ -168,19 +174,27 @@ mod tests {
     #[tokio::test]
     async fn honours_retry_after_on_429() {
         let sink = SlackSink::start().await;
-        sink.script([Reply::RateLimited { retry_after_secs: 1 }]);
+        sink.script([Reply::RateLimited {
+            retry_after_secs: 1,
+        }]);
         let hook = SlackWebhook::new(Secret::new(sink.webhook_url())).with_policy(fast());
         let r = hook.send(&msg(), deadline(10)).await;
         assert_eq!((r.status, r.attempts), (NotificationStatus::Sent, 2));
         let reqs = sink.requests();
         let gap = reqs[1].at.duration_since(reqs[0].at);
-        assert!(gap >= Duration::from_millis(950), "waited only {gap:?} after Retry-After: 1");
+        assert!(
+            gap >= Duration::from_millis(950),
+            "waited only {gap:?} after Retry-After: 1"
+        );
     }
 
     #[tokio::test]
     async fn retries_server_errors_with_backoff() {
         let sink = SlackSink::start().await;
-        sink.script([Reply::Status(500, "rollup_error"), Reply::Status(503, "busy")]);
+        sink.script([
+            Reply::Status(500, "rollup_error"),
+            Reply::Status(503, "busy"),
+        ]);
         let hook = SlackWebhook::new(Secret::new(sink.webhook_url())).with_policy(fast());
         let r = hook.send(&msg(), deadline(10)).await;
         assert_eq!((r.status, r.attempts), (NotificationStatus::Sent, 3));
@@ -190,12 +204,18 @@ mod tests {
     #[tokio::test]
     async fn a_retry_after_beyond_the_deadline_fails_without_waiting() {
         let sink = SlackSink::start().await;
-        sink.script([Reply::RateLimited { retry_after_secs: 60 }]);
+        sink.script([Reply::RateLimited {
+            retry_after_secs: 60,
+        }]);
         let hook = SlackWebhook::new(Secret::new(sink.webhook_url())).with_policy(fast());
         let r = hook.send(&msg(), deadline(2)).await;
         assert_eq!(r.status, NotificationStatus::Failed);
         assert_eq!(sink.requests().len(), 1);
-        assert!(r.error.unwrap_or_default().contains("would pass the deadline"));
+        assert!(
+            r.error
+                .unwrap_or_default()
+                .contains("would pass the deadline")
+        );
     }
 
     #[tokio::test]
@@ -226,7 +246,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_missing_secret_is_a_failed_notification_not_a_crash() {
-        let hook = SlackWebhook::lazy(Arc::new(|| Box::pin(async { Err("ParameterNotFound: /reflex/slack".to_string()) })));
+        let hook = SlackWebhook::lazy(Arc::new(|| {
+            Box::pin(async { Err("ParameterNotFound: /reflex/slack".to_string()) })
+        }));
         let r = hook.send(&msg(), deadline(2)).await;
         assert_eq!((r.status, r.attempts), (NotificationStatus::Failed, 0));
         assert!(r.error.unwrap_or_default().contains("ParameterNotFound"));

@@ -23,6 +23,11 @@ pub struct SnsPublisher {
 }
 
 impl SnsPublisher {
+    /// A publisher from the shared SDK configuration.
+    pub fn from_sdk(sdk: &aws_types::SdkConfig, topic_arn: impl Into<String>) -> Self {
+        Self::new(aws_sdk_sns::Client::new(sdk), topic_arn)
+    }
+
     pub fn new(client: aws_sdk_sns::Client, topic_arn: impl Into<String>) -> Self {
         Self {
             client,
@@ -34,7 +39,13 @@ impl SnsPublisher {
 fn subject(title: &str) -> String {
     let ascii: String = title
         .chars()
-        .map(|c| if c.is_ascii() && !c.is_ascii_control() { c } else { ' ' })
+        .map(|c| {
+            if c.is_ascii() && !c.is_ascii_control() {
+                c
+            } else {
+                ' '
+            }
+        })
         .collect();
     let ascii = ascii.trim();
     if ascii.len() <= MAX_SUBJECT {
@@ -82,7 +93,10 @@ mod tests {
     fn subjects_are_short_ascii_single_lines() {
         let s = subject(&format!("✅ Closed\ntcp/22 {}", "x".repeat(300)));
         assert!(s.len() <= MAX_SUBJECT);
-        assert!(s.chars().all(|c| c.is_ascii() && !c.is_ascii_control()), "{s}");
+        assert!(
+            s.chars().all(|c| c.is_ascii() && !c.is_ascii_control()),
+            "{s}"
+        );
         assert!(s.ends_with("..."));
     }
 }

@@ -11,6 +11,8 @@ async fn main() -> anyhow::Result<()> {
     };
     let sink = reflex_testkit::SlackSink::start_on(port, true).await;
     println!("Slack stand-in listening: {}", sink.webhook_url());
-    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for Ctrl-C")?;
     Ok(())
 }

@@ -53,7 +53,10 @@ impl Moto {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        panic!("moto_server did not answer on port {} within {limit:?}", self.port);
+        panic!(
+            "moto_server did not answer on port {} within {limit:?}",
+            self.port
+        );
     }
 }
 
@@ -81,7 +84,9 @@ fn find_moto() -> PathBuf {
     {
         return p;
     }
-    panic!("moto_server not found: run `make test` (it creates .venv with moto[server]) or set REFLEX_MOTO_SERVER");
+    panic!(
+        "moto_server not found: run `make test` (it creates .venv with moto[server]) or set REFLEX_MOTO_SERVER"
+    );
 }
 
 /// A free loopback port (bound, then released for the child to take).
@@ -95,11 +100,17 @@ pub fn free_port() -> u16 {
 fn http(port: u16, method: &str, path: &str) -> std::io::Result<String> {
     let mut s = TcpStream::connect(("127.0.0.1", port))?;
     s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(s, "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n")?;
+    write!(
+        s,
+        "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n"
+    )?;
     let mut out = String::new();
     s.read_to_string(&mut out)?;
     if !out.starts_with("HTTP/1.") {
         return Err(std::io::Error::other("not HTTP"));
     }
-    Ok(out.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default())
+    Ok(out
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default())
 }

@@ -120,7 +120,10 @@ pub fn print_message(raw: &str) {
                     println!("│ {line}");
                 }
                 for f in block["fields"].as_array().into_iter().flatten() {
-                    println!("│ {}", f["text"].as_str().unwrap_or_default().replace('\n', " "));
+                    println!(
+                        "│ {}",
+                        f["text"].as_str().unwrap_or_default().replace('\n', " ")
+                    );
                 }
             }
             Some("context") => {
@@ -164,7 +167,10 @@ impl SlackSink {
 
     /// The incoming-webhook URL to configure.
     pub fn webhook_url(&self) -> String {
-        format!("http://{}/services/T0000/B0000/reflex-test-secret", self.addr)
+        format!(
+            "http://{}/services/T0000/B0000/reflex-test-secret",
+            self.addr
+        )
     }
 
     pub fn addr(&self) -> SocketAddr {

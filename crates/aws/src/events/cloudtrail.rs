@@ -9,7 +9,9 @@
 //! - `ModifySecurityGroupRules` uses the PascalCase request shape of the newer API.
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
-use reflex_core::{Actor, ParseError, Parsed, PortSpan, Protocol, RuleSpec, SignalKind, Source};
+use reflex_core::{
+    Actor, OpenedRule, ParseError, Parsed, PortSpan, Protocol, RuleSpec, SignalKind, Source,
+};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -157,6 +159,18 @@ struct ResponseRule {
     security_group_rule_id: Option<String>,
     #[serde(default)]
     is_egress: Option<bool>,
+    #[serde(default)]
+    ip_protocol: Option<String>,
+    #[serde(default)]
+    from_port: Option<i64>,
+    #[serde(default)]
+    to_port: Option<i64>,
+    #[serde(default)]
+    cidr_ipv4: Option<String>,
+    #[serde(default)]
+    cidr_ipv6: Option<String>,
+    #[serde(default)]
+    prefix_list_id: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -236,7 +250,7 @@ pub fn parse(env: &EventBridgeEvent<Value>) -> Result<Parsed, ParseError> {
         ));
     }
     let request = d.request_parameters.clone().unwrap_or(Value::Null);
-    let (group_id, rule_ids, reported) = match d.event_name.as_str() {
+    let (group_id, opened) = match d.event_name.as_str() {
         AUTHORIZE => authorize(request, d.response_elements.clone())?,
         MODIFY => modify(request)?,
         other => {
@@ -248,15 +262,7 @@ pub fn parse(env: &EventBridgeEvent<Value>) -> Result<Parsed, ParseError> {
             ));
         }
     };
-    let mut s = signal(
-        env,
-        trigger,
-        SignalKind::IngressOpened {
-            group_id,
-            rule_ids,
-            reported,
-        },
-    );
+    let mut s = signal(env, trigger, SignalKind::IngressOpened { group_id, opened });
     s.event_id = d.event_id.or(s.event_id);
     s.region = d.aws_region.or(s.region);
     s.account = d.recipient_account_id.or(s.account);
@@ -278,7 +284,7 @@ fn ignored(trigger: String, reason: &str) -> Parsed {
     }
 }
 
-type Opened = (String, Vec<String>, Vec<RuleSpec>);
+type Opened = (String, Vec<OpenedRule>);
 
 fn authorize(request: Value, response: Option<Value>) -> Result<Opened, ParseError> {
     const REQ: &str = "detail.requestParameters";
@@ -304,11 +310,17 @@ fn authorize(request: Value, response: Option<Value>) -> Result<Opened, ParseErr
                 "missing, and responseElements.securityGroupRuleSet names no group",
             )
         })?;
-    let rule_ids = ingress
-        .iter()
-        .filter(|r| r.group_id.as_deref().is_none_or(|g| g == group_id))
-        .filter_map(|r| r.security_group_rule_id.clone())
-        .collect();
+    let mut opened = Vec::new();
+    for (i, r) in ingress.iter().enumerate() {
+        if r.group_id.as_deref().is_some_and(|g| g != group_id) {
+            continue;
+        }
+        let path = format!("{RESP}.securityGroupRuleSet.items[{i}]");
+        opened.push(OpenedRule {
+            rule_id: r.security_group_rule_id.clone(),
+            spec: response_spec(r, &path)?,
+        });
+    }
 
     let mut reported = Vec::new();
     for (i, p) in req.ip_permissions.iter().enumerate() {
@@ -355,42 +367,77 @@ fn authorize(request: Value, response: Option<Value>) -> Result<Opened, ParseErr
             source,
         ));
     }
-    Ok((group_id, rule_ids, reported))
+    // The response names each rule with its id; the request is the fallback for
+    // events recorded without a rule set.
+    if opened.is_empty() {
+        opened = reported
+            .into_iter()
+            .map(|spec| OpenedRule {
+                rule_id: None,
+                spec: Some(spec),
+            })
+            .collect();
+    }
+    Ok((group_id, opened))
+}
+
+fn response_spec(r: &ResponseRule, path: &str) -> Result<Option<RuleSpec>, ParseError> {
+    let Some(proto) = &r.ip_protocol else {
+        return Ok(None);
+    };
+    let protocol = parse_protocol(proto, &format!("{path}.ipProtocol"))?;
+    let ports = PortSpan::from_ec2(protocol, r.from_port, r.to_port);
+    let source = if let Some(c) = r.cidr_ipv4.as_ref().or(r.cidr_ipv6.as_ref()) {
+        Source::parse_cidr(c).ok_or_else(|| {
+            ParseError::at(format!("{path}.cidrIpv4"), format!("'{c}' is not a CIDR"))
+        })?
+    } else if let Some(pl) = &r.prefix_list_id {
+        Source::PrefixList(pl.clone())
+    } else {
+        return Ok(None);
+    };
+    Ok(Some(RuleSpec::new(protocol, ports, source)))
 }
 
 fn modify(request: Value) -> Result<Opened, ParseError> {
     const REQ: &str = "detail.requestParameters";
     let env: ModifyEnvelope = typed(request, REQ)?;
     let req = env.modify_security_group_rules_request;
-    let mut rule_ids = Vec::new();
-    let mut reported = Vec::new();
+    let mut opened = Vec::new();
     for (i, r) in req.security_group_rule.into_vec().into_iter().enumerate() {
-        rule_ids.push(r.security_group_rule_id);
-        let Some(body) = r.security_group_rule else {
-            continue;
+        let spec = match r.security_group_rule {
+            Some(body) => modify_spec(body, i)?,
+            None => None,
         };
-        let path = format!(
-            "{REQ}.ModifySecurityGroupRulesRequest.SecurityGroupRule[{i}].SecurityGroupRule"
-        );
-        let Some(proto) = body.ip_protocol else {
-            continue;
-        };
-        let protocol = parse_protocol(&proto, &format!("{path}.IpProtocol"))?;
-        let ports = PortSpan::from_ec2(protocol, body.from_port, body.to_port);
-        let source = if let Some(c) = body.cidr_ipv4.or(body.cidr_ipv6) {
-            Source::parse_cidr(&c).ok_or_else(|| {
-                ParseError::at(format!("{path}.CidrIpv4"), format!("'{c}' is not a CIDR"))
-            })?
-        } else if let Some(pl) = body.prefix_list_id {
-            Source::PrefixList(pl)
-        } else if let Some(g) = body.referenced_group_id {
-            Source::Group(g)
-        } else {
-            continue;
-        };
-        reported.push(RuleSpec::new(protocol, ports, source));
+        opened.push(OpenedRule {
+            rule_id: Some(r.security_group_rule_id),
+            spec,
+        });
     }
-    Ok((req.group_id, rule_ids, reported))
+    Ok((req.group_id, opened))
+}
+
+fn modify_spec(body: ModifyRuleBody, i: usize) -> Result<Option<RuleSpec>, ParseError> {
+    const REQ: &str = "detail.requestParameters";
+    let path =
+        format!("{REQ}.ModifySecurityGroupRulesRequest.SecurityGroupRule[{i}].SecurityGroupRule");
+    let Some(proto) = body.ip_protocol else {
+        return Ok(None);
+    };
+    let protocol = parse_protocol(&proto, &format!("{path}.IpProtocol"))?;
+    let ports = PortSpan::from_ec2(protocol, body.from_port, body.to_port);
+    let source = if let Some(c) = body.cidr_ipv4.or(body.cidr_ipv6) {
+        Source::parse_cidr(&c).ok_or_else(|| {
+            ParseError::at(format!("{path}.CidrIpv4"), format!("'{c}' is not a CIDR"))
+        })?
+    } else if let Some(pl) = body.prefix_list_id {
+        Source::PrefixList(pl)
+    } else if let Some(g) = body.referenced_group_id {
+        Source::Group(g)
+    } else {
+        return Ok(None);
+    };
+    Ok(Some(RuleSpec::new(protocol, ports, source)))
 }
 
 fn parse_protocol(raw: &str, path: &str) -> Result<Protocol, ParseError> {
