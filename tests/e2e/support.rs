@@ -63,7 +63,7 @@ impl World {
         self.configure(&mut cmd, env);
         let out = cmd.output().await.expect("run reflex");
         let _ = std::fs::remove_file(&file);
-        finish(out)
+        finish(&out)
     }
 
     pub fn configure(&self, cmd: &mut tokio::process::Command, env: &[(&str, &str)]) {
@@ -157,7 +157,7 @@ impl World {
     }
 }
 
-fn finish(out: std::process::Output) -> Run {
+fn finish(out: &std::process::Output) -> Run {
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
     assert!(
@@ -186,7 +186,7 @@ pub async fn reflex(args: &[&str]) -> Run {
         .output()
         .await
         .expect("run reflex");
-    finish(out)
+    finish(&out)
 }
 
 /// A CloudTrail fixture rewritten to name `group` and the rule ids in `ids`

@@ -66,12 +66,11 @@ pub async fn fetch(
 }
 
 fn unwrap_json(raw: &str, key: &str) -> String {
-    if raw.starts_with('{') {
-        if let Ok(serde_json::Value::Object(m)) = serde_json::from_str(raw) {
-            if let Some(v) = m.get(key).or_else(|| m.get("url")).and_then(|v| v.as_str()) {
-                return v.to_string();
-            }
-        }
+    if raw.starts_with('{')
+        && let Ok(serde_json::Value::Object(m)) = serde_json::from_str(raw)
+        && let Some(v) = m.get(key).or_else(|| m.get("url")).and_then(|v| v.as_str())
+    {
+        return v.to_string();
     }
     raw.to_string()
 }

@@ -175,7 +175,7 @@ pub fn message(signal: &Signal, observed: &[GroupState], outcome: &Outcome) -> M
         "Account".into(),
         signal.account.clone().unwrap_or_else(|| "unknown".into()),
     ));
-    fields.push(("Region".into(), region.clone()));
+    fields.push(("Region".into(), region));
     if let [one] = targets.as_slice() {
         fields.push(("Security group".into(), group_label(one, observed)));
     }

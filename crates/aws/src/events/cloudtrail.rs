@@ -255,7 +255,7 @@ pub fn parse(env: &EventBridgeEvent<Value>) -> Result<Parsed, ParseError> {
         MODIFY => modify(request)?,
         other => {
             return Ok(ignored(
-                trigger.clone(),
+                trigger,
                 &format!(
                     "{other} does not open ingress; close-open-ports handles {AUTHORIZE} and {MODIFY}"
                 ),
