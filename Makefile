@@ -1,0 +1,49 @@
+# Reflex: the README's commands. `make test` and `make demo` work on a fresh machine.
+SHELL := /bin/bash
+VENV  := .venv
+PY    := $(VENV)/bin/python
+CARGO ?= cargo
+
+.PHONY: help test demo lint bench package tools clean-tools
+
+help:
+	@echo "make demo    - run close-open-ports end to end against local moto + a Slack stand-in"
+	@echo "make test    - install test tools, then fmt, clippy, unit/e2e tests, SAM template checks"
+	@echo "make lint    - cargo fmt --check and clippy -D warnings"
+	@echo "make bench   - release build: cold start, peak RSS, binary and zip sizes"
+	@echo "make package - arm64 Lambda zips with cargo lambda (for sam deploy without sam build)"
+
+$(VENV)/.installed: requirements-dev.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -r requirements-dev.txt
+	touch $@
+
+tools: $(VENV)/.installed
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+test: tools lint
+	REFLEX_MOTO_SERVER=$(CURDIR)/$(VENV)/bin/moto_server $(CARGO) test --workspace
+	$(PY) tests/templates/check_sam.py
+	$(PY) tests/templates/check_sam.py --self-test
+
+demo: tools
+	$(CARGO) build -p reflex-cli -p reflex-testkit
+	$(PY) scripts/demo.py
+
+bench: tools
+	$(CARGO) build --release -p reflex-cli -p close-open-ports
+	$(PY) scripts/bench.py
+
+$(VENV)/.lambda: $(VENV)/.installed
+	$(VENV)/bin/pip install --quiet cargo-lambda ziglang
+	touch $@
+
+package: $(VENV)/.lambda
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH cargo lambda build --release --arm64 --output-format zip -p close-open-ports
+
+clean-tools:
+	rm -rf $(VENV)

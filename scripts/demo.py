@@ -1,0 +1,135 @@
+#!/usr/bin/env python3
+"""make demo: close-open-ports end to end, on this machine, with nothing real at stake.
+
+Starts moto (the AWS emulator) and a Slack stand-in, creates a security group with
+world-open SSH and RDP plus two legitimate rules, runs `reflex invoke` on a CloudTrail
+event, and shows the rules before and after and the Slack message. Cleans up the
+processes it started, whatever happens.
+"""
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV = ROOT / ".venv" / "bin"
+TARGET = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "debug"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url, timeout=30):
+    start = time.time()
+    while time.time() - start < timeout:
+        try:
+            urllib.request.urlopen(url, timeout=1)
+            return
+        except Exception:
+            time.sleep(0.1)
+    raise SystemExit(f"demo: {url} did not answer within {timeout}s")
+
+
+def step(text):
+    print(f"\n\033[1m==> {text}\033[0m", flush=True)
+
+
+def show_rules(ec2, group_id):
+    rules = ec2.describe_security_group_rules(Filters=[{"Name": "group-id", "Values": [group_id]}])
+    for r in sorted(rules["SecurityGroupRules"], key=lambda r: r["SecurityGroupRuleId"]):
+        if r["IsEgress"]:
+            continue
+        src = r.get("CidrIpv4") or r.get("CidrIpv6")
+        print(f"    {r['SecurityGroupRuleId']}  {r['IpProtocol']}/{r['FromPort']}  from {src}")
+
+
+def main():
+    import boto3  # installed with moto into .venv
+
+    procs = []
+    tmp = Path(tempfile.mkdtemp(prefix="reflex-demo-"))
+    try:
+        moto_port, slack_port = free_port(), free_port()
+        step(f"Starting moto on 127.0.0.1:{moto_port} and a Slack stand-in on 127.0.0.1:{slack_port}")
+        procs.append(subprocess.Popen([str(VENV / "moto_server"), "-H", "127.0.0.1", "-p", str(moto_port)],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        slack_log = open(tmp / "slack.log", "w")
+        procs.append(subprocess.Popen([str(TARGET / "reflex-slack-sink"), str(slack_port)],
+                                      stdout=slack_log, stderr=subprocess.STDOUT))
+        wait_http(f"http://127.0.0.1:{moto_port}/moto-api/")
+        endpoint = f"http://127.0.0.1:{moto_port}"
+        env = dict(os.environ, AWS_ENDPOINT_URL=endpoint, AWS_ACCESS_KEY_ID="demo", AWS_SECRET_ACCESS_KEY="demo",
+                   AWS_REGION="us-east-1", AWS_EC2_METADATA_DISABLED="true",
+                   REFLEX_SLACK_WEBHOOK_URL=f"http://127.0.0.1:{slack_port}/services/T0/B0/demo")
+        ec2 = boto3.client("ec2", endpoint_url=endpoint, region_name="us-east-1",
+                           aws_access_key_id="demo", aws_secret_access_key="demo")
+
+        step("Someone opens SSH and RDP to the world (plus two legitimate rules)")
+        gid = ec2.create_security_group(GroupName="web", Description="demo")["GroupId"]
+        perms = [("tcp", 22, "0.0.0.0/0"), ("tcp", 3389, "::/0"), ("tcp", 22, "10.0.0.0/8"), ("tcp", 443, "0.0.0.0/0")]
+        ids = []
+        for proto, port, cidr in perms:
+            rng = {"Ipv6Ranges": [{"CidrIpv6": cidr}]} if ":" in cidr else {"IpRanges": [{"CidrIp": cidr}]}
+            out = ec2.authorize_security_group_ingress(
+                GroupId=gid, IpPermissions=[{"IpProtocol": proto, "FromPort": port, "ToPort": port, **rng}])
+            ids.append(out["SecurityGroupRules"][0]["SecurityGroupRuleId"])
+        print(f"  Rules of {gid} before:")
+        show_rules(ec2, gid)
+
+        # The CloudTrail event EventBridge would deliver for that call.
+        event = json.loads((ROOT / "events/aws/cloudtrail/authorize-mixed-rules.json").read_text())
+        event["detail"]["requestParameters"]["groupId"] = gid
+        for item, rid in zip(event["detail"]["responseElements"]["securityGroupRuleSet"]["items"], ids):
+            item["groupId"], item["securityGroupRuleId"] = gid, rid
+        event_file = tmp / "event.json"
+        event_file.write_text(json.dumps(event))
+
+        step("reflex invoke close-open-ports <CloudTrail AuthorizeSecurityGroupIngress event>")
+        run = subprocess.run([str(TARGET / "reflex"), "invoke", "close-open-ports", str(event_file)],
+                             env=env, capture_output=True, text=True)
+        if run.returncode not in (0, 1):
+            raise SystemExit(f"demo: reflex exited {run.returncode}: {run.stderr.strip()}")
+        outcome = json.loads(run.stdout)
+        for a in outcome["actions"]:
+            d = a["detail"]
+            print(f"  {a['status']:>8}  {a['action']} {d.get('rule_id')} {d['protocol']}/{d['from_port']} "
+                  f"from {d.get('cidr')}: {a['reason']}")
+        for n in outcome["notifications"]:
+            print(f"  notification: {n['channel']} {n['status']} after {n['attempts']} attempt(s)")
+        print(f"  (full outcome JSON: {len(run.stdout)} bytes; exit status {run.returncode})")
+
+        print(f"\n  Rules of {gid} after:")
+        show_rules(ec2, gid)
+
+        step("What the Slack channel received")
+        time.sleep(0.3)
+        slack_log.flush()
+        print((tmp / "slack.log").read_text())
+
+        step("A duplicate delivery changes nothing and posts nothing")
+        again = subprocess.run([str(TARGET / "reflex"), "invoke", "close-open-ports", str(event_file)],
+                               env=env, capture_output=True, text=True)
+        o2 = json.loads(again.stdout)
+        print("  " + ", ".join(f"{a['detail'].get('rule_id')}: {a['status']} ({a['reason']})" for a in o2["actions"]))
+        print(f"  notifications: {o2['notifications']}")
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        print("\nDemo finished; moto and the Slack stand-in are stopped.")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
