@@ -159,18 +159,53 @@ struct ResponseRule {
     security_group_rule_id: Option<String>,
     #[serde(default)]
     is_egress: Option<bool>,
-    #[serde(default)]
+    #[serde(flatten)]
+    rule: FlatRule,
+}
+
+/// A rule's body as the newer EC2 API spells it: camelCase in responses, PascalCase
+/// in `ModifySecurityGroupRules` requests.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct FlatRule {
+    #[serde(default, alias = "IpProtocol")]
     ip_protocol: Option<String>,
-    #[serde(default)]
+    #[serde(default, alias = "FromPort")]
     from_port: Option<i64>,
-    #[serde(default)]
+    #[serde(default, alias = "ToPort")]
     to_port: Option<i64>,
-    #[serde(default)]
+    #[serde(default, alias = "CidrIpv4")]
     cidr_ipv4: Option<String>,
-    #[serde(default)]
+    #[serde(default, alias = "CidrIpv6")]
     cidr_ipv6: Option<String>,
-    #[serde(default)]
+    #[serde(default, alias = "PrefixListId")]
     prefix_list_id: Option<String>,
+    #[serde(default, alias = "ReferencedGroupId")]
+    referenced_group_id: Option<String>,
+}
+
+impl FlatRule {
+    /// What the rule opens, when the body says; `None` when it names no protocol or
+    /// source.
+    fn spec(&self, path: &str) -> Result<Option<RuleSpec>, ParseError> {
+        let Some(proto) = &self.ip_protocol else {
+            return Ok(None);
+        };
+        let protocol = parse_protocol(proto, &format!("{path}.ipProtocol"))?;
+        let ports = PortSpan::from_ec2(protocol, self.from_port, self.to_port);
+        let source = if let Some(c) = self.cidr_ipv4.as_ref().or(self.cidr_ipv6.as_ref()) {
+            Source::parse_cidr(c).ok_or_else(|| {
+                ParseError::at(format!("{path}.cidrIpv4"), format!("'{c}' is not a CIDR"))
+            })?
+        } else if let Some(pl) = &self.prefix_list_id {
+            Source::PrefixList(pl.clone())
+        } else if let Some(g) = &self.referenced_group_id {
+            Source::Group(g.clone())
+        } else {
+            return Ok(None);
+        };
+        Ok(Some(RuleSpec::new(protocol, ports, source)))
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -207,26 +242,7 @@ impl<T> OneOrMany<T> {
 struct ModifyRule {
     security_group_rule_id: String,
     #[serde(default)]
-    security_group_rule: Option<ModifyRuleBody>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct ModifyRuleBody {
-    #[serde(default)]
-    ip_protocol: Option<String>,
-    #[serde(default)]
-    from_port: Option<i64>,
-    #[serde(default)]
-    to_port: Option<i64>,
-    #[serde(default)]
-    cidr_ipv4: Option<String>,
-    #[serde(default)]
-    cidr_ipv6: Option<String>,
-    #[serde(default)]
-    prefix_list_id: Option<String>,
-    #[serde(default)]
-    referenced_group_id: Option<String>,
+    security_group_rule: Option<FlatRule>,
 }
 
 /// Parses a CloudTrail EventBridge event into an `IngressOpened` signal.
@@ -318,7 +334,7 @@ fn authorize(request: Value, response: Option<Value>) -> Result<Opened, ParseErr
         let path = format!("{RESP}.securityGroupRuleSet.items[{i}]");
         opened.push(OpenedRule {
             rule_id: r.security_group_rule_id.clone(),
-            spec: response_spec(r, &path)?,
+            spec: r.rule.spec(&path)?,
         });
     }
 
@@ -381,32 +397,17 @@ fn authorize(request: Value, response: Option<Value>) -> Result<Opened, ParseErr
     Ok((group_id, opened))
 }
 
-fn response_spec(r: &ResponseRule, path: &str) -> Result<Option<RuleSpec>, ParseError> {
-    let Some(proto) = &r.ip_protocol else {
-        return Ok(None);
-    };
-    let protocol = parse_protocol(proto, &format!("{path}.ipProtocol"))?;
-    let ports = PortSpan::from_ec2(protocol, r.from_port, r.to_port);
-    let source = if let Some(c) = r.cidr_ipv4.as_ref().or(r.cidr_ipv6.as_ref()) {
-        Source::parse_cidr(c).ok_or_else(|| {
-            ParseError::at(format!("{path}.cidrIpv4"), format!("'{c}' is not a CIDR"))
-        })?
-    } else if let Some(pl) = &r.prefix_list_id {
-        Source::PrefixList(pl.clone())
-    } else {
-        return Ok(None);
-    };
-    Ok(Some(RuleSpec::new(protocol, ports, source)))
-}
-
 fn modify(request: Value) -> Result<Opened, ParseError> {
     const REQ: &str = "detail.requestParameters";
     let env: ModifyEnvelope = typed(request, REQ)?;
     let req = env.modify_security_group_rules_request;
     let mut opened = Vec::new();
     for (i, r) in req.security_group_rule.into_vec().into_iter().enumerate() {
-        let spec = match r.security_group_rule {
-            Some(body) => modify_spec(body, i)?,
+        let path = format!(
+            "{REQ}.ModifySecurityGroupRulesRequest.SecurityGroupRule[{i}].SecurityGroupRule"
+        );
+        let spec = match &r.security_group_rule {
+            Some(body) => body.spec(&path)?,
             None => None,
         };
         opened.push(OpenedRule {
@@ -415,29 +416,6 @@ fn modify(request: Value) -> Result<Opened, ParseError> {
         });
     }
     Ok((req.group_id, opened))
-}
-
-fn modify_spec(body: ModifyRuleBody, i: usize) -> Result<Option<RuleSpec>, ParseError> {
-    const REQ: &str = "detail.requestParameters";
-    let path =
-        format!("{REQ}.ModifySecurityGroupRulesRequest.SecurityGroupRule[{i}].SecurityGroupRule");
-    let Some(proto) = body.ip_protocol else {
-        return Ok(None);
-    };
-    let protocol = parse_protocol(&proto, &format!("{path}.IpProtocol"))?;
-    let ports = PortSpan::from_ec2(protocol, body.from_port, body.to_port);
-    let source = if let Some(c) = body.cidr_ipv4.or(body.cidr_ipv6) {
-        Source::parse_cidr(&c).ok_or_else(|| {
-            ParseError::at(format!("{path}.CidrIpv4"), format!("'{c}' is not a CIDR"))
-        })?
-    } else if let Some(pl) = body.prefix_list_id {
-        Source::PrefixList(pl)
-    } else if let Some(g) = body.referenced_group_id {
-        Source::Group(g)
-    } else {
-        return Ok(None);
-    };
-    Ok(Some(RuleSpec::new(protocol, ports, source)))
 }
 
 fn parse_protocol(raw: &str, path: &str) -> Result<Protocol, ParseError> {
