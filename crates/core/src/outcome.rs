@@ -75,6 +75,22 @@ pub struct NotificationRecord {
     pub error: Option<String>,
 }
 
+impl NotificationRecord {
+    /// `sent` when there is no error, `failed` with it otherwise.
+    pub fn new(channel: &str, attempts: u32, error: Option<String>) -> Self {
+        Self {
+            channel: channel.to_string(),
+            status: if error.is_none() {
+                NotificationStatus::Sent
+            } else {
+                NotificationStatus::Failed
+            },
+            attempts,
+            error,
+        }
+    }
+}
+
 /// Everything one invocation did.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Outcome {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use reflex_core::{NotificationRecord, NotificationStatus, Secret};
+use reflex_core::{NotificationRecord, Secret};
 use tokio::sync::OnceCell;
 
 use crate::Notifier;
@@ -114,21 +114,14 @@ impl Notifier for SlackWebhook {
 }
 
 fn record(attempts: u32, error: Option<String>) -> NotificationRecord {
-    NotificationRecord {
-        channel: "slack".into(),
-        status: if error.is_none() {
-            NotificationStatus::Sent
-        } else {
-            NotificationStatus::Failed
-        },
-        attempts,
-        error,
-    }
+    NotificationRecord::new("slack", attempts, error)
 }
 
 #[cfg(test)]
 mod tests {
     use reflex_testkit::{Reply, SlackSink};
+
+    use reflex_core::NotificationStatus;
 
     use super::*;
     use crate::message::Severity;

@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 use aws_sdk_sns::error::ProvideErrorMetadata;
-use reflex_core::{NotificationRecord, NotificationStatus};
+use reflex_core::NotificationRecord;
 
 use crate::Notifier;
 use crate::blockkit::truncate;
@@ -72,16 +72,7 @@ impl Notifier for SnsPublisher {
                 e.message().unwrap_or("publish failed")
             )
         });
-        NotificationRecord {
-            channel: "sns".into(),
-            status: if error.is_none() {
-                NotificationStatus::Sent
-            } else {
-                NotificationStatus::Failed
-            },
-            attempts: 1,
-            error,
-        }
+        NotificationRecord::new("sns", 1, error)
     }
 }
 

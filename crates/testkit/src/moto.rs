@@ -35,16 +35,6 @@ impl Moto {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    /// `POST /moto-api/reset`: forget every resource.
-    pub fn reset(&self) {
-        let _ = http(self.port, "POST", "/moto-api/reset");
-    }
-
-    /// `GET` a moto-api path, returning the body.
-    pub fn get(&self, path: &str) -> String {
-        http(self.port, "GET", path).unwrap_or_default()
-    }
-
     fn wait_ready(&self, limit: Duration) {
         let start = Instant::now();
         while start.elapsed() < limit {

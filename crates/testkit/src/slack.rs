@@ -46,16 +46,15 @@ type Shared = Arc<Mutex<Inner>>;
 #[derive(Debug)]
 pub struct SlackSink {
     addr: SocketAddr,
-    inner: Arc<Mutex<InnerHandle>>,
+    shared: Shared,
     task: tokio::task::JoinHandle<()>,
 }
 
-// Keeps `Inner` out of the public Debug output.
-struct InnerHandle(Shared);
-
-impl std::fmt::Debug for InnerHandle {
+impl std::fmt::Debug for Inner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SlackSinkState")
+        f.debug_struct("SlackSinkState")
+            .field("requests", &self.requests.len())
+            .finish()
     }
 }
 
@@ -154,15 +153,11 @@ impl SlackSink {
             .await
             .expect("bind the Slack sink on loopback");
         let addr = listener.local_addr().expect("sink address");
-        let app = build(shared.clone());
+        let app = build(Arc::clone(&shared));
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        Self {
-            addr,
-            inner: Arc::new(Mutex::new(InnerHandle(shared))),
-            task,
-        }
+        Self { addr, shared, task }
     }
 
     /// The incoming-webhook URL to configure.
@@ -179,14 +174,12 @@ impl SlackSink {
 
     /// Queues the answers for the next requests; afterwards it answers 200 `ok`.
     pub fn script(&self, replies: impl IntoIterator<Item = Reply>) {
-        let h = self.inner.lock().unwrap();
-        h.0.lock().unwrap().script.extend(replies);
+        self.shared.lock().unwrap().script.extend(replies);
     }
 
     /// Everything received so far.
     pub fn requests(&self) -> Vec<Recorded> {
-        let h = self.inner.lock().unwrap();
-        h.0.lock().unwrap().requests.clone()
+        self.shared.lock().unwrap().requests.clone()
     }
 }
 
