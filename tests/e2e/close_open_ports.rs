@@ -283,6 +283,48 @@ async fn the_webhook_url_can_come_from_an_ssm_securestring() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_webhook_url_can_come_from_a_secrets_manager_json_secret() {
+    let w = world().await;
+    let sm = aws_sdk_secretsmanager::Client::new(&w.sdk);
+    let arn = sm
+        .create_secret()
+        .name("reflex/slack")
+        .secret_string(serde_json::json!({"webhook_url": w.slack.webhook_url()}).to_string())
+        .send()
+        .await
+        .unwrap()
+        .arn
+        .unwrap();
+    let (_, _, event) = mixed(&w, &[]).await;
+    let env = [
+        ("REFLEX_SLACK_WEBHOOK_SECRET", arn.as_str()),
+        ("REFLEX_SLACK_WEBHOOK_URL", ""),
+    ];
+    let run = w.invoke(&event, &[], &env).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.outcome["notifications"][0]["status"], "sent");
+    assert_eq!(w.slack.requests().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_secret_is_a_failed_notification_and_the_rules_are_still_revoked() {
+    let w = world().await;
+    let (group, _, event) = mixed(&w, &[]).await;
+    let env = [
+        (
+            "REFLEX_SLACK_WEBHOOK_SECRET",
+            "arn:aws:secretsmanager:us-east-1:123456789012:secret:reflex/none-AbCdEf",
+        ),
+        ("REFLEX_SLACK_WEBHOOK_URL", ""),
+    ];
+    let run = w.invoke(&event, &[], &env).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.outcome["notifications"][0]["status"], "failed");
+    assert_eq!(w.rules(&group).await.len(), 2, "remediation is not undone");
+    assert!(w.slack.requests().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reports_are_also_published_to_sns_when_configured() {
     let w = world().await;
     let sns = aws_sdk_sns::Client::new(&w.sdk);

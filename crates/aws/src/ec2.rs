@@ -31,6 +31,52 @@ pub trait SecurityGroups: Send + Sync {
     ) -> Result<Option<String>, CloudError>;
 }
 
+/// [`Ec2SecurityGroups`] built on first use from a [`LazySdk`](crate::LazySdk).
+#[derive(Debug, Clone, Default)]
+pub struct LazyEc2 {
+    sdk: crate::LazySdk,
+    client: std::sync::Arc<tokio::sync::OnceCell<Ec2SecurityGroups>>,
+}
+
+impl LazyEc2 {
+    pub fn new(sdk: crate::LazySdk) -> Self {
+        Self {
+            sdk,
+            client: std::sync::Arc::default(),
+        }
+    }
+
+    async fn get(&self) -> &Ec2SecurityGroups {
+        self.client
+            .get_or_init(|| async { Ec2SecurityGroups::from_sdk(self.sdk.get().await) })
+            .await
+    }
+}
+
+#[async_trait]
+impl SecurityGroups for LazyEc2 {
+    async fn describe(&self, group_ids: &[String]) -> Result<Vec<GroupState>, CloudError> {
+        self.get().await.describe(group_ids).await
+    }
+    async fn all(&self) -> Result<Vec<GroupState>, CloudError> {
+        self.get().await.all().await
+    }
+    async fn revoke_ingress(&self, group_id: &str, rule_id: &str) -> Result<(), CloudError> {
+        self.get().await.revoke_ingress(group_id, rule_id).await
+    }
+    async fn authorize_ingress(
+        &self,
+        group_id: &str,
+        rule: &RuleSpec,
+        description: &str,
+    ) -> Result<Option<String>, CloudError> {
+        self.get()
+            .await
+            .authorize_ingress(group_id, rule, description)
+            .await
+    }
+}
+
 /// [`SecurityGroups`] on the AWS SDK.
 #[derive(Debug, Clone)]
 pub struct Ec2SecurityGroups {
@@ -266,6 +312,9 @@ fn to_permission(rule: &RuleSpec, description: &str) -> IpPermission {
                     .build(),
             );
         }
+        // Azure-only: never built from EC2 data. EC2 rejects a permission without a
+        // source, and the outcome records that failure.
+        Source::ServiceTag(_) => {}
         Source::Group(id) => {
             p = p.user_id_group_pairs(
                 UserIdGroupPair::builder()

@@ -10,3 +10,14 @@ pub mod secrets;
 pub async fn sdk_config() -> aws_types::SdkConfig {
     aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
 }
+
+/// The SDK configuration, loaded on first use and then shared: adapters that never
+/// touch AWS (the Azure host) never pay for the credential and region chains.
+#[derive(Debug, Clone, Default)]
+pub struct LazySdk(std::sync::Arc<tokio::sync::OnceCell<aws_types::SdkConfig>>);
+
+impl LazySdk {
+    pub async fn get(&self) -> &aws_types::SdkConfig {
+        self.0.get_or_init(sdk_config).await
+    }
+}

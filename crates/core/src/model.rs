@@ -30,6 +30,8 @@ impl Protocol {
             "icmp" | "1" => Self::Icmp,
             "icmpv6" | "58" => Self::Icmpv6,
             "-1" | "all" | "*" => Self::All,
+            "esp" => Self::Number(50),
+            "ah" => Self::Number(51),
             other => Self::Number(other.parse().ok()?),
         })
     }
@@ -89,6 +91,21 @@ impl PortSpan {
         }
     }
 
+    /// Parses an Azure port range: `22`, `1000-2000` or `*`. `None` when malformed.
+    pub fn parse_range(raw: &str) -> Option<Self> {
+        let raw = raw.trim();
+        if raw == "*" {
+            return Some(Self::All);
+        }
+        let (a, b) = raw.split_once('-').unwrap_or((raw, raw));
+        let (a, b) = (a.trim().parse::<u16>().ok()?, b.trim().parse::<u16>().ok()?);
+        (a <= b).then_some(if (a, b) == (0, u16::MAX) {
+            Self::All
+        } else {
+            Self::Range(a, b)
+        })
+    }
+
     /// EC2's signed representation: `-1`/`-1` for all.
     pub fn ec2_bounds(self) -> (i32, i32) {
         match self {
@@ -120,6 +137,8 @@ pub enum Source {
     PrefixList(String),
     /// Another security group (`sg-…`), possibly in another account.
     Group(String),
+    /// An Azure service tag or wildcard: `*`, `Internet`, `Any`, `VirtualNetwork`, …
+    ServiceTag(String),
 }
 
 impl Source {
@@ -139,7 +158,7 @@ impl fmt::Display for Source {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Cidr(net) => write!(f, "{net}"),
-            Self::PrefixList(id) | Self::Group(id) => f.write_str(id),
+            Self::PrefixList(id) | Self::Group(id) | Self::ServiceTag(id) => f.write_str(id),
         }
     }
 }
@@ -189,6 +208,7 @@ impl RuleSpec {
             Source::Cidr(net) => ("cidr", net.to_string()),
             Source::PrefixList(id) => ("prefix_list_id", id.clone()),
             Source::Group(id) => ("source_group_id", id.clone()),
+            Source::ServiceTag(tag) => ("service_tag", tag.clone()),
         };
         m.insert(key.into(), value.into());
         serde_json::Value::Object(m)
@@ -240,6 +260,15 @@ pub struct Tag {
     pub value: String,
 }
 
+impl Tag {
+    /// Whether `tags` carry this tag exactly (key and value; values compare
+    /// case-insensitively so `True` counts as `true`).
+    pub fn is_on(&self, tags: &BTreeMap<String, String>) -> bool {
+        tags.get(&self.key)
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case(&self.value))
+    }
+}
+
 impl fmt::Display for Tag {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}={}", self.key, self.value)
@@ -263,9 +292,108 @@ impl GroupState {
     /// Whether the group carries `tag` exactly (key and value; values compare
     /// case-insensitively so `True` counts as `true`).
     pub fn has_tag(&self, tag: &Tag) -> bool {
-        self.tags
-            .get(&tag.key)
-            .is_some_and(|v| v.trim().eq_ignore_ascii_case(&tag.value))
+        tag.is_on(&self.tags)
+    }
+}
+
+/// Whether an NSG rule admits or blocks traffic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Access {
+    Allow,
+    Deny,
+}
+
+/// Which traffic an NSG rule applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Direction {
+    Inbound,
+    Outbound,
+}
+
+/// One Azure NSG security rule, as ARM reports it now. Unlike an EC2 rule it can
+/// name several port ranges and several sources; deleting it removes all of them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NsgRule {
+    /// The rule's ARM resource id.
+    pub id: String,
+    pub name: String,
+    pub protocol: Protocol,
+    /// `destinationPortRange` / `destinationPortRanges`.
+    pub ports: Vec<PortSpan>,
+    /// `sourceAddressPrefix` / `sourceAddressPrefixes`.
+    pub sources: Vec<Source>,
+    pub access: Access,
+    pub direction: Direction,
+    pub priority: Option<u32>,
+    pub description: Option<String>,
+}
+
+impl NsgRule {
+    /// Every (port range, source) pair the rule opens, for the policy.
+    pub fn specs(&self) -> Vec<RuleSpec> {
+        self.ports
+            .iter()
+            .flat_map(|&ports| {
+                self.sources
+                    .iter()
+                    .map(move |source| RuleSpec::new(self.protocol, ports, source.clone()))
+            })
+            .collect()
+    }
+
+    /// The outcome's rule detail.
+    pub fn to_json(&self) -> serde_json::Value {
+        let protocol = match self.protocol {
+            Protocol::All => "*".to_string(),
+            p => p.to_string(),
+        };
+        let ports: Vec<String> = self
+            .ports
+            .iter()
+            .map(|p| match p {
+                PortSpan::All => "*".to_string(),
+                span => span.to_string(),
+            })
+            .collect();
+        let sources: Vec<String> = self.sources.iter().map(ToString::to_string).collect();
+        let mut v = serde_json::json!({
+            "rule_id": self.id,
+            "name": self.name,
+            "protocol": protocol,
+            "destination_ports": ports,
+            "sources": sources,
+            "access": self.access,
+            "direction": self.direction,
+        });
+        if let serde_json::Value::Object(m) = &mut v {
+            if let Some(p) = self.priority {
+                m.insert("priority".into(), p.into());
+            }
+            if let Some(d) = &self.description {
+                m.insert("description".into(), d.clone().into());
+            }
+        }
+        v
+    }
+}
+
+/// An Azure network security group as re-read through ARM just before deciding.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct NsgState {
+    /// The NSG's ARM resource id.
+    pub id: String,
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+    pub tags: BTreeMap<String, String>,
+    /// Custom rules only: the default rules cannot be deleted and never offend.
+    #[serde(skip)]
+    pub rules: Vec<NsgRule>,
+}
+
+impl NsgState {
+    pub fn has_tag(&self, tag: &Tag) -> bool {
+        tag.is_on(&self.tags)
     }
 }
 
@@ -301,6 +429,52 @@ mod tests {
         assert_eq!(
             PortSpan::from_ec2(Protocol::Tcp, Some(70000), Some(1)),
             PortSpan::All
+        );
+    }
+
+    #[test]
+    fn azure_port_ranges_parse() {
+        assert_eq!(PortSpan::parse_range("22"), Some(PortSpan::Range(22, 22)));
+        assert_eq!(
+            PortSpan::parse_range(" 1000-2000 "),
+            Some(PortSpan::Range(1000, 2000))
+        );
+        assert_eq!(PortSpan::parse_range("*"), Some(PortSpan::All));
+        assert_eq!(PortSpan::parse_range("0-65535"), Some(PortSpan::All));
+        assert_eq!(PortSpan::parse_range("30-20"), None);
+        assert_eq!(PortSpan::parse_range("ssh"), None);
+        assert_eq!(PortSpan::parse_range("70000"), None);
+    }
+
+    #[test]
+    fn an_nsg_rule_opens_every_port_and_source_pair() {
+        let rule = NsgRule {
+            id: "/x/securityRules/r".into(),
+            name: "r".into(),
+            protocol: Protocol::Tcp,
+            ports: vec![PortSpan::Range(22, 22), PortSpan::Range(3389, 3389)],
+            sources: vec![
+                Source::ServiceTag("Internet".into()),
+                Source::parse_cidr("10.0.0.0/8").unwrap_or(Source::ServiceTag("x".into())),
+            ],
+            access: Access::Allow,
+            direction: Direction::Inbound,
+            priority: Some(100),
+            description: None,
+        };
+        let specs: Vec<String> = rule.specs().iter().map(RuleSpec::describe).collect();
+        assert_eq!(
+            specs,
+            [
+                "tcp/22 from Internet",
+                "tcp/22 from 10.0.0.0/8",
+                "tcp/3389 from Internet",
+                "tcp/3389 from 10.0.0.0/8"
+            ]
+        );
+        assert_eq!(
+            rule.to_json()["destination_ports"],
+            serde_json::json!(["22", "3389"])
         );
     }
 

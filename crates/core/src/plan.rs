@@ -1,6 +1,6 @@
 //! Plans: the actions `decide` chose, in order.
 
-use crate::model::{RuleSpec, SgRule};
+use crate::model::{NsgRule, RuleSpec, SgRule};
 
 /// One change to make.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,6 +13,8 @@ pub enum Action {
         rule: RuleSpec,
         description: String,
     },
+    /// Delete exactly one Azure NSG security rule. No Deny is added on top.
+    DeleteSecurityRule { nsg_id: String, rule: NsgRule },
 }
 
 impl Action {
@@ -21,6 +23,7 @@ impl Action {
         match self {
             Self::RevokeIngress { .. } => "revoke_ingress",
             Self::AuthorizeIngress { .. } => "authorize_ingress",
+            Self::DeleteSecurityRule { .. } => "delete_security_rule",
         }
     }
 
@@ -30,6 +33,7 @@ impl Action {
             Self::RevokeIngress { group_id, .. } | Self::AuthorizeIngress { group_id, .. } => {
                 group_id
             }
+            Self::DeleteSecurityRule { nsg_id, .. } => nsg_id,
         }
     }
 
@@ -37,6 +41,7 @@ impl Action {
     pub fn detail(&self) -> serde_json::Value {
         match self {
             Self::RevokeIngress { rule, .. } => rule.to_json(),
+            Self::DeleteSecurityRule { rule, .. } => rule.to_json(),
             Self::AuthorizeIngress {
                 rule, description, ..
             } => {

@@ -5,7 +5,7 @@ use std::fmt;
 use ipnet::IpNet;
 use serde::{Serialize, Serializer};
 
-use crate::model::{PortSpan, Protocol, RuleSpec, Source, Tag};
+use crate::model::{Access, Direction, NsgRule, PortSpan, Protocol, RuleSpec, Source, Tag};
 
 /// A set of ports, kept as sorted, merged inclusive ranges. Parsed from
 /// `22,3389,5432-5433`.
@@ -164,8 +164,13 @@ impl ExposurePolicy {
     /// is at least as wide), and no allowed CIDR contains it. Prefix lists and group
     /// references are never public.
     pub fn is_public(&self, source: &Source) -> bool {
-        let Source::Cidr(net) = source else {
-            return false;
+        let net = match source {
+            Source::Cidr(net) => net,
+            // Azure's wildcards for "anywhere"; other service tags are Azure-internal.
+            Source::ServiceTag(tag) => {
+                return ["*", "internet", "any"].contains(&tag.to_ascii_lowercase().as_str());
+            }
+            Source::PrefixList(_) | Source::Group(_) => return false,
         };
         if self.allowed_cidrs.iter().any(|a| a.contains(net)) {
             return false;
@@ -201,6 +206,28 @@ impl ExposurePolicy {
             )
         };
         Some(Offence { ports: hit, reason })
+    }
+
+    /// Judges an Azure NSG rule: only Inbound Allow rules can offend, and one
+    /// offending (port range, source) pair makes the whole rule offend.
+    pub fn evaluate_nsg(&self, rule: &NsgRule) -> Option<Offence> {
+        if rule.direction != Direction::Inbound || rule.access != Access::Allow {
+            return None;
+        }
+        let offences: Vec<Offence> = rule
+            .specs()
+            .iter()
+            .filter_map(|spec| self.evaluate(spec))
+            .collect();
+        let first = offences.first()?;
+        let mut ports: Vec<(u16, u16)> = offences.iter().flat_map(|o| o.ports.clone()).collect();
+        ports.sort_unstable();
+        ports.dedup();
+        let reason = match offences.len() {
+            1 => first.reason.clone(),
+            n => format!("{} (and {} more)", first.reason, n - 1),
+        };
+        Some(Offence { ports, reason })
     }
 
     /// The allowed parts of an offending tcp/udp rule, to re-authorise when
@@ -346,5 +373,87 @@ mod tests {
             ]
         );
         assert!(p.remainder(&rule("-1", -1, -1, "0.0.0.0/0")).is_empty());
+    }
+
+    fn nsg(access: Access, direction: Direction, ports: &[&str], sources: &[&str]) -> NsgRule {
+        NsgRule {
+            id: "/nsg/securityRules/r".into(),
+            name: "r".into(),
+            protocol: Protocol::Tcp,
+            ports: ports
+                .iter()
+                .filter_map(|p| PortSpan::parse_range(p))
+                .collect(),
+            sources: sources
+                .iter()
+                .map(|s| Source::parse_cidr(s).unwrap_or(Source::ServiceTag((*s).into())))
+                .collect(),
+            access,
+            direction,
+            priority: Some(100),
+            description: None,
+        }
+    }
+
+    #[test]
+    fn azure_wildcards_are_public_and_other_service_tags_are_not() {
+        let p = ExposurePolicy::default();
+        for tag in ["*", "Internet", "any", "INTERNET"] {
+            assert!(p.is_public(&Source::ServiceTag(tag.into())), "{tag}");
+        }
+        for tag in ["VirtualNetwork", "AzureLoadBalancer", "Storage"] {
+            assert!(!p.is_public(&Source::ServiceTag(tag.into())), "{tag}");
+        }
+    }
+
+    #[test]
+    fn only_inbound_allow_nsg_rules_offend() {
+        let p = ExposurePolicy::default();
+        let ssh = nsg(Access::Allow, Direction::Inbound, &["22"], &["*"]);
+        assert_eq!(
+            p.evaluate_nsg(&ssh).map(|o| o.reason),
+            Some("tcp/22 open to * is forbidden".into())
+        );
+        assert!(
+            p.evaluate_nsg(&nsg(Access::Deny, Direction::Inbound, &["22"], &["*"]))
+                .is_none()
+        );
+        assert!(
+            p.evaluate_nsg(&nsg(Access::Allow, Direction::Outbound, &["22"], &["*"]))
+                .is_none()
+        );
+        assert!(
+            p.evaluate_nsg(&nsg(Access::Allow, Direction::Inbound, &["443"], &["*"]))
+                .is_none()
+        );
+        assert!(
+            p.evaluate_nsg(&nsg(
+                Access::Allow,
+                Direction::Inbound,
+                &["22"],
+                &["10.0.0.0/8"]
+            ))
+            .is_none()
+        );
+    }
+
+    #[test]
+    fn one_offending_pair_makes_a_multi_valued_nsg_rule_offend() {
+        let p = ExposurePolicy::default();
+        let rule = nsg(
+            Access::Allow,
+            Direction::Inbound,
+            &["443", "3000-3400", "22"],
+            &["10.0.0.0/8", "Internet"],
+        );
+        let o = p.evaluate_nsg(&rule);
+        assert_eq!(
+            o.as_ref().map(|o| o.ports.clone()),
+            Some(vec![(22, 22), (3389, 3389)])
+        );
+        assert_eq!(
+            o.map(|o| o.reason),
+            Some("tcp/3000-3400 open to Internet covers forbidden port 3389 (and 1 more)".into())
+        );
     }
 }

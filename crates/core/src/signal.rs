@@ -46,6 +46,13 @@ pub enum SignalKind {
     GroupNonCompliant { group_id: String, rule_name: String },
     /// A periodic sweep of every group in the region.
     Sweep,
+    /// An Azure NSG (or one of its rules) was written: check that rule, or every
+    /// rule of the NSG when `rule_name` is `None`.
+    NsgWritten {
+        nsg_id: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        rule_name: Option<String>,
+    },
 }
 
 /// A recognised event.

@@ -3,7 +3,6 @@
 
 pub mod blockkit;
 pub mod message;
-pub mod retry;
 pub mod slack;
 pub mod sns;
 
@@ -13,6 +12,7 @@ use async_trait::async_trait;
 use reflex_core::NotificationRecord;
 
 pub use message::{Message, Severity};
+pub use reflex_runtime::retry;
 pub use slack::SlackWebhook;
 pub use sns::SnsPublisher;
 

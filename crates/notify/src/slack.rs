@@ -12,7 +12,7 @@ use tokio::sync::OnceCell;
 use crate::Notifier;
 use crate::blockkit;
 use crate::message::Message;
-use crate::retry::{Attempt, RetryPolicy, deliver, parse_retry_after};
+use reflex_runtime::retry::{Attempt, RetryPolicy, deliver, parse_retry_after};
 
 /// Fetches the webhook URL on first use (e.g. from SSM or Secrets Manager), so a
 /// secret-store outage delays the message but never blocks a remediation.
@@ -92,7 +92,7 @@ impl SlackWebhook {
         let text = resp.text().await.unwrap_or_default();
         let text = url.redact(blockkit::truncate(text.trim(), 200).as_str());
         match status.as_u16() {
-            200..=299 => Attempt::Delivered,
+            200..=299 => Attempt::Delivered(()),
             429 => Attempt::RateLimited(retry_after.unwrap_or(self.policy.default_retry_after)),
             500..=599 => Attempt::Transient(format!("HTTP {} {text}", status.as_u16())),
             code => Attempt::Rejected(format!("HTTP {code} {text}")),

@@ -1,14 +1,69 @@
-//! Runs a plan through the [`SecurityGroups`] executor.
+//! Runs a plan through an [`Executor`]: EC2 security groups or Azure NSGs.
 
+use std::time::Instant;
+
+use async_trait::async_trait;
 use reflex_aws::ec2::SecurityGroups;
-use reflex_core::{Action, ActionRecord, ActionStatus, Plan};
+use reflex_azure::NetworkSecurityGroups;
+use reflex_core::{Action, ActionRecord, ActionStatus, CloudError, CloudErrorKind, Plan};
 
 use crate::decide::ALREADY_GONE;
+
+/// Carries out one action against a cloud.
+#[async_trait]
+pub trait Executor: Send + Sync {
+    async fn run(&self, action: &Action) -> Result<(), CloudError>;
+}
+
+/// EC2: revoke by rule id, authorise remainders.
+pub(crate) struct Ec2<'a>(pub &'a dyn SecurityGroups);
+
+/// Azure: delete NSG rules through ARM, within the invocation's deadline.
+pub(crate) struct Nsgs<'a>(pub &'a dyn NetworkSecurityGroups, pub Instant);
+
+fn wrong_cloud(action: &Action) -> CloudError {
+    CloudError::new(
+        CloudErrorKind::Other,
+        "WrongCloud",
+        format!("{} cannot run on this cloud", action.name()),
+    )
+}
+
+#[async_trait]
+impl Executor for Ec2<'_> {
+    async fn run(&self, action: &Action) -> Result<(), CloudError> {
+        match action {
+            Action::RevokeIngress { group_id, rule } => {
+                self.0.revoke_ingress(group_id, &rule.id).await
+            }
+            Action::AuthorizeIngress {
+                group_id,
+                rule,
+                description,
+            } => self
+                .0
+                .authorize_ingress(group_id, rule, description)
+                .await
+                .map(|_| ()),
+            Action::DeleteSecurityRule { .. } => Err(wrong_cloud(action)),
+        }
+    }
+}
+
+#[async_trait]
+impl Executor for Nsgs<'_> {
+    async fn run(&self, action: &Action) -> Result<(), CloudError> {
+        match action {
+            Action::DeleteSecurityRule { rule, .. } => self.0.delete_rule(&rule.id, self.1).await,
+            _ => Err(wrong_cloud(action)),
+        }
+    }
+}
 
 /// Carries out each step in order. Dry-run records `planned` and changes nothing.
 /// A rule that vanished meanwhile is `skipped: already gone`; any other error is
 /// `failed`, and the remaining steps still run (each is independent).
-pub async fn act(plan: &Plan, groups: &dyn SecurityGroups, dry_run: bool) -> Vec<ActionRecord> {
+pub async fn act(plan: &Plan, executor: &dyn Executor, dry_run: bool) -> Vec<ActionRecord> {
     let mut records = Vec::with_capacity(plan.steps.len());
     for step in &plan.steps {
         if step.skip.is_some() {
@@ -19,20 +74,7 @@ pub async fn act(plan: &Plan, groups: &dyn SecurityGroups, dry_run: bool) -> Vec
             records.push(ActionRecord::from_step(step, ActionStatus::Planned));
             continue;
         }
-        let result = match &step.action {
-            Action::RevokeIngress { group_id, rule } => {
-                groups.revoke_ingress(group_id, &rule.id).await
-            }
-            Action::AuthorizeIngress {
-                group_id,
-                rule,
-                description,
-            } => groups
-                .authorize_ingress(group_id, rule, description)
-                .await
-                .map(|_| ()),
-        };
-        let record = match result {
+        let record = match executor.run(&step.action).await {
             Ok(()) => ActionRecord::from_step(step, ActionStatus::Done),
             Err(e) if e.is_not_found() => {
                 let mut r = ActionRecord::from_step(step, ActionStatus::Skipped);

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use reflex_aws::LazySdk;
 use reflex_aws::secrets::{SecretRef, fetch};
 use reflex_core::settings::{Lookup, flag};
 use reflex_core::{ConfigError, ExposurePolicy, Secret};
@@ -55,8 +56,9 @@ impl Config {
         })
     }
 
-    /// The notifiers this configuration asks for.
-    pub fn notifiers(&self, sdk: &aws_types::SdkConfig) -> Vec<Arc<dyn Notifier>> {
+    /// The notifiers this configuration asks for. The AWS SDK is loaded only for
+    /// SNS, and for a Slack URL held in SSM / Secrets Manager (on first use).
+    pub async fn notifiers(&self, sdk: &LazySdk) -> Vec<Arc<dyn Notifier>> {
         let mut out: Vec<Arc<dyn Notifier>> = Vec::new();
         match &self.slack {
             SlackSetting::None => {}
@@ -68,7 +70,7 @@ impl Config {
                     let sdk = sdk.clone();
                     let reference = reference.clone();
                     Box::pin(async move {
-                        fetch(&sdk, &reference, "webhook_url")
+                        fetch(sdk.get().await, &reference, "webhook_url")
                             .await
                             .map_err(|e| e.to_string())
                     })
@@ -76,7 +78,10 @@ impl Config {
             }
         }
         if let Some(topic) = &self.sns_topic_arn {
-            out.push(Arc::new(SnsPublisher::from_sdk(sdk, topic.clone())));
+            out.push(Arc::new(SnsPublisher::from_sdk(
+                sdk.get().await,
+                topic.clone(),
+            )));
         }
         out
     }

@@ -1,7 +1,8 @@
 //! The pure decision: `(signal, policy, re-read state) -> plan`. No I/O.
 
 use reflex_core::{
-    Action, ExposurePolicy, GroupState, OpenedRule, Plan, RuleSpec, SgRule, Signal, SignalKind,
+    Access, Action, Direction, ExposurePolicy, GroupState, NsgRule, NsgState, OpenedRule, Plan,
+    RuleSpec, SgRule, Signal, SignalKind,
 };
 
 /// Skip reason for rules that no longer exist.
@@ -38,8 +39,82 @@ pub fn decide(signal: &Signal, policy: &ExposurePolicy, observed: &[GroupState])
                 }
             }
         }
+        // Azure signals are decided by `decide_nsg`.
+        SignalKind::NsgWritten { .. } => {}
     }
     plan
+}
+
+/// Decides which Azure NSG rules to delete, on the NSG as re-read through ARM.
+///
+/// - A rule write: that rule only. If it is gone now, `skipped: already gone` (the
+///   alert carries no rule body, so what it opened cannot be judged any more).
+/// - An NSG write: every custom rule of the NSG.
+///
+/// Only the offending rule is deleted; no Deny rule is added on top.
+pub fn decide_nsg(signal: &Signal, policy: &ExposurePolicy, nsg: Option<&NsgState>) -> Plan {
+    let mut plan = Plan::default();
+    let SignalKind::NsgWritten { nsg_id, rule_name } = &signal.kind else {
+        return plan;
+    };
+    let Some(nsg) = nsg else {
+        if let Some(name) = rule_name {
+            plan.skip(gone_rule(nsg_id, name), "written by the call", ALREADY_GONE);
+        }
+        return plan;
+    };
+    match rule_name {
+        Some(name) => match nsg.rules.iter().find(|r| r.name.eq_ignore_ascii_case(name)) {
+            Some(rule) => judge_nsg(&mut plan, policy, nsg, rule),
+            None => plan.skip(
+                gone_rule(&nsg.id, name),
+                "written by the call",
+                ALREADY_GONE,
+            ),
+        },
+        None => {
+            for rule in &nsg.rules {
+                judge_nsg(&mut plan, policy, nsg, rule);
+            }
+        }
+    }
+    plan
+}
+
+fn gone_rule(nsg_id: &str, name: &str) -> Action {
+    Action::DeleteSecurityRule {
+        nsg_id: nsg_id.to_string(),
+        rule: NsgRule {
+            id: format!("{nsg_id}/securityRules/{name}"),
+            name: name.to_string(),
+            protocol: reflex_core::Protocol::All,
+            ports: Vec::new(),
+            sources: Vec::new(),
+            access: Access::Allow,
+            direction: Direction::Inbound,
+            priority: None,
+            description: None,
+        },
+    }
+}
+
+fn judge_nsg(plan: &mut Plan, policy: &ExposurePolicy, nsg: &NsgState, rule: &NsgRule) {
+    let Some(offence) = policy.evaluate_nsg(rule) else {
+        return;
+    };
+    let action = Action::DeleteSecurityRule {
+        nsg_id: nsg.id.clone(),
+        rule: rule.clone(),
+    };
+    if nsg.has_tag(&policy.exempt_tag) {
+        plan.skip(
+            action,
+            offence.reason,
+            format!("NSG is exempt ({})", policy.exempt_tag),
+        );
+    } else {
+        plan.push(action, offence.reason);
+    }
 }
 
 fn opened_rule(
@@ -241,6 +316,7 @@ mod tests {
                 let id = match &s.action {
                     Action::RevokeIngress { rule, .. } => rule.id.clone(),
                     Action::AuthorizeIngress { rule, .. } => rule.describe(),
+                    Action::DeleteSecurityRule { rule, .. } => rule.name.clone(),
                 };
                 (s.action.name().to_string(), id, s.skip.clone())
             })

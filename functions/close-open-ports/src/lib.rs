@@ -4,23 +4,27 @@
 //! parse ([`reflex_aws::events`]) → [`decide`] (pure) → [`act`] → notify → outcome.
 
 mod act;
+mod azure;
 mod config;
 mod decide;
 mod report;
 
 use std::sync::Arc;
 
-use reflex_aws::ec2::{Ec2SecurityGroups, SecurityGroups};
-use reflex_aws::events::parse_ports_event;
+use reflex_aws::LazySdk;
+use reflex_aws::ec2::{LazyEc2, SecurityGroups};
+use reflex_azure::{ArmClient, ArmNsgs, NetworkSecurityGroups, NsgRef};
+use reflex_core::json::parse_json;
 use reflex_core::settings::Lookup;
-use reflex_core::{HandleError, Outcome, Parsed, SignalKind};
+use reflex_core::{HandleError, Outcome, ParseError, Parsed, Plan, Signal, SignalKind};
 use reflex_notify::Notifier;
 use reflex_runtime::Invocation;
+use serde_json::Value;
 
-pub use act::act;
+pub use act::{Executor, act};
 pub use config::{Config, SlackSetting};
-pub use decide::decide;
-pub use report::message;
+pub use decide::{decide, decide_nsg};
+pub use report::{Place, message};
 
 /// The function's name: crate, binary, Lambda function and Azure folder.
 pub const NAME: &str = "close-open-ports";
@@ -31,12 +35,15 @@ pub const TRIGGERS: &[&str] = &[
     "aws.cloudtrail/ModifySecurityGroupRules (EventBridge)",
     "aws.config/restricted-ssh | restricted-common-ports | vpc-sg-open-only-to-authorized-ports (incl. securityhub-*)",
     "aws.events/Scheduled Event (sweep of every group in the region)",
+    "azure.activitylog/Microsoft.Network/networkSecurityGroups[/securityRules]/write (action-group webhook)",
 ];
 
-/// Everything built once per cold start.
+/// Everything built once per cold start. Cloud clients connect on first use, so the
+/// Azure host never loads the AWS SDK chain and Lambda never asks for an Azure token.
 pub struct Deps {
     pub config: Config,
     pub groups: Arc<dyn SecurityGroups>,
+    pub nsgs: Arc<dyn NetworkSecurityGroups>,
     pub notifiers: Vec<Arc<dyn Notifier>>,
 }
 
@@ -55,17 +62,32 @@ impl Deps {
         Self::from_lookup(&reflex_runtime::env_lookup).await
     }
 
-    /// Reads the configuration from `env` and builds the AWS clients and notifiers.
+    /// Reads the configuration from `env` and builds the clients and notifiers.
     pub async fn from_lookup(env: &impl Lookup) -> Result<Self, reflex_core::ConfigError> {
         let config = Config::from_lookup(env)?;
-        let sdk = reflex_aws::sdk_config().await;
-        let groups = Arc::new(Ec2SecurityGroups::from_sdk(&sdk));
-        let notifiers = config.notifiers(&sdk);
+        let sdk = LazySdk::default();
+        let nsgs = Arc::new(ArmNsgs::new(ArmClient::from_lookup(env)?));
+        let notifiers = config.notifiers(&sdk).await;
         Ok(Self {
             config,
-            groups,
+            groups: Arc::new(LazyEc2::new(sdk)),
+            nsgs,
             notifiers,
         })
+    }
+}
+
+/// Parses any payload the function accepts: AWS (EventBridge) or Azure (Monitor
+/// alert webhooks), recognised from the payload itself.
+pub fn parse(raw: &[u8]) -> Result<Parsed, ParseError> {
+    parse_value(parse_json(raw)?)
+}
+
+fn parse_value(value: Value) -> Result<Parsed, ParseError> {
+    if reflex_azure::alerts::is_azure_alert(&value) {
+        azure::parse(value)
+    } else {
+        reflex_aws::events::parse_ports_value(&value)
     }
 }
 
@@ -76,12 +98,15 @@ pub async fn handle(
     invocation: &Invocation,
 ) -> Result<Outcome, HandleError> {
     let dry_run = deps.config.dry_run;
-    let signal = match parse_ports_event(raw)? {
+    let signal = match parse(raw)? {
         Parsed::Ignored { trigger, reason } => {
             return Ok(Outcome::ignored(NAME, &trigger, dry_run, &reason));
         }
         Parsed::Signal(s) => *s,
     };
+    if let SignalKind::NsgWritten { nsg_id, .. } = &signal.kind {
+        return handle_nsg(deps, signal.clone(), nsg_id, invocation).await;
+    }
 
     // Re-read the cloud: never trust the event alone.
     let observed = match &signal.kind {
@@ -89,28 +114,71 @@ pub async fn handle(
         | SignalKind::GroupNonCompliant { group_id, .. } => {
             deps.groups.describe(std::slice::from_ref(group_id)).await?
         }
-        SignalKind::Sweep => deps.groups.all().await?,
+        _ => deps.groups.all().await?,
     };
-
     let plan = decide(&signal, &deps.config.policy, &observed);
-    let mut outcome = Outcome {
-        function: NAME.into(),
-        trigger: signal.trigger.clone(),
-        dry_run,
-        ignored: None,
-        signal: None,
-        policy: serde_json::to_value(&deps.config.policy).ok(),
-        observed: Some(report::observed_summary(&signal, &observed)),
-        actions: Vec::new(),
-        notifications: Vec::new(),
-    };
+    let mut outcome = start(deps, &signal, report::observed_summary(&signal, &observed));
     if plan.is_empty() {
         outcome.ignored = Some(report::nothing_to_do(&signal, &observed));
     }
-    outcome.actions = act(&plan, deps.groups.as_ref(), dry_run).await;
+    outcome.actions = act(&plan, &act::Ec2(deps.groups.as_ref()), dry_run).await;
+    let place = report::aws_place(&signal, &observed);
+    finish(deps, signal, &place, outcome, invocation).await
+}
 
+async fn handle_nsg(
+    deps: &Deps,
+    signal: Signal,
+    nsg_id: &str,
+    invocation: &Invocation,
+) -> Result<Outcome, HandleError> {
+    let reference = NsgRef::parse(nsg_id)
+        .ok_or_else(|| HandleError::Fatal(format!("{nsg_id} is not an NSG id")))?;
+    let nsg = deps.nsgs.read(&reference, invocation.deadline).await?;
+    let plan: Plan = decide_nsg(&signal, &deps.config.policy, nsg.as_ref());
+    let observed = serde_json::json!({
+        "nsg": nsg.as_ref().map(|n| serde_json::json!({
+            "id": n.id, "name": n.name, "location": n.location, "tags": n.tags,
+            "rules": n.rules.iter().map(reflex_core::NsgRule::to_json).collect::<Vec<_>>(),
+        })),
+    });
+    let mut outcome = start(deps, &signal, observed);
+    if plan.is_empty() {
+        outcome.ignored = Some(match &nsg {
+            None => format!("{nsg_id} no longer exists"),
+            Some(_) => "no rule opens a forbidden port to the world".into(),
+        });
+    }
+    let executor = act::Nsgs(deps.nsgs.as_ref(), invocation.deadline);
+    outcome.actions = act(&plan, &executor, deps.config.dry_run).await;
+    let place = report::azure_place(&signal, nsg.as_ref(), &outcome);
+    finish(deps, signal, &place, outcome, invocation).await
+}
+
+fn start(deps: &Deps, signal: &Signal, observed: Value) -> Outcome {
+    Outcome {
+        function: NAME.into(),
+        trigger: signal.trigger.clone(),
+        dry_run: deps.config.dry_run,
+        ignored: None,
+        signal: None,
+        policy: serde_json::to_value(&deps.config.policy).ok(),
+        observed: Some(observed),
+        actions: Vec::new(),
+        notifications: Vec::new(),
+    }
+}
+
+/// Notifies when something was done, planned or failed, and records each delivery.
+async fn finish(
+    deps: &Deps,
+    signal: Signal,
+    place: &Place,
+    mut outcome: Outcome,
+    invocation: &Invocation,
+) -> Result<Outcome, HandleError> {
     if outcome.is_noteworthy() {
-        let msg = message(&signal, &observed, &outcome);
+        let msg = message(&signal, place, &outcome);
         for n in &deps.notifiers {
             let record = n.send(&msg, invocation.deadline).await;
             outcome.notifications.push(record);

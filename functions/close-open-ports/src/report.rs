@@ -1,6 +1,6 @@
 //! The human report: one clear message per outcome.
 
-use reflex_core::{ActionRecord, ActionStatus, GroupState, Outcome, Signal, SignalKind};
+use reflex_core::{ActionRecord, ActionStatus, GroupState, NsgState, Outcome, Signal, SignalKind};
 use reflex_notify::{Message, Severity};
 use serde_json::{Value, json};
 
@@ -39,6 +39,9 @@ fn group_label(id: &str, observed: &[GroupState]) -> String {
 }
 
 fn rule_text(detail: &Value) -> String {
+    if let Some(ports) = detail["destination_ports"].as_array() {
+        return nsg_rule_text(detail, ports);
+    }
     let proto = detail["protocol"].as_str().unwrap_or("?");
     let from = detail["from_port"].as_i64().unwrap_or(-1);
     let to = detail["to_port"].as_i64().unwrap_or(-1);
@@ -59,79 +62,110 @@ fn rule_text(detail: &Value) -> String {
     format!("{what} from {src}{id}")
 }
 
+/// `rule allow-ssh-any (tcp/22 from *, priority 100)`.
+fn nsg_rule_text(detail: &Value, ports: &[Value]) -> String {
+    let list = |v: &[Value]| {
+        v.iter()
+            .filter_map(Value::as_str)
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let name = detail["name"].as_str().unwrap_or("?");
+    let proto = detail["protocol"].as_str().unwrap_or("?");
+    let sources = detail["sources"]
+        .as_array()
+        .map(|s| list(s))
+        .unwrap_or_default();
+    if ports.is_empty() && sources.is_empty() {
+        return format!("rule {name}");
+    }
+    let priority = detail["priority"]
+        .as_u64()
+        .map(|p| format!(", priority {p}"))
+        .unwrap_or_default();
+    format!(
+        "rule {name} ({proto}/{} from {sources}{priority})",
+        list(ports)
+    )
+}
+
 fn action_line(a: &ActionRecord) -> String {
-    let verb = match (a.action.as_str(), a.status) {
-        ("revoke_ingress", ActionStatus::Done) => ":white_check_mark: Revoked",
-        ("revoke_ingress", ActionStatus::Planned) => ":large_blue_circle: Would revoke",
-        ("revoke_ingress", ActionStatus::Failed) => ":x: Failed to revoke",
-        ("revoke_ingress", ActionStatus::Skipped) => ":fast_forward: Left",
-        (_, ActionStatus::Done) => ":white_check_mark: Re-authorised",
-        (_, ActionStatus::Planned) => ":large_blue_circle: Would re-authorise",
-        (_, ActionStatus::Failed) => ":x: Failed to re-authorise",
-        (_, ActionStatus::Skipped) => ":fast_forward: Did not re-authorise",
+    let verbs = match a.action.as_str() {
+        "revoke_ingress" => ["Revoked", "Would revoke", "Failed to revoke", "Left"],
+        "delete_security_rule" => ["Deleted", "Would delete", "Failed to delete", "Left"],
+        _ => [
+            "Re-authorised",
+            "Would re-authorise",
+            "Failed to re-authorise",
+            "Did not re-authorise",
+        ],
+    };
+    let (icon, verb) = match a.status {
+        ActionStatus::Done => (":white_check_mark:", verbs[0]),
+        ActionStatus::Planned => (":large_blue_circle:", verbs[1]),
+        ActionStatus::Failed => (":x:", verbs[2]),
+        ActionStatus::Skipped => (":fast_forward:", verbs[3]),
     };
     let tail = match (a.status, &a.error) {
         (ActionStatus::Failed, Some(e)) => format!(": {e}"),
         (ActionStatus::Skipped, _) => format!(" ({})", a.reason),
         _ => format!(": {}", a.reason),
     };
-    format!("{verb} {} on {}{tail}", rule_text(&a.detail), a.target)
+    format!(
+        "{icon} {verb} {} on {}{tail}",
+        rule_text(&a.detail),
+        a.target
+    )
 }
 
-/// Builds the report for a noteworthy outcome.
-pub fn message(signal: &Signal, observed: &[GroupState], outcome: &Outcome) -> Message {
-    let count = |s: ActionStatus| {
-        outcome
-            .actions
-            .iter()
-            .filter(|a| a.action == "revoke_ingress" && a.status == s)
-            .count()
-    };
-    let (done, planned, failed) = (
-        count(ActionStatus::Done),
-        count(ActionStatus::Planned),
-        count(ActionStatus::Failed),
-    );
-    let mut targets: Vec<&str> = outcome.actions.iter().map(|a| a.target.as_str()).collect();
-    targets.dedup();
-    let place = match targets.as_slice() {
-        [one] => group_label(one, observed),
-        many => format!("{} security groups", many.len()),
-    };
-    let region = signal
-        .region
-        .clone()
-        .unwrap_or_else(|| "unknown region".into());
-    let rules = |n: usize| {
-        if n == 1 {
-            "1 world-open rule".to_string()
-        } else {
-            format!("{n} world-open rules")
-        }
-    };
-    let (severity, title) = if failed > 0 {
-        (
-            Severity::Failed,
-            format!("Could not close {} on {place} ({region})", rules(failed)),
-        )
-    } else if outcome.dry_run {
-        (
-            Severity::Planned,
-            format!("Would close {} on {place} ({region})", rules(planned)),
-        )
-    } else {
-        (
-            Severity::Remediated,
-            format!("Closed {} on {place} ({region})", rules(done)),
-        )
-    };
+/// Where the outcome happened, for the report: built per cloud by the caller.
+#[derive(Debug, Clone, Default)]
+pub struct Place {
+    /// `(resource id, label)` for the groups / NSGs involved.
+    pub labels: Vec<(String, String)>,
+    pub region: Option<String>,
+    /// `Account` or `Subscription`.
+    pub account_field: &'static str,
+    /// `Security group` or `NSG`.
+    pub resource_field: &'static str,
+    /// `security groups` or `NSGs`, for several.
+    pub resources: &'static str,
+    /// The console / portal page of the one resource.
+    pub link: Option<String>,
+    /// One sentence: what happened and who did it.
+    pub summary: String,
+}
 
-    let actor = signal.actor.clone().unwrap_or_default();
-    let who = actor
-        .arn
-        .clone()
-        .unwrap_or_else(|| "unknown principal".into());
-    let summary = match &signal.kind {
+impl Place {
+    fn label(&self, id: &str) -> String {
+        self.labels
+            .iter()
+            .find(|(i, _)| i.eq_ignore_ascii_case(id))
+            .map_or_else(|| id.to_string(), |(_, l)| l.clone())
+    }
+}
+
+/// The AWS place: groups as re-read, the console link, and what the event said.
+pub fn aws_place(signal: &Signal, observed: &[GroupState]) -> Place {
+    let region = signal.region.clone();
+    let labels = observed
+        .iter()
+        .map(|g| (g.id.clone(), group_label(&g.id, observed)))
+        .collect();
+    Place {
+        labels,
+        link: None,
+        account_field: "Account",
+        resource_field: "Security group",
+        resources: "security groups",
+        summary: aws_summary(signal, observed),
+        region,
+    }
+}
+
+fn aws_summary(signal: &Signal, observed: &[GroupState]) -> String {
+    let who = actor_name(signal);
+    match &signal.kind {
         SignalKind::IngressOpened { group_id, opened } => {
             let what: Vec<String> = opened
                 .iter()
@@ -156,14 +190,114 @@ pub fn message(signal: &Signal, observed: &[GroupState], outcome: &Outcome) -> M
             group_label(group_id, observed)
         ),
         SignalKind::Sweep => format!(
-            "The scheduled sweep checked {} security group(s) in {region}.",
-            observed.len()
+            "The scheduled sweep checked {} security group(s) in {}.",
+            observed.len(),
+            signal.region.as_deref().unwrap_or("the region")
         ),
+        SignalKind::NsgWritten { nsg_id, .. } => format!("{who} wrote {nsg_id}."),
+    }
+}
+
+fn actor_name(signal: &Signal) -> String {
+    signal
+        .actor
+        .as_ref()
+        .and_then(|a| a.arn.clone())
+        .unwrap_or_else(|| "unknown principal".into())
+}
+
+/// The Azure place: the NSG as re-read, its portal link, and what the write was.
+pub fn azure_place(signal: &Signal, nsg: Option<&NsgState>, outcome: &Outcome) -> Place {
+    let who = actor_name(signal);
+    let (nsg_id, rule_name) = match &signal.kind {
+        SignalKind::NsgWritten { nsg_id, rule_name } => (nsg_id.clone(), rule_name.clone()),
+        _ => (String::new(), None),
+    };
+    let reference = reflex_azure::NsgRef::parse(&nsg_id);
+    let name = nsg
+        .map(|n| n.name.clone())
+        .or_else(|| reference.as_ref().map(|r| r.name.clone()))
+        .unwrap_or_else(|| nsg_id.clone());
+    let label = match &reference {
+        Some(r) => format!("{name} (resource group {})", r.resource_group),
+        None => name,
+    };
+    let opened: Vec<String> = outcome
+        .actions
+        .iter()
+        .map(|a| rule_text(&a.detail))
+        .collect();
+    let summary = match (&rule_name, opened.is_empty()) {
+        (Some(rule), true) => format!("{who} wrote NSG rule {rule} on {label}."),
+        (Some(_), false) => format!("{who} wrote {} on {label}.", opened.join(", ")),
+        (None, _) => format!("{who} wrote NSG {label}."),
+    };
+    Place {
+        labels: vec![(nsg_id, label)],
+        region: nsg.and_then(|n| n.location.clone()),
+        account_field: "Subscription",
+        resource_field: "NSG",
+        resources: "NSGs",
+        link: reference.map(|r| r.portal_link()),
+        summary,
+    }
+}
+
+/// Builds the report for a noteworthy outcome.
+pub fn message(signal: &Signal, place: &Place, outcome: &Outcome) -> Message {
+    let count = |s: ActionStatus| {
+        outcome
+            .actions
+            .iter()
+            .filter(|a| a.action != "authorize_ingress" && a.status == s)
+            .count()
+    };
+    let (done, planned, failed) = (
+        count(ActionStatus::Done),
+        count(ActionStatus::Planned),
+        count(ActionStatus::Failed),
+    );
+    let mut targets: Vec<&str> = outcome.actions.iter().map(|a| a.target.as_str()).collect();
+    targets.dedup();
+    let place_text = match targets.as_slice() {
+        [one] => place.label(one),
+        many => format!("{} {}", many.len(), place.resources),
+    };
+    let region = place
+        .region
+        .clone()
+        .unwrap_or_else(|| "unknown region".into());
+    let rules = |n: usize| {
+        if n == 1 {
+            "1 world-open rule".to_string()
+        } else {
+            format!("{n} world-open rules")
+        }
+    };
+    let (severity, title) = if failed > 0 {
+        (
+            Severity::Failed,
+            format!(
+                "Could not close {} on {place_text} ({region})",
+                rules(failed)
+            ),
+        )
+    } else if outcome.dry_run {
+        (
+            Severity::Planned,
+            format!("Would close {} on {place_text} ({region})", rules(planned)),
+        )
+    } else {
+        (
+            Severity::Remediated,
+            format!("Closed {} on {place_text} ({region})", rules(done)),
+        )
     };
 
+    let actor = signal.actor.clone().unwrap_or_default();
     let mut fields = Vec::new();
     if signal.actor.is_some() {
-        fields.push(("Who".to_string(), who));
+        fields.push(("Who".to_string(), actor_name(signal)));
         if let Some(ip) = actor.source_ip {
             fields.push(("Source IP".into(), ip));
         }
@@ -172,12 +306,12 @@ pub fn message(signal: &Signal, observed: &[GroupState], outcome: &Outcome) -> M
         }
     }
     fields.push((
-        "Account".into(),
+        place.account_field.into(),
         signal.account.clone().unwrap_or_else(|| "unknown".into()),
     ));
     fields.push(("Region".into(), region));
     if let [one] = targets.as_slice() {
-        fields.push(("Security group".into(), group_label(one, observed)));
+        fields.push((place.resource_field.into(), place.label(one)));
     }
     fields.push(("Trigger".into(), signal.trigger.clone()));
 
@@ -186,10 +320,15 @@ pub fn message(signal: &Signal, observed: &[GroupState], outcome: &Outcome) -> M
     if let Some(id) = &signal.event_id {
         footer.push(format!("event {id}"));
     }
-    if let (Some(r), [one]) = (&signal.region, targets.as_slice()) {
-        footer.push(format!(
-            "https://{r}.console.aws.amazon.com/ec2/home?region={r}#SecurityGroup:groupId={one}"
-        ));
+    if let [one] = targets.as_slice() {
+        let aws_link = signal.region.as_ref().map(|r| {
+            format!(
+                "https://{r}.console.aws.amazon.com/ec2/home?region={r}#SecurityGroup:groupId={one}"
+            )
+        });
+        if let Some(link) = place.link.clone().or(aws_link) {
+            footer.push(link);
+        }
     }
     Message {
         severity,
@@ -197,7 +336,7 @@ pub fn message(signal: &Signal, observed: &[GroupState], outcome: &Outcome) -> M
         banner: outcome
             .dry_run
             .then(|| "DRY RUN: nothing was changed. These actions are planned only.".to_string()),
-        summary,
+        summary: place.summary.clone(),
         fields,
         sections: vec![("What Reflex did".into(), lines)],
         footer,

@@ -5,62 +5,9 @@ pub mod config;
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use reflex_core::{ParseError, Parsed, Signal, SignalKind};
-use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-/// Largest payload accepted. Lambda's own limit for an async invocation is 1 MiB and
-/// EventBridge caps events at 256 KiB; anything far larger is not a real delivery.
-pub const MAX_PAYLOAD_BYTES: usize = 6 * 1024 * 1024;
-
-/// Parses raw bytes as a JSON object, with a one-line error for everything else.
-pub fn parse_json(raw: &[u8]) -> Result<Value, ParseError> {
-    if raw.len() > MAX_PAYLOAD_BYTES {
-        return Err(ParseError::at(
-            "",
-            format!(
-                "payload is {} bytes, above the {MAX_PAYLOAD_BYTES}-byte limit",
-                raw.len()
-            ),
-        ));
-    }
-    if raw.iter().all(u8::is_ascii_whitespace) {
-        return Err(ParseError::at("", "empty payload: expected a JSON event"));
-    }
-    let v: Value = serde_json::from_slice(raw)
-        .map_err(|e| ParseError::at("", format!("not valid JSON: {e}")))?;
-    if !v.is_object() {
-        return Err(ParseError::at(
-            "",
-            format!("expected a JSON object, found {}", kind_of(&v)),
-        ));
-    }
-    Ok(v)
-}
-
-fn kind_of(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
-/// Deserialises `value` into `T`, naming the failing field under `prefix`.
-pub fn typed<T: DeserializeOwned>(value: Value, prefix: &str) -> Result<T, ParseError> {
-    serde_path_to_error::deserialize(value).map_err(|e| {
-        let inner = e.path().to_string();
-        let path = match (prefix.is_empty(), inner.as_str()) {
-            (true, _) => inner.clone(),
-            (false, ".") => prefix.to_string(),
-            (false, _) => format!("{prefix}.{inner}"),
-        };
-        let path = if path == "." { String::new() } else { path };
-        ParseError::at(path, e.into_inner().to_string())
-    })
-}
+pub use reflex_core::json::{MAX_PAYLOAD_BYTES, parse_json, typed};
 
 /// The EventBridge envelope, if the payload is one (`detail-type` and `source`).
 pub fn eventbridge(value: &Value) -> Option<Result<EventBridgeEvent<Value>, ParseError>> {
@@ -87,12 +34,17 @@ pub(crate) fn signal(env: &EventBridgeEvent<Value>, trigger: String, kind: Signa
 /// Parses any payload `close-open-ports` accepts: CloudTrail ingress changes, Config
 /// compliance changes and scheduled sweeps, all through EventBridge.
 pub fn parse_ports_event(raw: &[u8]) -> Result<Parsed, ParseError> {
-    let value = parse_json(raw)?;
-    let Some(env) = eventbridge(&value) else {
+    parse_ports_value(&parse_json(raw)?)
+}
+
+/// [`parse_ports_event`] on an already-parsed document.
+pub fn parse_ports_value(value: &Value) -> Result<Parsed, ParseError> {
+    let Some(env) = eventbridge(value) else {
         return Ok(Parsed::Ignored {
             trigger: "unknown".into(),
-            reason: "not an EventBridge event (no detail-type/source): close-open-ports \
-                     takes CloudTrail, Config and scheduled events"
+            reason: "not an EventBridge event (no detail-type/source) nor an Azure Monitor \
+                     alert: close-open-ports takes CloudTrail, Config and scheduled events, \
+                     and Azure Activity Log alerts for NSG writes"
                 .into(),
         });
     };

@@ -1,5 +1,6 @@
-//! The one retrier every HTTP notifier shares: 429 honouring `Retry-After`, 5xx and
-//! connection failures with exponential backoff, all bounded by the deadline.
+//! The one retrier every HTTP client shares (Slack, ARM, the managed-identity
+//! endpoint): 429 honouring `Retry-After`, 5xx and connection failures with
+//! exponential backoff, all bounded by the deadline.
 //!
 //! Alertmanager retried 429s without reading `Retry-After` for years (#2111, #2205);
 //! here the server's wait is obeyed exactly, and when it would outlive the
@@ -9,8 +10,9 @@ use std::time::{Duration, Instant};
 
 /// What one attempt came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Attempt {
-    Delivered,
+pub enum Attempt<T = ()> {
+    /// Done, with the response's value.
+    Delivered(T),
     /// 429: wait at least this long (from `Retry-After`) before trying again.
     RateLimited(Duration),
     /// 5xx, timeout, connection failure: back off and try again.
@@ -50,8 +52,8 @@ impl Default for RetryPolicy {
     }
 }
 
-/// Parses `Retry-After` as delta-seconds (Slack's form). HTTP dates are not used by
-/// Slack; they fall back to the default.
+/// Parses `Retry-After` as delta-seconds (the form Slack and ARM send). HTTP dates
+/// are not used by either; they fall back to the default.
 pub fn parse_retry_after(value: Option<&str>) -> Option<Duration> {
     let v = value?.trim();
     v.parse::<u64>().ok().map(Duration::from_secs).or_else(|| {
@@ -62,30 +64,43 @@ pub fn parse_retry_after(value: Option<&str>) -> Option<Duration> {
     })
 }
 
+/// A final failure of [`retry`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GaveUp {
+    pub attempts: u32,
+    pub error: String,
+    /// Whether a later try could succeed (rate limit, 5xx, deadline).
+    pub retryable: bool,
+}
+
 /// Runs `attempt` until it delivers, is rejected, runs out of attempts, or the next
-/// wait would pass `deadline`.
-pub async fn deliver<F, Fut>(policy: RetryPolicy, deadline: Instant, mut attempt: F) -> Delivery
+/// wait would pass `deadline`. `attempt` gets the time left, to bound its own I/O.
+/// On success, returns the value and the number of attempts it took.
+pub async fn retry<T, F, Fut>(
+    policy: RetryPolicy,
+    deadline: Instant,
+    mut attempt: F,
+) -> Result<(T, u32), GaveUp>
 where
     F: FnMut(Duration) -> Fut,
-    Fut: std::future::Future<Output = Attempt>,
+    Fut: std::future::Future<Output = Attempt<T>>,
 {
     let mut backoff = policy.first_backoff;
     let mut attempts = 0;
+    let gave_up = |attempts, error, retryable| GaveUp {
+        attempts,
+        error,
+        retryable,
+    };
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            return fail(attempts, "deadline reached before delivery".into(), true);
+            return Err(gave_up(attempts, "deadline reached".into(), true));
         }
         attempts += 1;
         let (wait, why) = match attempt(left).await {
-            Attempt::Delivered => {
-                return Delivery {
-                    attempts,
-                    error: None,
-                    retryable: false,
-                };
-            }
-            Attempt::Rejected(e) => return fail(attempts, e, false),
+            Attempt::Delivered(value) => return Ok((value, attempts)),
+            Attempt::Rejected(e) => return Err(gave_up(attempts, e, false)),
             Attempt::RateLimited(d) => (
                 d,
                 format!("rate limited (Retry-After {}s)", d.as_secs_f64()),
@@ -97,33 +112,39 @@ where
             }
         };
         if attempts >= policy.max_attempts {
-            return fail(
-                attempts,
-                format!("{why}; gave up after {attempts} attempts"),
-                true,
-            );
+            let e = format!("{why}; gave up after {attempts} attempts");
+            return Err(gave_up(attempts, e, true));
         }
         let left = deadline.saturating_duration_since(Instant::now());
         if wait >= left {
-            return fail(
-                attempts,
-                format!(
-                    "{why}; the next try in {:.1}s would pass the deadline ({:.1}s left)",
-                    wait.as_secs_f64(),
-                    left.as_secs_f64()
-                ),
-                true,
+            let e = format!(
+                "{why}; the next try in {:.1}s would pass the deadline ({:.1}s left)",
+                wait.as_secs_f64(),
+                left.as_secs_f64()
             );
+            return Err(gave_up(attempts, e, true));
         }
         tokio::time::sleep(wait).await;
     }
 }
 
-fn fail(attempts: u32, error: String, retryable: bool) -> Delivery {
-    Delivery {
-        attempts,
-        error: Some(error),
-        retryable,
+/// [`retry`] for deliveries that return nothing: the record a notifier reports.
+pub async fn deliver<F, Fut>(policy: RetryPolicy, deadline: Instant, attempt: F) -> Delivery
+where
+    F: FnMut(Duration) -> Fut,
+    Fut: std::future::Future<Output = Attempt>,
+{
+    match retry(policy, deadline, attempt).await {
+        Ok(((), attempts)) => Delivery {
+            attempts,
+            error: None,
+            retryable: false,
+        },
+        Err(g) => Delivery {
+            attempts: g.attempts,
+            error: Some(g.error),
+            retryable: g.retryable,
+        },
     }
 }
 
@@ -149,7 +170,7 @@ mod tests {
                 .lock()
                 .ok()
                 .and_then(|mut s| s.next())
-                .unwrap_or(Attempt::Delivered);
+                .unwrap_or(Attempt::Delivered(()));
             async move { next }
         })
         .await

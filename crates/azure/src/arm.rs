@@ -1,0 +1,405 @@
+//! A small ARM client: bearer tokens from the managed identity (cached until they
+//! expire), the shared retrier for 429/5xx (honouring `Retry-After`), and
+//! long-running operations followed through `Azure-AsyncOperation` / `Location`.
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use reflex_core::settings::Lookup;
+use reflex_core::{CloudError, CloudErrorKind, ConfigError, Secret};
+use reflex_runtime::retry::{Attempt, RetryPolicy, parse_retry_after, retry};
+use reqwest::header::HeaderMap;
+use serde_json::Value;
+use tokio::sync::Mutex;
+
+/// ARM's public endpoint.
+pub const DEFAULT_ARM_ENDPOINT: &str = "https://management.azure.com";
+/// The managed-identity API version Azure Functions / App Service serve.
+const IDENTITY_API_VERSION: &str = "2019-08-01";
+/// Per-request cap; the invocation deadline usually bounds it sooner.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Tokens are renewed this long before they expire.
+const TOKEN_MARGIN: Duration = Duration::from_secs(300);
+
+/// Where bearer tokens come from.
+#[derive(Debug)]
+enum Credential {
+    /// `IDENTITY_ENDPOINT` + `IDENTITY_HEADER` (Azure Functions, App Service).
+    ManagedIdentity {
+        endpoint: String,
+        header: Secret,
+        client_id: Option<String>,
+    },
+    /// `REFLEX_ARM_TOKEN`: a bearer token for local runs
+    /// (`az account get-access-token --query accessToken -o tsv`).
+    Static(Secret),
+    /// Nothing configured: every call fails with a message saying what to set.
+    Missing,
+}
+
+#[derive(Debug, Clone)]
+struct Token {
+    value: Secret,
+    renew_at: Instant,
+}
+
+/// A response ARM gave: status, headers and the parsed JSON body (`Null` if none).
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+/// The ARM client.
+#[derive(Debug)]
+pub struct ArmClient {
+    http: reqwest::Client,
+    base: String,
+    credential: Credential,
+    token: Mutex<Option<Token>>,
+    policy: RetryPolicy,
+    /// Used when a long-running operation gives no `Retry-After`.
+    poll_interval: Duration,
+}
+
+impl ArmClient {
+    /// Reads `REFLEX_ARM_ENDPOINT`, `IDENTITY_ENDPOINT`/`IDENTITY_HEADER` (plus
+    /// `REFLEX_AZURE_CLIENT_ID` for a user-assigned identity) or `REFLEX_ARM_TOKEN`.
+    pub fn from_lookup(env: &impl Lookup) -> Result<Self, ConfigError> {
+        let base = env
+            .get("REFLEX_ARM_ENDPOINT")
+            .unwrap_or_else(|| DEFAULT_ARM_ENDPOINT.to_string());
+        if !(base.starts_with("https://") || base.starts_with("http://")) {
+            return Err(ConfigError {
+                name: "REFLEX_ARM_ENDPOINT",
+                value: base,
+                reason: "expected an http(s) URL".into(),
+            });
+        }
+        let credential = match (
+            env.get("IDENTITY_ENDPOINT"),
+            env.get("IDENTITY_HEADER"),
+            env.get("REFLEX_ARM_TOKEN"),
+        ) {
+            (Some(endpoint), Some(header), _) => Credential::ManagedIdentity {
+                endpoint,
+                header: Secret::new(header),
+                client_id: env.get("REFLEX_AZURE_CLIENT_ID"),
+            },
+            (_, _, Some(token)) => Credential::Static(Secret::new(token)),
+            _ => Credential::Missing,
+        };
+        Ok(Self {
+            http: reqwest::Client::builder()
+                .user_agent(concat!("reflex/", env!("CARGO_PKG_VERSION")))
+                .build()
+                .unwrap_or_default(),
+            base: base.trim_end_matches('/').to_string(),
+            credential,
+            token: Mutex::new(None),
+            policy: RetryPolicy::default(),
+            poll_interval: Duration::from_secs(2),
+        })
+    }
+
+    /// Overrides the retry and polling settings (tests use short waits).
+    pub fn with_timing(mut self, policy: RetryPolicy, poll_interval: Duration) -> Self {
+        self.policy = policy;
+        self.poll_interval = poll_interval;
+        self
+    }
+
+    /// The base URL, e.g. `https://management.azure.com`.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    async fn token(&self, deadline: Instant) -> Result<Secret, CloudError> {
+        let mut cached = self.token.lock().await;
+        if let Some(t) = cached.as_ref().filter(|t| Instant::now() < t.renew_at) {
+            return Ok(t.value.clone());
+        }
+        let fresh = match &self.credential {
+            Credential::Static(s) => Token {
+                value: s.clone(),
+                renew_at: Instant::now() + Duration::from_secs(3600),
+            },
+            Credential::ManagedIdentity {
+                endpoint,
+                header,
+                client_id,
+            } => {
+                self.identity_token(endpoint, header, client_id.as_deref(), deadline)
+                    .await?
+            }
+            Credential::Missing => {
+                return Err(CloudError::new(
+                    CloudErrorKind::Denied,
+                    "NoCredential",
+                    "no Azure credential: run with a managed identity (IDENTITY_ENDPOINT and \
+                     IDENTITY_HEADER) or set REFLEX_ARM_TOKEN",
+                ));
+            }
+        };
+        *cached = Some(fresh.clone());
+        Ok(fresh.value)
+    }
+
+    async fn identity_token(
+        &self,
+        endpoint: &str,
+        header: &Secret,
+        client_id: Option<&str>,
+        deadline: Instant,
+    ) -> Result<Token, CloudError> {
+        let resource = format!("{}/", self.base_resource());
+        let mut query = vec![
+            ("resource", resource.as_str()),
+            ("api-version", IDENTITY_API_VERSION),
+        ];
+        if let Some(id) = client_id {
+            query.push(("client_id", id));
+        }
+        let r = self
+            .send(deadline, || {
+                self.http
+                    .get(endpoint)
+                    .query(&query)
+                    .header("X-IDENTITY-HEADER", header.expose())
+            })
+            .await
+            .map_err(|e| CloudError::new(e.kind, "ManagedIdentity", header.redact(&e.message)))?;
+        if !(200..300).contains(&r.status) {
+            return Err(status_error(&r, "managed identity token request"));
+        }
+        let value = r
+            .body
+            .get("access_token")
+            .and_then(Value::as_str)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| {
+                CloudError::new(
+                    CloudErrorKind::Other,
+                    "ManagedIdentity",
+                    "token response has no access_token",
+                )
+            })?;
+        // `expires_on` is epoch seconds, sent as a string (sometimes a number).
+        let expires_on = match r.body.get("expires_on") {
+            Some(Value::String(s)) => s.trim().parse::<u64>().ok(),
+            Some(Value::Number(n)) => n.as_u64(),
+            _ => None,
+        };
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let lifetime = expires_on.map_or(Duration::from_secs(600), |e| {
+            Duration::from_secs(e.saturating_sub(now))
+        });
+        Ok(Token {
+            value: Secret::new(value),
+            renew_at: Instant::now() + lifetime.saturating_sub(TOKEN_MARGIN),
+        })
+    }
+
+    /// The token audience: the public ARM resource, whatever endpoint tests use.
+    fn base_resource(&self) -> &'static str {
+        DEFAULT_ARM_ENDPOINT
+    }
+
+    /// Sends a request built by `build`, retrying 429 (after `Retry-After`), 5xx and
+    /// connection failures until `deadline`. Any other status is returned as is.
+    async fn send<F>(&self, deadline: Instant, build: F) -> Result<Response, CloudError>
+    where
+        F: Fn() -> reqwest::RequestBuilder,
+    {
+        let attempt = |left: Duration| {
+            let req = build().timeout(left.min(REQUEST_TIMEOUT));
+            let policy = self.policy;
+            async move {
+                let res = match req.send().await {
+                    Ok(r) => r,
+                    Err(e) => return Attempt::Transient(e.without_url().to_string()),
+                };
+                let status = res.status().as_u16();
+                let headers = res.headers().clone();
+                let text = res.text().await.unwrap_or_default();
+                let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+                let r = Response {
+                    status,
+                    headers,
+                    body,
+                };
+                match status {
+                    429 => Attempt::RateLimited(
+                        retry_after(&r.headers).unwrap_or(policy.default_retry_after),
+                    ),
+                    500..=599 => Attempt::Transient(error_text(&r)),
+                    _ => Attempt::Delivered(r),
+                }
+            }
+        };
+        retry(self.policy, deadline, attempt)
+            .await
+            .map(|(r, _)| r)
+            .map_err(|g| {
+                let kind = if g.error.starts_with("rate limited") {
+                    CloudErrorKind::Throttled
+                } else {
+                    CloudErrorKind::Transient
+                };
+                CloudError::new(kind, "ArmUnavailable", g.error)
+            })
+    }
+
+    /// An authorised ARM request to `path` (which carries its own `api-version`).
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        deadline: Instant,
+    ) -> Result<Response, CloudError> {
+        let token = self.token(deadline).await?;
+        self.send(deadline, || {
+            self.http
+                .request(method.clone(), url)
+                .bearer_auth(token.expose())
+        })
+        .await
+    }
+
+    fn url(&self, path: &str, api_version: &str) -> String {
+        format!("{}{path}?api-version={api_version}", self.base)
+    }
+
+    /// GETs a resource; `None` when ARM says 404.
+    pub async fn get(
+        &self,
+        path: &str,
+        api_version: &str,
+        deadline: Instant,
+    ) -> Result<Option<Value>, CloudError> {
+        let r = self
+            .call(reqwest::Method::GET, &self.url(path, api_version), deadline)
+            .await?;
+        match r.status {
+            200..=299 => Ok(Some(r.body)),
+            404 => Ok(None),
+            _ => Err(status_error(&r, "GET")),
+        }
+    }
+
+    /// DELETEs a resource and follows a 202 to the end. A resource that is not
+    /// there (204, or 404) is `NotFound`.
+    pub async fn delete(
+        &self,
+        path: &str,
+        api_version: &str,
+        deadline: Instant,
+    ) -> Result<(), CloudError> {
+        let r = self
+            .call(
+                reqwest::Method::DELETE,
+                &self.url(path, api_version),
+                deadline,
+            )
+            .await?;
+        match r.status {
+            200 => Ok(()),
+            202 => self.follow(&r, deadline).await,
+            204 | 404 => Err(CloudError::new(
+                CloudErrorKind::NotFound,
+                "NotFound",
+                format!("{path} does not exist"),
+            )),
+            _ => Err(status_error(&r, "DELETE")),
+        }
+    }
+
+    /// Polls a long-running operation: `Azure-AsyncOperation` (a status document)
+    /// or else `Location` (202 until done), waiting `Retry-After` between polls.
+    async fn follow(&self, accepted: &Response, deadline: Instant) -> Result<(), CloudError> {
+        let header = |name: &str| {
+            accepted
+                .headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let (url, is_status_doc) = match (header("azure-asyncoperation"), header("location")) {
+            (Some(u), _) => (u, true),
+            (None, Some(u)) => (u, false),
+            (None, None) => return Ok(()),
+        };
+        let mut wait = retry_after(&accepted.headers).unwrap_or(self.poll_interval);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if wait >= left {
+                return Err(CloudError::new(
+                    CloudErrorKind::Transient,
+                    "OperationTimeout",
+                    format!("the operation was still running when the deadline came ({url})"),
+                ));
+            }
+            tokio::time::sleep(wait).await;
+            let r = self.call(reqwest::Method::GET, &url, deadline).await?;
+            wait = retry_after(&r.headers).unwrap_or(self.poll_interval);
+            if !is_status_doc {
+                match r.status {
+                    202 => continue,
+                    200..=299 => return Ok(()),
+                    _ => return Err(status_error(&r, "operation")),
+                }
+            }
+            if !(200..300).contains(&r.status) {
+                return Err(status_error(&r, "operation status"));
+            }
+            match r.body.get("status").and_then(Value::as_str) {
+                Some("Succeeded") => return Ok(()),
+                Some("Failed" | "Canceled") => {
+                    let (code, message) =
+                        arm_error(&r.body.get("error").cloned().unwrap_or_default());
+                    return Err(CloudError::new(
+                        CloudErrorKind::Other,
+                        code.unwrap_or_else(|| "OperationFailed".into()),
+                        message.unwrap_or_else(|| "the operation failed".into()),
+                    ));
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    parse_retry_after(headers.get("retry-after").and_then(|v| v.to_str().ok()))
+}
+
+/// `{"error": {"code", "message"}}` → its parts.
+fn arm_error(error: &Value) -> (Option<String>, Option<String>) {
+    let s = |k: &str| error.get(k).and_then(Value::as_str).map(str::to_string);
+    (s("code"), s("message"))
+}
+
+fn error_text(r: &Response) -> String {
+    let (code, message) = arm_error(r.body.get("error").unwrap_or(&Value::Null));
+    match (code, message) {
+        (Some(c), Some(m)) => format!("HTTP {} {c}: {m}", r.status),
+        (Some(c), None) => format!("HTTP {} {c}", r.status),
+        _ => format!("HTTP {}", r.status),
+    }
+}
+
+fn status_error(r: &Response, what: &str) -> CloudError {
+    let kind = match r.status {
+        401 | 403 => CloudErrorKind::Denied,
+        404 => CloudErrorKind::NotFound,
+        _ => CloudErrorKind::Other,
+    };
+    let (code, message) = arm_error(r.body.get("error").unwrap_or(&Value::Null));
+    CloudError::new(
+        kind,
+        code.unwrap_or_else(|| format!("HTTP{}", r.status)),
+        format!("{what}: {}", message.unwrap_or_else(|| error_text(r))),
+    )
+}
