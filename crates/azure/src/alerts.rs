@@ -63,7 +63,8 @@ pub fn is_azure_alert(v: &Value) -> bool {
         || v.pointer("/context/portalLink").is_some()
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[serde(default)]
 #[serde(rename_all = "camelCase")]
 struct Envelope {
     schema_id: Option<String>,
@@ -85,11 +86,12 @@ pub fn parse(value: Value) -> Result<Alert, ParseError> {
         Some(COMMON_SCHEMA) => common(env.data),
         Some("AzureMonitorMetricAlert") => legacy_metric(env.data),
         Some("Microsoft.Insights/activityLogs") => legacy_activity(env.data),
+        Some("Microsoft.Insights/LogAlert") => legacy_log_in(env.data, "data"),
         Some(other) => Err(ParseError::at(
             "schemaId",
             format!(
-                "unknown schema '{other}': expected {COMMON_SCHEMA}, AzureMonitorMetricAlert \
-                 or Microsoft.Insights/activityLogs"
+                "unknown schema '{other}': expected {COMMON_SCHEMA}, AzureMonitorMetricAlert, \
+                 Microsoft.Insights/activityLogs or Microsoft.Insights/LogAlert"
             ),
         )),
         None => Err(ParseError::at("schemaId", "is null")),
@@ -106,7 +108,8 @@ fn join(at: &str, key: &str) -> String {
 
 // ---------------------------------------------------------------- common schema
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[serde(default)]
 #[serde(rename_all = "camelCase")]
 struct CommonData {
     essentials: Essentials,
@@ -114,7 +117,8 @@ struct CommonData {
     alert_context: Value,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[serde(default)]
 #[serde(rename_all = "camelCase")]
 struct Essentials {
     alert_id: Text,
@@ -184,6 +188,7 @@ fn state(condition: Option<&str>) -> AlertState {
 // ---------------------------------------------------------------- metric
 
 #[derive(Deserialize, Default)]
+#[serde(default)]
 #[serde(rename_all = "camelCase")]
 struct MetricContext {
     condition_type: Text,
@@ -192,6 +197,7 @@ struct MetricContext {
 }
 
 #[derive(Deserialize, Default)]
+#[serde(default)]
 #[serde(rename_all = "camelCase")]
 struct MetricConditions {
     #[serde(default)]
@@ -201,6 +207,7 @@ struct MetricConditions {
 }
 
 #[derive(Deserialize, Default)]
+#[serde(default)]
 #[serde(rename_all = "camelCase")]
 struct MetricCriterion {
     metric_name: Text,
@@ -215,7 +222,8 @@ struct MetricCriterion {
     web_test_name: Text,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[serde(default)]
 struct Dimension {
     name: Text,
     value: Text,
@@ -260,7 +268,8 @@ fn metric(ctx: Value, at: &str) -> Result<AlertContext, ParseError> {
 
 // ---------------------------------------------------------------- logs
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[serde(default)]
 struct Table {
     #[serde(default)]
     columns: Vec<Column>,
@@ -268,12 +277,14 @@ struct Table {
     rows: Vec<Vec<Value>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[serde(default)]
 struct Column {
     name: Text,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[serde(default)]
 struct Tables {
     #[serde(default)]
     tables: Vec<Table>,
@@ -299,7 +310,8 @@ fn results(v: Option<Value>, at: &str) -> Result<Option<SearchResults>, ParseErr
 
 /// Log Alerts V1 fields. Azure spells the end of the window
 /// `SearchIntervalEndtimeUtc` (lower-case `t`), unlike its start.
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[serde(default)]
 struct LogV1 {
     #[serde(rename = "SearchQuery")]
     query: Text,
@@ -329,13 +341,15 @@ fn log_v1(ctx: Value, at: &str, results_key: &str) -> Result<AlertContext, Parse
     })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[serde(default)]
 #[serde(rename_all = "camelCase")]
 struct LogV2Context {
     condition: LogV2Conditions,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[serde(default)]
 #[serde(rename_all = "camelCase")]
 struct LogV2Conditions {
     #[serde(default)]
@@ -344,7 +358,8 @@ struct LogV2Conditions {
     window_end_time: Text,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[serde(default)]
 #[serde(rename_all = "camelCase")]
 struct LogCriterion {
     search_query: Text,
@@ -354,7 +369,9 @@ struct LogCriterion {
     metric_value: Text,
     #[serde(default)]
     dimensions: Option<Vec<Dimension>>,
+    #[serde(rename = "linkToFilteredSearchResultsUI")]
     link_to_filtered_search_results_ui: Text,
+    #[serde(rename = "linkToSearchResultsUI")]
     link_to_search_results_ui: Text,
 }
 
@@ -386,13 +403,15 @@ fn log_v2(ctx: Value, at: &str) -> Result<AlertContext, ParseError> {
 
 // ---------------------------------------------------------------- activity log
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[serde(default)]
 struct Authorization {
     action: Text,
     scope: Text,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[serde(default)]
 #[serde(rename_all = "camelCase")]
 struct ActivityLog {
     #[serde(default)]
@@ -409,7 +428,25 @@ struct ActivityLog {
     status: Text,
     sub_status: Text,
     #[serde(default)]
-    properties: Option<BTreeMap<String, Text>>,
+    properties: Option<BTreeMap<String, Value>>,
+}
+
+/// Property bags hold strings, numbers, and sometimes arrays or objects (Service
+/// Health's test action sends `impactedServices` as a real array): scalars are kept
+/// as text, structures as their JSON.
+fn flatten(props: Option<BTreeMap<String, Value>>) -> BTreeMap<String, String> {
+    props
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|(k, v)| {
+            let text = match v {
+                Value::Null => return None,
+                Value::String(s) => s,
+                other => other.to_string(),
+            };
+            (!text.trim().is_empty()).then_some((k, text))
+        })
+        .collect()
 }
 
 fn activity(ctx: Value, at: &str, category: &str) -> Result<ActivityEvent, ParseError> {
@@ -438,12 +475,7 @@ fn activity(ctx: Value, at: &str, category: &str) -> Result<ActivityEvent, Parse
         event_time: a.event_timestamp.get(),
         level: a.level.get(),
         caller_ip: a.claims.get().as_deref().and_then(claim_ip),
-        properties: a
-            .properties
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|(k, v)| Some((k, v.get()?)))
-            .collect(),
+        properties: flatten(a.properties),
     })
 }
 
@@ -455,10 +487,11 @@ fn claim_ip(claims: &str) -> Option<String> {
 
 // ---------------------------------------------------------------- health
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[serde(default)]
 struct HealthContext {
     #[serde(default)]
-    properties: Option<BTreeMap<String, Text>>,
+    properties: Option<BTreeMap<String, Value>>,
 }
 
 fn health_props(ctx: Value, at: &str) -> Result<BTreeMap<String, String>, ParseError> {
@@ -466,11 +499,7 @@ fn health_props(ctx: Value, at: &str) -> Result<BTreeMap<String, String>, ParseE
         return Err(ParseError::at(at, "expected an object"));
     }
     let h: HealthContext = typed(ctx, at)?;
-    Ok(h.properties
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|(k, v)| Some((k, v.get()?)))
-        .collect())
+    Ok(flatten(h.properties))
 }
 
 fn service_health(ctx: Value, at: &str) -> Result<AlertContext, ParseError> {
@@ -521,13 +550,15 @@ fn resource_health(ctx: Value, at: &str) -> Result<AlertContext, ParseError> {
 
 // ---------------------------------------------------------------- legacy
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[serde(default)]
 struct LegacyMetricData {
     status: Text,
     context: LegacyMetricContext,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[serde(default)]
 #[serde(rename_all = "camelCase")]
 struct LegacyMetricContext {
     id: Text,
@@ -562,13 +593,15 @@ fn legacy_metric(data: Value) -> Result<Alert, ParseError> {
 /// The classic metric alert webhook (no `schemaId`): `status` and `context` with a
 /// single `condition`.
 fn classic_metric(value: Value) -> Result<Alert, ParseError> {
-    #[derive(Deserialize)]
+    #[derive(Deserialize, Default)]
+    #[serde(default)]
     #[serde(rename_all = "camelCase")]
     struct Classic {
         status: Text,
         context: ClassicContext,
     }
-    #[derive(Deserialize)]
+    #[derive(Deserialize, Default)]
+    #[serde(default)]
     #[serde(rename_all = "camelCase")]
     struct ClassicContext {
         id: Text,
@@ -579,7 +612,8 @@ fn classic_metric(value: Value) -> Result<Alert, ParseError> {
         condition_type: Text,
         condition: Option<ClassicCondition>,
     }
-    #[derive(Deserialize)]
+    #[derive(Deserialize, Default)]
+    #[serde(default)]
     #[serde(rename_all = "camelCase")]
     struct ClassicCondition {
         metric_name: Text,
@@ -624,12 +658,14 @@ fn classic_metric(value: Value) -> Result<Alert, ParseError> {
 
 /// `schemaId: Microsoft.Insights/activityLogs`: `data.context.activityLog`.
 fn legacy_activity(data: Value) -> Result<Alert, ParseError> {
-    #[derive(Deserialize)]
+    #[derive(Deserialize, Default)]
+    #[serde(default)]
     struct Data {
         status: Text,
         context: Ctx,
     }
-    #[derive(Deserialize)]
+    #[derive(Deserialize, Default)]
+    #[serde(default)]
     #[serde(rename_all = "camelCase")]
     struct Ctx {
         activity_log: Value,
@@ -660,7 +696,14 @@ fn legacy_activity(data: Value) -> Result<Alert, ParseError> {
 /// The Log Analytics V1 webhook: no `schemaId`, fields at the top level, and the
 /// rows under `SearchResult` (singular).
 fn legacy_log(value: Value) -> Result<Alert, ParseError> {
-    #[derive(Deserialize)]
+    legacy_log_in(value, "")
+}
+
+/// The V1 log payload at `at`: top level (Log Analytics) or under `data`
+/// (Application Insights, `schemaId: Microsoft.Insights/LogAlert`).
+fn legacy_log_in(value: Value, at: &str) -> Result<Alert, ParseError> {
+    #[derive(Deserialize, Default)]
+    #[serde(default)]
     struct Top {
         #[serde(rename = "AlertRuleName")]
         rule: Text,
@@ -673,8 +716,16 @@ fn legacy_log(value: Value) -> Result<Alert, ParseError> {
         #[serde(rename = "ResourceId")]
         resource: Text,
     }
-    let top: Top = typed(value.clone(), "")?;
-    let context = log_v1(value, "", "SearchResult")?;
+    if !value.is_object() {
+        return Err(ParseError::at(at, "expected an object"));
+    }
+    let top: Top = typed(value.clone(), at)?;
+    let key = if value.get("SearchResults").is_some() {
+        "SearchResults"
+    } else {
+        "SearchResult"
+    };
+    let context = log_v1(value, at, key)?;
     let fired_at = match &context {
         AlertContext::LogV1 { interval_end, .. } => interval_end.clone(),
         _ => None,
@@ -697,4 +748,338 @@ fn legacy_log(value: Value) -> Result<Alert, ParseError> {
         description: top.description.get(),
         context,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    use super::*;
+
+    fn fixture(case: &str) -> Value {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../events/azure")
+            .join(case);
+        let raw = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        serde_json::from_slice(&raw).unwrap_or_else(|e| panic!("{case}: {e}"))
+    }
+
+    fn alert(case: &str) -> Alert {
+        let v = fixture(case);
+        assert!(
+            is_azure_alert(&v),
+            "{case} is not recognised as an Azure alert"
+        );
+        parse(v).unwrap_or_else(|e| panic!("{case}: {e}"))
+    }
+
+    fn kind(a: &Alert) -> &'static str {
+        match &a.context {
+            AlertContext::Metric { .. } => "metric",
+            AlertContext::LogV1 { .. } => "log_v1",
+            AlertContext::LogV2 { .. } => "log_v2",
+            AlertContext::ActivityLog(_) => "activity_log",
+            AlertContext::ServiceHealth(_) => "service_health",
+            AlertContext::ResourceHealth(_) => "resource_health",
+        }
+    }
+
+    #[test]
+    fn every_fixture_parses_to_its_kind() {
+        let cases = [
+            (
+                "common-alert-schema/metric-static.json",
+                AlertSchema::AzureCommon,
+                "metric",
+            ),
+            (
+                "common-alert-schema/metric-dynamic.json",
+                AlertSchema::AzureCommon,
+                "metric",
+            ),
+            (
+                "common-alert-schema/metric-webtest.json",
+                AlertSchema::AzureCommon,
+                "metric",
+            ),
+            (
+                "common-alert-schema/log-alert-v1.json",
+                AlertSchema::AzureCommon,
+                "log_v1",
+            ),
+            (
+                "common-alert-schema/log-alert-v1-application-insights.json",
+                AlertSchema::AzureCommon,
+                "log_v1",
+            ),
+            (
+                "common-alert-schema/log-alert-v2.json",
+                AlertSchema::AzureCommon,
+                "log_v2",
+            ),
+            (
+                "common-alert-schema/activity-log-administrative.json",
+                AlertSchema::AzureCommon,
+                "activity_log",
+            ),
+            (
+                "common-alert-schema/activity-log-nsg-write.json",
+                AlertSchema::AzureCommon,
+                "activity_log",
+            ),
+            (
+                "common-alert-schema/activity-log-nsg-rule-write-failed.json",
+                AlertSchema::AzureCommon,
+                "activity_log",
+            ),
+            (
+                "common-alert-schema/activity-log-nsg-rule-delete.json",
+                AlertSchema::AzureCommon,
+                "activity_log",
+            ),
+            (
+                "common-alert-schema/activity-log-security.json",
+                AlertSchema::AzureCommon,
+                "activity_log",
+            ),
+            (
+                "common-alert-schema/activity-log-policy.json",
+                AlertSchema::AzureCommon,
+                "activity_log",
+            ),
+            (
+                "common-alert-schema/activity-log-autoscale.json",
+                AlertSchema::AzureCommon,
+                "activity_log",
+            ),
+            (
+                "common-alert-schema/service-health.json",
+                AlertSchema::AzureCommon,
+                "service_health",
+            ),
+            (
+                "common-alert-schema/resource-health.json",
+                AlertSchema::AzureCommon,
+                "resource_health",
+            ),
+            (
+                "legacy/metric-alert-azuremonitormetricalert.json",
+                AlertSchema::AzureLegacyMetric,
+                "metric",
+            ),
+            (
+                "legacy/metric-alert-classic.json",
+                AlertSchema::AzureLegacyMetric,
+                "metric",
+            ),
+            (
+                "legacy/activity-log-microsoft-insights.json",
+                AlertSchema::AzureLegacyActivityLog,
+                "activity_log",
+            ),
+            (
+                "legacy/log-alert-v1-no-schema-id.json",
+                AlertSchema::AzureLegacyLog,
+                "log_v1",
+            ),
+        ];
+        for (case, schema, want) in cases {
+            let a = alert(case);
+            assert_eq!((a.schema, kind(&a)), (schema, want), "{case}");
+            assert!(!a.rule.is_empty(), "{case}: no rule name");
+        }
+    }
+
+    #[test]
+    fn every_azure_fixture_is_covered() {
+        fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+            for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    walk(&p, out);
+                } else if p.extension().is_some_and(|x| x == "json") {
+                    out.push(p);
+                }
+            }
+        }
+        let mut files = Vec::new();
+        walk(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("../../events/azure"),
+            &mut files,
+        );
+        assert!(files.len() >= 20, "found only {} fixtures", files.len());
+        for f in files {
+            let v: Value =
+                serde_json::from_slice(&std::fs::read(&f).unwrap_or_default()).unwrap_or_default();
+            let name = f.display().to_string();
+            let parsed = parse(v);
+            if name.ends_with("unknown-schema-id.json") {
+                assert!(parsed.is_err(), "{name}");
+            } else {
+                assert!(parsed.is_ok(), "{name}: {:?}", parsed.err());
+            }
+        }
+    }
+
+    #[test]
+    fn an_nsg_rule_write_carries_operation_scope_caller_and_ip() {
+        let a = alert("common-alert-schema/activity-log-administrative.json");
+        let e = a.activity().cloned().unwrap_or_default();
+        assert_eq!(e.category, "Administrative");
+        assert_eq!(
+            e.operation,
+            "Microsoft.Network/networkSecurityGroups/securityRules/write"
+        );
+        assert!(
+            e.scope
+                .unwrap_or_default()
+                .ends_with("/securityRules/allow-ssh-any")
+        );
+        assert_eq!(e.caller.as_deref(), Some("alice@contoso.com"));
+        assert_eq!(e.caller_ip.as_deref(), Some("203.0.113.24"));
+        assert_eq!(e.status.as_deref(), Some("Succeeded"));
+        assert_eq!(a.state, AlertState::Fired);
+        assert_eq!(a.severity.as_deref(), Some("Sev4"));
+    }
+
+    #[test]
+    fn the_legacy_activity_log_reads_the_same_fields() {
+        let a = alert("legacy/activity-log-microsoft-insights.json");
+        let e = a.activity().cloned().unwrap_or_default();
+        assert_eq!(
+            e.operation,
+            "Microsoft.Network/networkSecurityGroups/securityRules/write"
+        );
+        assert!(
+            e.scope
+                .unwrap_or_default()
+                .ends_with("/securityRules/allow-rdp-any")
+        );
+        assert!(e.caller.is_some());
+    }
+
+    #[test]
+    fn log_v1_reads_the_lowercase_t_end_time_and_rows() {
+        let a = alert("common-alert-schema/log-alert-v1.json");
+        let AlertContext::LogV1 {
+            interval_end,
+            results,
+            query,
+            ..
+        } = a.context
+        else {
+            panic!("not a V1 log alert");
+        };
+        assert!(
+            interval_end.is_some(),
+            "SearchIntervalEndtimeUtc was not read"
+        );
+        assert!(!query.is_empty());
+        let r = results.unwrap_or_default();
+        assert!(!r.columns.is_empty() && !r.rows.is_empty(), "{r:?}");
+        let legacy = alert("legacy/log-alert-v1-no-schema-id.json");
+        let AlertContext::LogV1 { results, .. } = legacy.context else {
+            panic!("not a V1 log alert");
+        };
+        assert!(
+            results.is_some_and(|r| !r.rows.is_empty()),
+            "SearchResult rows"
+        );
+    }
+
+    #[test]
+    fn log_v2_has_dimensions_and_links_but_no_rows() {
+        let a = alert("common-alert-schema/log-alert-v2.json");
+        let AlertContext::LogV2 { conditions, .. } = a.context else {
+            panic!("not a V2 log alert");
+        };
+        assert!(!conditions.is_empty());
+        assert!(conditions[0].link.is_some());
+        assert!(!conditions[0].dimensions.is_empty());
+    }
+
+    #[test]
+    fn metric_thresholds_and_values_are_read_whatever_their_json_type() {
+        let a = alert("common-alert-schema/metric-static.json");
+        let AlertContext::Metric { conditions, .. } = a.context else {
+            panic!("not a metric alert");
+        };
+        assert!(conditions[0].threshold.is_some() && conditions[0].value.is_some());
+        let d = alert("common-alert-schema/metric-dynamic.json");
+        let AlertContext::Metric { conditions, .. } = d.context else {
+            panic!("not a metric alert");
+        };
+        assert!(conditions[0].sensitivity.is_some(), "alertSensitivity");
+        let w = alert("common-alert-schema/metric-webtest.json");
+        let AlertContext::Metric { conditions, .. } = w.context else {
+            panic!("not a metric alert");
+        };
+        assert!(conditions[0].web_test.is_some(), "webTestName");
+        let c = alert("legacy/metric-alert-classic.json");
+        let AlertContext::Metric { conditions, .. } = c.context else {
+            panic!("not a metric alert");
+        };
+        assert_eq!(conditions[0].value, Some(91.3725));
+    }
+
+    #[test]
+    fn service_health_numbers_and_embedded_json_are_handled() {
+        let a = alert("common-alert-schema/service-health.json");
+        let AlertContext::ServiceHealth(h) = a.context else {
+            panic!("not service health");
+        };
+        assert!(!h.title.is_empty());
+        assert!(!h.services.is_empty(), "impactedServices was not decoded");
+        let r = alert("common-alert-schema/resource-health.json");
+        let AlertContext::ResourceHealth(h) = r.context else {
+            panic!("not resource health");
+        };
+        assert!(h.current_status.is_some() && h.previous_status.is_some());
+    }
+
+    #[test]
+    fn an_unknown_schema_id_is_an_error_naming_it() {
+        let e = parse(fixture("common-alert-schema/unknown-schema-id.json"))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            e.starts_with("schemaId: unknown schema 'somethingElse'"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn wrong_types_name_the_field() {
+        let mut v = fixture("common-alert-schema/activity-log-administrative.json");
+        v["data"]["alertContext"]["authorization"]["scope"] = serde_json::json!({"x": 1});
+        let e = parse(v).err().map(|e| e.to_string()).unwrap_or_default();
+        assert_eq!(
+            e,
+            "data.alertContext.authorization.scope: expected a string or number, found an object"
+        );
+        let e = parse(serde_json::json!({"schemaId": COMMON_SCHEMA, "data": {"essentials": "x"}}))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            e.starts_with("data.essentials: invalid type: string"),
+            "{e}"
+        );
+        let e = parse(serde_json::json!({"schemaId": COMMON_SCHEMA, "data": "x"}))
+            .err()
+            .map(|e| e.to_string());
+        assert_eq!(e.as_deref(), Some("data: expected an object"));
+    }
+
+    #[test]
+    fn non_alerts_are_not_recognised() {
+        for v in [
+            serde_json::json!({"detail-type": "Scheduled Event", "source": "aws.events"}),
+            serde_json::json!([1, 2]),
+            serde_json::json!({"status": "Activated"}),
+        ] {
+            assert!(!is_azure_alert(&v), "{v}");
+        }
+    }
 }
