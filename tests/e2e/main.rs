@@ -1,9 +1,10 @@
 //! End to end: the real `reflex` binary against moto in server mode and a local Slack
-//! stand-in. Every test starts its own moto on a free loopback port (state is per
+//! stand-in, and the Azure custom handler against the ARM stand-in. Every test starts its own moto on a free loopback port (state is per
 //! process, so tests cannot see each other's groups) and stops it on drop.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod azure_host;
 mod bad_input;
 mod support;
 

@@ -15,7 +15,7 @@ use crate::arm::ArmClient;
 use crate::resource::NsgRef;
 
 /// The Microsoft.Network API version used for NSGs and their rules.
-pub const NETWORK_API_VERSION: &str = "2024-05-01";
+pub const NETWORK_API_VERSION: &str = "2024-07-01";
 
 /// What `close-open-ports` needs from Azure networking.
 #[async_trait]

@@ -30,6 +30,16 @@ impl Invocation {
     }
 }
 
+/// A function as every adapter sees it: a name and a `handle` on raw payloads. The
+/// CLI and the Azure host keep a registry of these; Lambda binaries call one directly.
+#[async_trait::async_trait]
+pub trait Function: Send + Sync {
+    /// The function's name: crate, binary, Lambda function and Azure folder.
+    fn name(&self) -> &'static str;
+    /// Handles one payload exactly as the platform delivered it.
+    async fn handle(&self, raw: &[u8], invocation: &Invocation) -> Result<Outcome, HandleError>;
+}
+
 /// Time kept back from the platform deadline to log and return the outcome.
 const SAFETY_MARGIN: Duration = Duration::from_millis(750);
 

@@ -77,6 +77,17 @@ impl Deps {
     }
 }
 
+#[async_trait::async_trait]
+impl reflex_runtime::Function for Deps {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    async fn handle(&self, raw: &[u8], invocation: &Invocation) -> Result<Outcome, HandleError> {
+        handle(self, raw, invocation).await
+    }
+}
+
 /// Parses any payload the function accepts: AWS (EventBridge) or Azure (Monitor
 /// alert webhooks), recognised from the payload itself.
 pub fn parse(raw: &[u8]) -> Result<Parsed, ParseError> {
