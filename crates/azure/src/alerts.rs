@@ -752,7 +752,7 @@ fn legacy_log_in(value: Value, at: &str) -> Result<Alert, ParseError> {
 
 #[cfg(test)]
 mod tests {
-    use std::path::{Path, PathBuf};
+    use std::path::Path;
 
     use super::*;
 
@@ -892,20 +892,8 @@ mod tests {
 
     #[test]
     fn every_azure_fixture_is_covered() {
-        fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-            for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-                let p = e.path();
-                if p.is_dir() {
-                    walk(&p, out);
-                } else if p.extension().is_some_and(|x| x == "json") {
-                    out.push(p);
-                }
-            }
-        }
-        let mut files = Vec::new();
-        walk(
+        let files = reflex_testkit::json_files(
             &Path::new(env!("CARGO_MANIFEST_DIR")).join("../../events/azure"),
-            &mut files,
         );
         assert!(files.len() >= 20, "found only {} fixtures", files.len());
         for f in files {

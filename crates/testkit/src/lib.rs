@@ -16,3 +16,21 @@ mod slack;
 pub use arm::{ArmFake, ArmReply, DeleteMode};
 pub use moto::Moto;
 pub use slack::{Recorded, Reply, SlackSink, print_message};
+
+/// Every `.json` file below `dir`, sorted: the fixture sweeps use it.
+pub fn json_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else if p.extension().is_some_and(|x| x == "json") {
+                out.push(p);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, &mut out);
+    out.sort();
+    out
+}

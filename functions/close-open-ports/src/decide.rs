@@ -416,18 +416,7 @@ mod tests {
 
     #[test]
     fn every_file_under_events_parses_without_error() {
-        fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-            for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-                let p = e.path();
-                if p.is_dir() {
-                    walk(&p, out);
-                } else if p.extension().is_some_and(|x| x == "json") {
-                    out.push(p);
-                }
-            }
-        }
-        let mut files = Vec::new();
-        walk(&events_dir(), &mut files);
+        let files = reflex_testkit::json_files(&events_dir());
         assert!(files.len() >= 19, "found only {} fixtures", files.len());
         for f in files {
             let raw = std::fs::read(&f).unwrap_or_default();
