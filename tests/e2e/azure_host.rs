@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use reflex_azure_host::{AppState, Auth, app};
 use reflex_runtime::Function;
-use reflex_testkit::arm::{IDENTITY_HEADER, nsg_doc};
+use reflex_testkit::arm::{IDENTITY_HEADER, entra_token, nsg_doc};
 use reflex_testkit::{ArmFake, ArmReply, SlackSink};
 use serde_json::{Value, json};
 
@@ -35,8 +35,9 @@ fn settings(arm: &ArmFake, slack: &SlackSink, extra: &[(&str, &str)]) -> HashMap
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect();
+    // `{arm}` in a value stands for the stand-in's base URL.
     for (k, v) in extra {
-        env.insert((*k).to_string(), (*v).to_string());
+        env.insert((*k).to_string(), v.replace("{arm}", &arm.endpoint()));
     }
     env
 }
@@ -62,7 +63,7 @@ async fn azure(tags: &[(&str, &str)], extra: &[(&str, &str)]) -> Azure {
     let functions: Vec<Arc<dyn Function>> = vec![Arc::new(deps)];
     let state = AppState::new(
         functions,
-        Auth::from_lookup(&lookup),
+        Auth::from_lookup(&lookup).unwrap(),
         Duration::from_secs(20),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -454,4 +455,113 @@ async fn the_cli_runs_the_same_function_on_an_azure_event() {
     assert_eq!(statuses(&outcome)[0].1, "done");
     assert_eq!(a.arm.rule_names(NSG).len(), 3);
     assert_eq!(a.slack.requests().len(), 1);
+}
+
+const AUDIENCE: &str = "api://reflex-webhook";
+const ISSUER: &str = "https://sts.windows.net/8d3f4b1e-6c2a-4f7b-9e15-2b7c9a0d4e63/";
+
+fn claims(patch: &Value) -> Value {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let mut c = json!({
+        "aud": AUDIENCE, "iss": ISSUER, "iat": now, "nbf": now, "exp": now + 3600,
+        "appid": "461e8683-5575-4561-ac7f-899cc907d62a", "roles": ["ActionGroupsSecureWebhook"],
+    });
+    for (k, v) in patch.as_object().unwrap() {
+        c[k] = v.clone();
+    }
+    c
+}
+
+async fn entra_host(jwks_url: &str) -> Azure {
+    azure(
+        &[],
+        &[
+            ("REFLEX_WEBHOOK_AAD_AUDIENCE", AUDIENCE),
+            ("REFLEX_WEBHOOK_AAD_ISSUER", ISSUER),
+            ("REFLEX_WEBHOOK_AAD_JWKS_URL", jwks_url),
+        ],
+    )
+    .await
+}
+
+#[tokio::test]
+async fn entra_secure_webhook_tokens_are_verified() {
+    let b = entra_host(&format!("{{arm}}{}", reflex_testkit::arm::JWKS_PATH)).await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let good = entra_token(&claims(&json!({})));
+    let mut tampered = entra_token(&claims(&json!({})));
+    tampered.pop();
+    tampered.push('A');
+    let refused = [
+        ("no token", None),
+        (
+            "wrong audience",
+            Some(entra_token(&claims(&json!({"aud": "api://other"})))),
+        ),
+        (
+            "wrong issuer",
+            Some(entra_token(&claims(
+                &json!({"iss": "https://sts.windows.net/evil/"}),
+            ))),
+        ),
+        (
+            "expired",
+            Some(entra_token(&claims(
+                &json!({"exp": now - 3600, "nbf": now - 7200}),
+            ))),
+        ),
+        (
+            "no app role",
+            Some(entra_token(&claims(&json!({"roles": ["Reader"]})))),
+        ),
+        ("bad signature", Some(tampered)),
+        ("not a JWT", Some("not-a-jwt".to_string())),
+    ];
+    for (name, token) in refused {
+        let bearer = token.map(|t| format!("Bearer {t}"));
+        let headers: Vec<(&str, &str)> = bearer
+            .iter()
+            .map(|b| ("authorization", b.as_str()))
+            .collect();
+        let (status, reply) = b
+            .post("/api/close-open-ports", alert(RULE_WRITE), &headers)
+            .await;
+        assert_eq!(status, 401, "{name}: {reply}");
+    }
+    assert!(
+        b.arm.requests().is_empty(),
+        "a refused request changes nothing"
+    );
+    let bearer = format!("Bearer {good}");
+    let (status, reply) = b
+        .post(
+            "/api/close-open-ports",
+            alert(RULE_WRITE),
+            &[("authorization", bearer.as_str())],
+        )
+        .await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(b.arm.rule_names(NSG).len(), 3);
+    assert_eq!(b.arm.jwks_fetches(), 1, "the key set is cached");
+}
+
+#[tokio::test]
+async fn unreachable_signing_keys_are_a_503_not_a_401() {
+    let b = entra_host("http://127.0.0.1:9/keys").await;
+    let bearer = format!("Bearer {}", entra_token(&claims(&json!({}))));
+    let (status, reply) = b
+        .post(
+            "/api/close-open-ports",
+            alert(RULE_WRITE),
+            &[("authorization", bearer.as_str())],
+        )
+        .await;
+    assert_eq!(status, 503, "{reply}");
+    assert!(b.arm.requests().is_empty());
 }

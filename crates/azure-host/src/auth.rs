@@ -1,9 +1,12 @@
 //! Webhook authentication that Reflex checks itself, on top of the function key the
-//! Functions host checks (`authLevel: function`).
+//! Functions host checks (`authLevel: function`): an optional shared token, and
+//! optional Entra ID secure-webhook bearer tokens. Both, when configured, must pass.
 
 use axum::http::HeaderMap;
-use reflex_core::Secret;
 use reflex_core::settings::Lookup;
+use reflex_core::{ConfigError, Secret};
+
+use crate::entra::{EntraVerifier, Refusal};
 
 /// The header that may carry the shared token.
 pub const TOKEN_HEADER: &str = "x-reflex-token";
@@ -11,22 +14,40 @@ pub const TOKEN_HEADER: &str = "x-reflex-token";
 pub const TOKEN_PARAM: &str = "token";
 
 /// What a request must carry.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct Auth {
     /// `REFLEX_WEBHOOK_TOKEN`: a shared secret in the `X-Reflex-Token` header or the
     /// `token` query parameter.
     pub token: Option<Secret>,
+    /// `REFLEX_WEBHOOK_AAD_*`: Entra ID secure webhooks.
+    pub entra: Option<EntraVerifier>,
 }
 
 impl Auth {
-    pub fn from_lookup(env: &impl Lookup) -> Self {
-        Self {
+    pub fn from_lookup(env: &impl Lookup) -> Result<Self, ConfigError> {
+        Ok(Self {
             token: env.get("REFLEX_WEBHOOK_TOKEN").map(Secret::new),
-        }
+            entra: EntraVerifier::from_lookup(env)?,
+        })
     }
 
-    /// `Err(why)` when the request must be refused with 401.
-    pub fn check(&self, headers: &HeaderMap, query: Option<&str>) -> Result<(), &'static str> {
+    /// Runs every configured check: `Denied` is a 401, `Unavailable` a 503.
+    pub async fn check(&self, headers: &HeaderMap, query: Option<&str>) -> Result<(), Refusal> {
+        self.check_token(headers, query)
+            .map_err(|why| Refusal::Denied(why.to_string()))?;
+        if let Some(entra) = &self.entra {
+            let header = headers.get("authorization").and_then(|v| v.to_str().ok());
+            entra.verify(header).await?;
+        }
+        Ok(())
+    }
+
+    /// The shared-token check alone.
+    pub fn check_token(
+        &self,
+        headers: &HeaderMap,
+        query: Option<&str>,
+    ) -> Result<(), &'static str> {
         let Some(want) = &self.token else {
             return Ok(());
         };
@@ -91,12 +112,13 @@ mod tests {
     fn auth(token: &str) -> Auth {
         Auth {
             token: Some(Secret::new(token)),
+            entra: None,
         }
     }
 
     #[test]
     fn no_token_configured_lets_everything_through() {
-        assert_eq!(Auth::default().check(&HeaderMap::new(), None), Ok(()));
+        assert_eq!(Auth::default().check_token(&HeaderMap::new(), None), Ok(()));
     }
 
     #[test]
@@ -107,9 +129,9 @@ mod tests {
             TOKEN_HEADER,
             axum::http::HeaderValue::from_static("s3cret/+x"),
         );
-        assert_eq!(a.check(&h, None), Ok(()));
+        assert_eq!(a.check_token(&h, None), Ok(()));
         assert_eq!(
-            a.check(&HeaderMap::new(), Some("a=1&token=s3cret%2F%2Bx")),
+            a.check_token(&HeaderMap::new(), Some("a=1&token=s3cret%2F%2Bx")),
             Ok(())
         );
     }
@@ -117,13 +139,13 @@ mod tests {
     #[test]
     fn a_missing_or_wrong_token_is_refused() {
         let a = auth("s3cret");
-        assert!(a.check(&HeaderMap::new(), None).is_err());
+        assert!(a.check_token(&HeaderMap::new(), None).is_err());
         assert_eq!(
-            a.check(&HeaderMap::new(), Some("token=s3creT")),
+            a.check_token(&HeaderMap::new(), Some("token=s3creT")),
             Err("wrong webhook token")
         );
         assert_eq!(
-            a.check(&HeaderMap::new(), Some("token=s3cret-longer")),
+            a.check_token(&HeaderMap::new(), Some("token=s3cret-longer")),
             Err("wrong webhook token")
         );
     }

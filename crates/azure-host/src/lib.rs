@@ -11,6 +11,7 @@
 //! the webhook check fails; 503 when a retry can help; 500 otherwise.
 
 pub mod auth;
+pub mod entra;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -81,7 +82,9 @@ async fn ready() -> &'static str {
 enum Reject {
     UnknownFunction(String, Vec<&'static str>),
     BadInput(String),
-    Unauthorized(&'static str),
+    Unauthorized(String),
+    /// The caller could not be verified for now (signing keys unreachable).
+    AuthUnavailable(String),
     Failed(HandleError),
 }
 
@@ -91,6 +94,7 @@ impl Reject {
             Self::UnknownFunction(..) => StatusCode::NOT_FOUND,
             Self::BadInput(_) => StatusCode::BAD_REQUEST,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::AuthUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Failed(e) if e.is_retryable() => StatusCode::SERVICE_UNAVAILABLE,
             Self::Failed(HandleError::BadInput(_)) => StatusCode::BAD_REQUEST,
             Self::Failed(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -103,7 +107,7 @@ impl Reject {
                 format!("unknown function '{name}'; known: {}", known.join(", "))
             }
             Self::BadInput(m) => format!("bad input: {m}"),
-            Self::Unauthorized(m) => (*m).to_string(),
+            Self::Unauthorized(m) | Self::AuthUnavailable(m) => m.clone(),
             Self::Failed(e) => e.to_string(),
         }
     }
@@ -188,8 +192,9 @@ async fn forwarded(
     let span = tracing::info_span!("invocation", invocation_id = %id, function = %function);
     async move {
         let (parts, body) = request.into_parts();
-        let ran = match state.auth.check(&parts.headers, parts.uri.query()) {
-            Err(why) => Err(Reject::Unauthorized(why)),
+        let ran = match state.auth.check(&parts.headers, parts.uri.query()).await {
+            Err(entra::Refusal::Denied(why)) => Err(Reject::Unauthorized(why)),
+            Err(entra::Refusal::Unavailable(why)) => Err(Reject::AuthUnavailable(why)),
             Ok(()) => match read_body(body, state.body_limit).await {
                 Err(r) => Err(r),
                 Ok(raw) => run(&state, &function, &raw, &id).await,
@@ -345,7 +350,7 @@ mod tests {
         let fatal = Reject::Failed(HandleError::Fatal("denied".into()));
         assert_eq!(status_of(&Err(fatal)), StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(
-            status_of(&Err(Reject::Unauthorized("no"))),
+            status_of(&Err(Reject::Unauthorized("no".into()))),
             StatusCode::UNAUTHORIZED
         );
     }

@@ -32,7 +32,8 @@ async fn main() -> anyhow::Result<()> {
         .await
         .context("close-open-ports configuration")?;
     let functions: Vec<Arc<dyn Function>> = vec![Arc::new(close_open_ports)];
-    let state = AppState::new(functions, Auth::from_lookup(&env_lookup), budget);
+    let auth = Auth::from_lookup(&env_lookup).context("webhook authentication")?;
+    let state = AppState::new(functions, auth, budget);
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await
         .with_context(|| format!("cannot listen on 127.0.0.1:{port}"))?;

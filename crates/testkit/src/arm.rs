@@ -7,6 +7,8 @@
 //!   `Azure-AsyncOperation` and `Retry-After`, or 200 (see [`DeleteMode`]); 204 when
 //!   the rule does not exist. The rule disappears when the operation succeeds.
 //! - `GET /operations/{n}`: `{"status": "InProgress"}` once, then `Succeeded`.
+//! - `GET /common/discovery/v2.0/keys`: the JWKS holding the test signing key's public
+//!   half ([`entra_token`] signs with its private half).
 //! - `GET /msi/token?resource=…&api-version=2019-08-01` with `X-IDENTITY-HEADER`:
 //!   `{"access_token", "expires_on" (epoch seconds as a string), …}`.
 //!
@@ -23,6 +25,21 @@ use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
+
+/// Where the stand-in serves Entra's signing keys (the test key's public half).
+pub const JWKS_PATH: &str = "/common/discovery/v2.0/keys";
+/// The `kid` of the test signing key.
+pub const TEST_KID: &str = "reflex-test-key";
+
+/// Signs `claims` as Entra would for a secure webhook (RS256, `kid` of the test key).
+pub fn entra_token(claims: &Value) -> String {
+    let key =
+        jsonwebtoken::EncodingKey::from_rsa_pem(include_bytes!("../keys/test-signing-key.pem"))
+            .expect("the test signing key parses");
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+    header.kid = Some(TEST_KID.into());
+    jsonwebtoken::encode(&header, claims, &key).expect("sign the test token")
+}
 
 /// The identity header value the token endpoint expects.
 pub const IDENTITY_HEADER: &str = "reflex-test-identity-header";
@@ -64,6 +81,7 @@ struct Inner {
     script: VecDeque<ArmReply>,
     requests: Vec<ArmRequest>,
     tokens_issued: u32,
+    jwks_fetches: u32,
 }
 
 type Shared = Arc<Mutex<Inner>>;
@@ -93,6 +111,15 @@ async fn handle(State(s): State<Shared>, method: Method, uri: Uri, headers: Head
     let query = uri.query().unwrap_or_default().to_string();
     if path == "/msi/token" {
         return token(&s, &headers, &query);
+    }
+    if path == JWKS_PATH {
+        s.lock().unwrap().jwks_fetches += 1;
+        return (
+            StatusCode::OK,
+            [("content-type", "application/json")],
+            include_str!("../keys/test-jwks.json"),
+        )
+            .into_response();
     }
     let scripted = {
         let mut inner = s.lock().unwrap();
@@ -323,6 +350,7 @@ impl ArmFake {
             script: VecDeque::new(),
             requests: Vec::new(),
             tokens_issued: 0,
+            jwks_fetches: 0,
         }));
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
             .await
@@ -378,6 +406,15 @@ impl ArmFake {
     /// ARM requests received so far (token requests are counted separately).
     pub fn requests(&self) -> Vec<ArmRequest> {
         self.shared.lock().unwrap().requests.clone()
+    }
+
+    /// The JWKS URL for `REFLEX_WEBHOOK_AAD_JWKS_URL`.
+    pub fn jwks_url(&self) -> String {
+        format!("http://{}{JWKS_PATH}", self.addr)
+    }
+
+    pub fn jwks_fetches(&self) -> u32 {
+        self.shared.lock().unwrap().jwks_fetches
     }
 
     pub fn tokens_issued(&self) -> u32 {
