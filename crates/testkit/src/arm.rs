@@ -6,6 +6,7 @@
 //! - `DELETE {nsg id}/securityRules/{name}?api-version=…`: 202 with
 //!   `Azure-AsyncOperation` and `Retry-After`, or 200 (see [`DeleteMode`]); 204 when
 //!   the rule does not exist. The rule disappears when the operation succeeds.
+//! - `PUT {nsg id}`: creates or replaces the NSG (for the demo).
 //! - `GET /operations/{n}`: `{"status": "InProgress"}` once, then `Succeeded`.
 //! - `GET /common/discovery/v2.0/keys`: the JWKS holding the test signing key's public
 //!   half ([`entra_token`] signs with its private half).
@@ -106,7 +107,13 @@ fn key(path: &str) -> String {
     path.trim_end_matches('/').to_ascii_lowercase()
 }
 
-async fn handle(State(s): State<Shared>, method: Method, uri: Uri, headers: HeaderMap) -> Response {
+async fn handle(
+    State(s): State<Shared>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
     let path = uri.path().to_string();
     let query = uri.query().unwrap_or_default().to_string();
     if path == "/msi/token" {
@@ -197,6 +204,22 @@ async fn handle(State(s): State<Shared>, method: Method, uri: Uri, headers: Head
     }
     let k = key(&path);
     match method {
+        // Create or replace an NSG (the demo sets its world up this way).
+        Method::PUT if !k.contains("/securityrules/") => {
+            let Ok(mut doc) = serde_json::from_slice::<Value>(&body) else {
+                return error(StatusCode::BAD_REQUEST, "InvalidRequestContent", "not JSON");
+            };
+            doc["id"] = json!(path);
+            doc["name"] = json!(path.rsplit('/').next().unwrap_or_default());
+            let created = !inner.nsgs.contains_key(&k);
+            inner.nsgs.insert(k, doc.clone());
+            let status = if created {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
+            (status, axum::Json(doc)).into_response()
+        }
         Method::GET => match inner.nsgs.get(&k) {
             Some(doc) => (StatusCode::OK, axum::Json(doc.clone())).into_response(),
             None => error(

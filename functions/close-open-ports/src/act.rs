@@ -1,10 +1,8 @@
-//! Runs a plan through an [`Executor`]: EC2 security groups or Azure NSGs.
-
-use std::time::Instant;
+//! Runs a plan through an [`Executor`]: EC2 security groups (here) or Azure NSGs
+//! (`azure.rs`).
 
 use async_trait::async_trait;
 use reflex_aws::ec2::SecurityGroups;
-use reflex_azure::NetworkSecurityGroups;
 use reflex_core::{Action, ActionRecord, ActionStatus, CloudError, CloudErrorKind, Plan};
 
 use crate::decide::ALREADY_GONE;
@@ -18,10 +16,7 @@ pub trait Executor: Send + Sync {
 /// EC2: revoke by rule id, authorise remainders.
 pub(crate) struct Ec2<'a>(pub &'a dyn SecurityGroups);
 
-/// Azure: delete NSG rules through ARM, within the invocation's deadline.
-pub(crate) struct Nsgs<'a>(pub &'a dyn NetworkSecurityGroups, pub Instant);
-
-fn wrong_cloud(action: &Action) -> CloudError {
+pub(crate) fn wrong_cloud(action: &Action) -> CloudError {
     CloudError::new(
         CloudErrorKind::Other,
         "WrongCloud",
@@ -46,16 +41,6 @@ impl Executor for Ec2<'_> {
                 .await
                 .map(|_| ()),
             Action::DeleteSecurityRule { .. } => Err(wrong_cloud(action)),
-        }
-    }
-}
-
-#[async_trait]
-impl Executor for Nsgs<'_> {
-    async fn run(&self, action: &Action) -> Result<(), CloudError> {
-        match action {
-            Action::DeleteSecurityRule { rule, .. } => self.0.delete_rule(&rule.id, self.1).await,
-            _ => Err(wrong_cloud(action)),
         }
     }
 }

@@ -2,10 +2,22 @@
 //! delivered by an action-group webhook. The payload carries no rule body, so the
 //! NSG is re-read through ARM before anything is decided.
 
-use reflex_azure::NsgRef;
+use std::time::Instant;
+
+use async_trait::async_trait;
 use reflex_azure::alerts;
-use reflex_core::{Actor, AlertState, ParseError, Parsed, Signal, SignalKind};
+use reflex_azure::{NetworkSecurityGroups, NsgRef};
+use reflex_core::{
+    Action, Actor, AlertState, CloudError, HandleError, NsgState, Outcome, ParseError, Parsed,
+    Plan, Signal, SignalKind,
+};
+use reflex_runtime::Invocation;
 use serde_json::Value;
+
+use crate::Deps;
+use crate::act::{Executor, act, wrong_cloud};
+use crate::decide::decide_nsg;
+use crate::report::{Place, actor_name, rule_text};
 
 const RULE_WRITE: &str = "microsoft.network/networksecuritygroups/securityrules/write";
 const NSG_WRITE: &str = "microsoft.network/networksecuritygroups/write";
@@ -76,4 +88,84 @@ pub fn parse(value: Value) -> Result<Parsed, ParseError> {
             rule_name: nsg.rule,
         },
     })))
+}
+
+/// Handles an NSG write: re-read the NSG through ARM, decide, delete, notify.
+pub(crate) async fn handle(
+    deps: &Deps,
+    signal: Signal,
+    nsg_id: &str,
+    invocation: &Invocation,
+) -> Result<Outcome, HandleError> {
+    let reference = NsgRef::parse(nsg_id)
+        .ok_or_else(|| HandleError::Fatal(format!("{nsg_id} is not an NSG id")))?;
+    let nsg = deps.nsgs.read(&reference, invocation.deadline).await?;
+    let plan: Plan = decide_nsg(&signal, &deps.config.policy, nsg.as_ref());
+    let observed = serde_json::json!({
+        "nsg": nsg.as_ref().map(|n| serde_json::json!({
+            "id": n.id, "name": n.name, "location": n.location, "tags": n.tags,
+            "rules": n.rules.iter().map(reflex_core::NsgRule::to_json).collect::<Vec<_>>(),
+        })),
+    });
+    let mut outcome = crate::start(deps, &signal, observed);
+    if plan.is_empty() {
+        outcome.ignored = Some(match &nsg {
+            None => format!("{nsg_id} no longer exists"),
+            Some(_) => "no rule opens a forbidden port to the world".into(),
+        });
+    }
+    let executor = Nsgs(deps.nsgs.as_ref(), invocation.deadline);
+    outcome.actions = act(&plan, &executor, deps.config.dry_run).await;
+    let place = azure_place(&signal, nsg.as_ref(), &outcome);
+    crate::finish(deps, signal, &place, outcome, invocation).await
+}
+
+/// Azure: delete NSG rules through ARM, within the invocation's deadline.
+struct Nsgs<'a>(&'a dyn NetworkSecurityGroups, Instant);
+
+#[async_trait]
+impl Executor for Nsgs<'_> {
+    async fn run(&self, action: &Action) -> Result<(), CloudError> {
+        match action {
+            Action::DeleteSecurityRule { rule, .. } => self.0.delete_rule(&rule.id, self.1).await,
+            _ => Err(wrong_cloud(action)),
+        }
+    }
+}
+
+/// The Azure place: the NSG as re-read, its portal link, and what the write was.
+fn azure_place(signal: &Signal, nsg: Option<&NsgState>, outcome: &Outcome) -> Place {
+    let who = actor_name(signal);
+    let (nsg_id, rule_name) = match &signal.kind {
+        SignalKind::NsgWritten { nsg_id, rule_name } => (nsg_id.clone(), rule_name.clone()),
+        _ => (String::new(), None),
+    };
+    let reference = reflex_azure::NsgRef::parse(&nsg_id);
+    let name = nsg
+        .map(|n| n.name.clone())
+        .or_else(|| reference.as_ref().map(|r| r.name.clone()))
+        .unwrap_or_else(|| nsg_id.clone());
+    let label = match &reference {
+        Some(r) => format!("{name} (resource group {})", r.resource_group),
+        None => name,
+    };
+    let opened: Vec<String> = outcome
+        .actions
+        .iter()
+        .map(|a| rule_text(&a.detail))
+        .collect();
+    let summary = match (&rule_name, opened.is_empty()) {
+        (Some(rule), true) => format!("{who} wrote NSG rule {rule} on {label}."),
+        (Some(_), false) => format!("{who} wrote {} on {label}.", opened.join(", ")),
+        (None, _) => format!("{who} wrote NSG {label}."),
+    };
+    Place {
+        labels: vec![(nsg_id, label)],
+        region: nsg.and_then(|n| n.location.clone()),
+        account_field: "Subscription",
+        resource_field: "NSG",
+        resources: "NSGs",
+        link: reference.map(|r| r.portal_link()),
+        summary,
+    }
 }

@@ -4,6 +4,7 @@
 //! parse ([`reflex_aws::events`]) → [`decide`] (pure) → [`act`] → notify → outcome.
 
 mod act;
+#[cfg(feature = "azure")]
 mod azure;
 mod config;
 mod decide;
@@ -13,10 +14,9 @@ use std::sync::Arc;
 
 use reflex_aws::LazySdk;
 use reflex_aws::ec2::{LazyEc2, SecurityGroups};
-use reflex_azure::{ArmClient, ArmNsgs, NetworkSecurityGroups, NsgRef};
 use reflex_core::json::parse_json;
 use reflex_core::settings::Lookup;
-use reflex_core::{HandleError, Outcome, ParseError, Parsed, Plan, Signal, SignalKind};
+use reflex_core::{HandleError, Outcome, ParseError, Parsed, Signal, SignalKind};
 use reflex_notify::Notifier;
 use reflex_runtime::Invocation;
 use serde_json::Value;
@@ -35,6 +35,7 @@ pub const TRIGGERS: &[&str] = &[
     "aws.cloudtrail/ModifySecurityGroupRules (EventBridge)",
     "aws.config/restricted-ssh | restricted-common-ports | vpc-sg-open-only-to-authorized-ports (incl. securityhub-*)",
     "aws.events/Scheduled Event (sweep of every group in the region)",
+    #[cfg(feature = "azure")]
     "azure.activitylog/Microsoft.Network/networkSecurityGroups[/securityRules]/write (action-group webhook)",
 ];
 
@@ -43,7 +44,8 @@ pub const TRIGGERS: &[&str] = &[
 pub struct Deps {
     pub config: Config,
     pub groups: Arc<dyn SecurityGroups>,
-    pub nsgs: Arc<dyn NetworkSecurityGroups>,
+    #[cfg(feature = "azure")]
+    pub nsgs: Arc<dyn reflex_azure::NetworkSecurityGroups>,
     pub notifiers: Vec<Arc<dyn Notifier>>,
 }
 
@@ -66,11 +68,15 @@ impl Deps {
     pub async fn from_lookup(env: &impl Lookup) -> Result<Self, reflex_core::ConfigError> {
         let config = Config::from_lookup(env)?;
         let sdk = LazySdk::default();
-        let nsgs = Arc::new(ArmNsgs::new(ArmClient::from_lookup(env)?));
+        #[cfg(feature = "azure")]
+        let nsgs = Arc::new(reflex_azure::ArmNsgs::new(
+            reflex_azure::ArmClient::from_lookup(env)?,
+        ));
         let notifiers = config.notifiers(&sdk).await;
         Ok(Self {
             config,
             groups: Arc::new(LazyEc2::new(sdk)),
+            #[cfg(feature = "azure")]
             nsgs,
             notifiers,
         })
@@ -91,15 +97,12 @@ impl reflex_runtime::Function for Deps {
 /// Parses any payload the function accepts: AWS (EventBridge) or Azure (Monitor
 /// alert webhooks), recognised from the payload itself.
 pub fn parse(raw: &[u8]) -> Result<Parsed, ParseError> {
-    parse_value(parse_json(raw)?)
-}
-
-fn parse_value(value: Value) -> Result<Parsed, ParseError> {
+    let value = parse_json(raw)?;
+    #[cfg(feature = "azure")]
     if reflex_azure::alerts::is_azure_alert(&value) {
-        azure::parse(value)
-    } else {
-        reflex_aws::events::parse_ports_value(&value)
+        return azure::parse(value);
     }
+    reflex_aws::events::parse_ports_value(&value)
 }
 
 /// Handles one payload: parse, re-read, decide, act, notify.
@@ -115,8 +118,9 @@ pub async fn handle(
         }
         Parsed::Signal(s) => *s,
     };
+    #[cfg(feature = "azure")]
     if let SignalKind::NsgWritten { nsg_id, .. } = &signal.kind {
-        return handle_nsg(deps, signal.clone(), nsg_id, invocation).await;
+        return azure::handle(deps, signal.clone(), nsg_id, invocation).await;
     }
 
     // Re-read the cloud: never trust the event alone.
@@ -137,36 +141,7 @@ pub async fn handle(
     finish(deps, signal, &place, outcome, invocation).await
 }
 
-async fn handle_nsg(
-    deps: &Deps,
-    signal: Signal,
-    nsg_id: &str,
-    invocation: &Invocation,
-) -> Result<Outcome, HandleError> {
-    let reference = NsgRef::parse(nsg_id)
-        .ok_or_else(|| HandleError::Fatal(format!("{nsg_id} is not an NSG id")))?;
-    let nsg = deps.nsgs.read(&reference, invocation.deadline).await?;
-    let plan: Plan = decide_nsg(&signal, &deps.config.policy, nsg.as_ref());
-    let observed = serde_json::json!({
-        "nsg": nsg.as_ref().map(|n| serde_json::json!({
-            "id": n.id, "name": n.name, "location": n.location, "tags": n.tags,
-            "rules": n.rules.iter().map(reflex_core::NsgRule::to_json).collect::<Vec<_>>(),
-        })),
-    });
-    let mut outcome = start(deps, &signal, observed);
-    if plan.is_empty() {
-        outcome.ignored = Some(match &nsg {
-            None => format!("{nsg_id} no longer exists"),
-            Some(_) => "no rule opens a forbidden port to the world".into(),
-        });
-    }
-    let executor = act::Nsgs(deps.nsgs.as_ref(), invocation.deadline);
-    outcome.actions = act(&plan, &executor, deps.config.dry_run).await;
-    let place = report::azure_place(&signal, nsg.as_ref(), &outcome);
-    finish(deps, signal, &place, outcome, invocation).await
-}
-
-fn start(deps: &Deps, signal: &Signal, observed: Value) -> Outcome {
+pub(crate) fn start(deps: &Deps, signal: &Signal, observed: Value) -> Outcome {
     Outcome {
         function: NAME.into(),
         trigger: signal.trigger.clone(),
@@ -181,7 +156,7 @@ fn start(deps: &Deps, signal: &Signal, observed: Value) -> Outcome {
 }
 
 /// Notifies when something was done, planned or failed, and records each delivery.
-async fn finish(
+pub(crate) async fn finish(
     deps: &Deps,
     signal: Signal,
     place: &Place,

@@ -1,6 +1,6 @@
 //! The human report: one clear message per outcome.
 
-use reflex_core::{ActionRecord, ActionStatus, GroupState, NsgState, Outcome, Signal, SignalKind};
+use reflex_core::{ActionRecord, ActionStatus, GroupState, Outcome, Signal, SignalKind};
 use reflex_notify::{Message, Severity};
 use serde_json::{Value, json};
 
@@ -38,7 +38,7 @@ fn group_label(id: &str, observed: &[GroupState]) -> String {
     }
 }
 
-fn rule_text(detail: &Value) -> String {
+pub(crate) fn rule_text(detail: &Value) -> String {
     if let Some(ports) = detail["destination_ports"].as_array() {
         return nsg_rule_text(detail, ports);
     }
@@ -198,49 +198,12 @@ fn aws_summary(signal: &Signal, observed: &[GroupState]) -> String {
     }
 }
 
-fn actor_name(signal: &Signal) -> String {
+pub(crate) fn actor_name(signal: &Signal) -> String {
     signal
         .actor
         .as_ref()
         .and_then(|a| a.arn.clone())
         .unwrap_or_else(|| "unknown principal".into())
-}
-
-/// The Azure place: the NSG as re-read, its portal link, and what the write was.
-pub fn azure_place(signal: &Signal, nsg: Option<&NsgState>, outcome: &Outcome) -> Place {
-    let who = actor_name(signal);
-    let (nsg_id, rule_name) = match &signal.kind {
-        SignalKind::NsgWritten { nsg_id, rule_name } => (nsg_id.clone(), rule_name.clone()),
-        _ => (String::new(), None),
-    };
-    let reference = reflex_azure::NsgRef::parse(&nsg_id);
-    let name = nsg
-        .map(|n| n.name.clone())
-        .or_else(|| reference.as_ref().map(|r| r.name.clone()))
-        .unwrap_or_else(|| nsg_id.clone());
-    let label = match &reference {
-        Some(r) => format!("{name} (resource group {})", r.resource_group),
-        None => name,
-    };
-    let opened: Vec<String> = outcome
-        .actions
-        .iter()
-        .map(|a| rule_text(&a.detail))
-        .collect();
-    let summary = match (&rule_name, opened.is_empty()) {
-        (Some(rule), true) => format!("{who} wrote NSG rule {rule} on {label}."),
-        (Some(_), false) => format!("{who} wrote {} on {label}.", opened.join(", ")),
-        (None, _) => format!("{who} wrote NSG {label}."),
-    };
-    Place {
-        labels: vec![(nsg_id, label)],
-        region: nsg.and_then(|n| n.location.clone()),
-        account_field: "Subscription",
-        resource_field: "NSG",
-        resources: "NSGs",
-        link: reference.map(|r| r.portal_link()),
-        summary,
-    }
 }
 
 /// Builds the report for a noteworthy outcome.

@@ -1,0 +1,897 @@
+#!/usr/bin/env python3
+"""Checks infra/azure/azuredeploy.json (ARM) for the Reflex close-open-ports function app.
+
+    python3 tests/templates/check_azure_template.py                    # check the template
+    python3 tests/templates/check_azure_template.py --template PATH    # check another copy
+    python3 tests/templates/check_azure_template.py --self-test        # prove the checks can fail
+
+The Bicep CLI and the full ARM resource schemas are not available offline, so this
+script asserts the structure that matters for Reflex. It evaluates the template's
+expressions itself (parameters, variables, concat, if, listKeys, reference, ...; Azure
+calls are replaced by stand-ins that say what they were called on), so it can check
+values that are only known after evaluation: the app settings for each plan, the
+principal of the role assignment, the webhook URL with and without a token.
+
+Dependencies: python3 stdlib only. Exit status is 0 only when every check passes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import hashlib
+import json
+import re
+import subprocess
+import sys
+import tempfile
+import traceback
+import uuid
+from pathlib import Path
+from typing import Any, Callable
+from urllib.parse import parse_qs, quote, urlsplit
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_TEMPLATE = REPO_ROOT / "infra" / "azure" / "azuredeploy.json"
+DEFAULT_PARAMETERS = REPO_ROOT / "infra" / "azure" / "azuredeploy.parameters.example.json"
+
+SCHEMA = "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#"
+FUNCTION = "close-open-ports"
+ROUTE = f"/api/{FUNCTION}"
+
+# The only actions the function's role may hold: read the NSG and its rules, delete a
+# rule, and poll the delete's Azure-AsyncOperation status.
+ALLOWED_ROLE_ACTIONS = {
+    "Microsoft.Network/networkSecurityGroups/read",
+    "Microsoft.Network/networkSecurityGroups/securityRules/read",
+    "Microsoft.Network/networkSecurityGroups/securityRules/delete",
+    "Microsoft.Network/locations/operations/read",
+}
+RULE_WRITE = "Microsoft.Network/networkSecurityGroups/securityRules/write"
+NSG_WRITE = "Microsoft.Network/networkSecurityGroups/write"
+
+# Parameter -> app setting it feeds (None: used elsewhere).
+PARAMETER_SETTINGS = {
+    "dryRun": "REFLEX_DRY_RUN",
+    "forbiddenPorts": "REFLEX_FORBIDDEN_PORTS",
+    "allowedCidrs": "REFLEX_ALLOWED_CIDRS",
+    "exemptTag": "REFLEX_EXEMPT_TAG",
+    "slackWebhookUrl": "REFLEX_SLACK_WEBHOOK_URL",
+    "webhookToken": "REFLEX_WEBHOOK_TOKEN",
+}
+EXPECTED_DEFAULTS = {"dryRun": "true", "forbiddenPorts": "22,3389", "exemptTag": "reflex:exempt=true",
+                     "webhookToken": "", "planSku": "Y1"}
+SECURE_PARAMETERS = {"slackWebhookUrl", "webhookToken"}
+PREMIUM_ONLY_SETTINGS = {"WEBSITE_CONTENTAZUREFILECONNECTIONSTRING"}
+
+# Values for the deployment context and for the parameters a test deploy would pass.
+SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
+RESOURCE_GROUP = "rg-reflex"
+RG_ID = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{RESOURCE_GROUP}"
+SAMPLE_ARGS = {
+    "slackWebhookUrl": "https://hooks.slack.example/services/T000/B000/XXXX",
+}
+
+
+class CheckFailed(Exception):
+    pass
+
+
+def require(cond: Any, message: str) -> None:
+    if not cond:
+        raise CheckFailed(message)
+
+
+# --------------------------------------------------------------------------- ARM expressions
+
+
+class EvalError(Exception):
+    pass
+
+
+_TOKEN = re.compile(r"\s*(?:(?P<str>'(?:[^']|'')*')|(?P<num>-?\d+)|(?P<ident>[A-Za-z_][A-Za-z0-9_]*)|(?P<punct>[().,\[\]]))")
+
+
+def tokenize(text: str) -> list[tuple[str, str]]:
+    out, pos = [], 0
+    while pos < len(text):
+        if text[pos:].strip() == "":
+            break
+        m = _TOKEN.match(text, pos)
+        if not m:
+            raise EvalError(f"cannot parse expression at {text[pos:pos + 30]!r}")
+        kind = m.lastgroup
+        out.append((kind, m.group(kind)))
+        pos = m.end()
+    return out
+
+
+class Parser:
+    """expr := primary ('.' ident | '[' expr ']')* ; primary := string | number | ident '(' args ')'"""
+
+    def __init__(self, text: str):
+        self.toks = tokenize(text)
+        self.i = 0
+
+    def peek(self) -> tuple[str, str] | None:
+        return self.toks[self.i] if self.i < len(self.toks) else None
+
+    def take(self, value: str | None = None) -> tuple[str, str]:
+        tok = self.peek()
+        if tok is None or (value is not None and tok[1] != value):
+            raise EvalError(f"expected {value!r}, got {tok!r}")
+        self.i += 1
+        return tok
+
+    def parse(self) -> tuple:
+        node = self.expr()
+        if self.peek() is not None:
+            raise EvalError(f"unexpected {self.peek()!r}")
+        return node
+
+    def expr(self) -> tuple:
+        kind, val = self.take()
+        if kind == "str":
+            node: tuple = ("lit", val[1:-1].replace("''", "'"))
+        elif kind == "num":
+            node = ("lit", int(val))
+        elif kind == "ident":
+            args = []
+            self.take("(")
+            if self.peek() and self.peek()[1] != ")":
+                args.append(self.expr())
+                while self.peek() and self.peek()[1] == ",":
+                    self.take(",")
+                    args.append(self.expr())
+            self.take(")")
+            node = ("call", val, args)
+        else:
+            raise EvalError(f"unexpected {val!r}")
+        while self.peek() and self.peek()[1] in (".", "["):
+            if self.take()[1] == ".":
+                node = ("index", node, ("lit", self.take()[1]))
+            else:
+                node = ("index", node, self.expr())
+                self.take("]")
+        return node
+
+
+def is_expression(s: Any) -> bool:
+    return isinstance(s, str) and s.startswith("[") and not s.startswith("[[") and s.endswith("]")
+
+
+def short_hash(*parts: Any, n: int = 13) -> str:
+    return hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()[:n]
+
+
+class Env:
+    """Evaluates template values with parameter values (defaults, overridden by `args`)."""
+
+    def __init__(self, template: dict, args: dict[str, Any] | None = None):
+        self.t = template
+        self.args = dict(args or {})
+        self._params: dict[str, Any] = {}
+        self._vars: dict[str, Any] = {}
+        self._stack: list[str] = []
+
+    # values -------------------------------------------------------------
+    def param(self, name: str) -> Any:
+        if name not in self._params:
+            decl = self.t.get("parameters", {}).get(name)
+            if decl is None:
+                raise EvalError(f"parameters('{name}') is not declared")
+            if name in self.args:
+                self._params[name] = self.args[name]
+            elif "defaultValue" in decl:
+                self._params[name] = self.value(decl["defaultValue"])
+            else:
+                raise EvalError(f"parameter {name} has no value and no default")
+        return self._params[name]
+
+    def var(self, name: str) -> Any:
+        if name not in self._vars:
+            if name in self._stack:
+                raise EvalError(f"variable cycle through {name}")
+            decl = self.t.get("variables", {})
+            if name not in decl:
+                raise EvalError(f"variables('{name}') is not declared")
+            self._stack.append(name)
+            self._vars[name] = self.value(decl[name])
+            self._stack.pop()
+        return self._vars[name]
+
+    def value(self, node: Any) -> Any:
+        if isinstance(node, dict):
+            return {k: self.value(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [self.value(v) for v in node]
+        if isinstance(node, str):
+            if is_expression(node):
+                return self.expr(node[1:-1])
+            if node.startswith("[["):
+                return node[1:]
+        return node
+
+    def expr(self, text: str) -> Any:
+        return self.run(Parser(text).parse())
+
+    def run(self, node: tuple) -> Any:
+        if node[0] == "lit":
+            return node[1]
+        if node[0] == "index":
+            base, key = self.run(node[1]), self.run(node[2])
+            try:
+                if isinstance(base, dict):
+                    found = {k.lower(): v for k, v in base.items()}
+                    return found[str(key).lower()]
+                return base[key]
+            except (KeyError, IndexError, TypeError):
+                raise EvalError(f"no [{key!r}] in {base!r}")
+        _, name, args = node
+        if name.lower() == "if":  # evaluate only the branch taken, like ARM
+            if len(args) != 3:
+                raise EvalError("if() takes 3 arguments")
+            return self.run(args[1] if self.run(args[0]) else args[2])
+        fn = FUNCTIONS.get(name.lower())
+        if fn is None:
+            raise EvalError(f"function {name}() is not known to this checker")
+        return fn(self, *[self.run(a) for a in args])
+
+
+def _resource_id(scope: str, rtype: str, *names: str) -> str:
+    ns, *types = rtype.split("/")
+    if len(types) != len(names):
+        raise EvalError(f"resourceId({rtype!r}, {names!r}): {len(types)} type segments, {len(names)} names")
+    path = "/".join(f"{t}/{n}" for t, n in zip(types, names))
+    return f"{scope}/providers/{ns}/{path}"
+
+
+def _concat(env: Env, *xs: Any) -> Any:
+    if xs and all(isinstance(x, list) for x in xs):
+        return [i for x in xs for i in x]
+    if any(isinstance(x, (list, dict)) for x in xs):
+        raise EvalError(f"concat() mixes strings and arrays: {xs!r}")
+    return "".join("" if x is None else (str(x).lower() if isinstance(x, bool) else str(x)) for x in xs)
+
+
+def _list_keys(env: Env, rid: str, api: str) -> dict:
+    # Stand-in keys that name the resource they were listed on. The function key holds
+    # '+', '/' and '=' so that an unencoded key in a URL query is noticed.
+    return {
+        "keys": [{"keyName": "key1", "value": f"storagekey-of({rid})"}],
+        "functionKeys": {"default": f"fnkey+/=of({rid})"},
+        "masterKey": f"masterkey-of({rid})",
+    }
+
+
+def _reference(env: Env, rid: str, api: str | None = None, full: str | None = None) -> dict:
+    name = rid.rstrip("/").split("/")[-1]
+    props = {"defaultHostName": f"{name}.azurewebsites.net", "principalId": None}
+    if full and full.lower() == "full":
+        return {"properties": props, "identity": {"principalId": f"principal-of({rid})", "type": "SystemAssigned"}}
+    return props
+
+
+FUNCTIONS: dict[str, Callable[..., Any]] = {
+    "parameters": lambda env, n: env.param(n),
+    "variables": lambda env, n: env.var(n),
+    "concat": _concat,
+    "format": lambda env, f, *a: re.sub(r"\{(\d+)\}", lambda m: str(a[int(m.group(1))]), f),
+    "createarray": lambda env, *a: list(a),
+    "createobject": lambda env, *a: {a[i]: a[i + 1] for i in range(0, len(a), 2)},
+    "equals": lambda env, a, b: a == b,
+    "not": lambda env, a: not a,
+    "and": lambda env, *a: all(a),
+    "or": lambda env, *a: any(a),
+    "empty": lambda env, a: a is None or len(a) == 0,
+    "length": lambda env, a: len(a),
+    "tolower": lambda env, a: str(a).lower(),
+    "toupper": lambda env, a: str(a).upper(),
+    "uricomponent": lambda env, a: quote(str(a), safe=""),
+    "json": lambda env, a: json.loads(a),
+    "true": lambda env: True,
+    "false": lambda env: False,
+    "string": lambda env, a: a if isinstance(a, str) else json.dumps(a),
+    "uniquestring": lambda env, *a: short_hash(*a),
+    "guid": lambda env, *a: str(uuid.uuid5(uuid.NAMESPACE_URL, "|".join(a))),
+    "resourcegroup": lambda env: {"id": RG_ID, "name": RESOURCE_GROUP, "location": "westeurope"},
+    "subscription": lambda env: {"id": f"/subscriptions/{SUBSCRIPTION}", "subscriptionId": SUBSCRIPTION},
+    "environment": lambda env: {"name": "AzureCloud", "suffixes": {"storage": "core.windows.net"}},
+    "resourceid": lambda env, t, *n: _resource_id(RG_ID, t, *n),
+    "subscriptionresourceid": lambda env, t, *n: _resource_id(f"/subscriptions/{SUBSCRIPTION}", t, *n),
+    "listkeys": _list_keys,
+    "reference": _reference,
+}
+
+
+# --------------------------------------------------------------------------- template access
+
+
+def resources_of(t: dict, rtype: str) -> list[dict]:
+    return [r for r in t.get("resources", []) if isinstance(r, dict) and str(r.get("type", "")).lower() == rtype.lower()]
+
+
+def one(t: dict, rtype: str) -> dict:
+    found = resources_of(t, rtype)
+    require(len(found) == 1, f"expected exactly one {rtype}, found {len(found)}")
+    return found[0]
+
+
+def resource_id_of(env: Env, res: dict) -> str:
+    names = str(env.value(res["name"])).split("/")
+    return _resource_id(RG_ID, res["type"], *names)
+
+
+def app_settings(env: Env, t: dict) -> dict[str, Any]:
+    site = one(t, "Microsoft.Web/sites")
+    raw = env.value(site.get("properties", {}).get("siteConfig", {}).get("appSettings", []))
+    require(isinstance(raw, list), f"appSettings evaluates to {type(raw).__name__}, not a list")
+    out: dict[str, Any] = {}
+    for item in raw:
+        require(isinstance(item, dict) and set(item) == {"name", "value"}, f"app setting {item!r} is not {{name, value}}")
+        require(item["name"] not in out, f"app setting {item['name']} is set twice")
+        out[item["name"]] = item["value"]
+    return out
+
+
+def walk_strings(node: Any):
+    if isinstance(node, dict):
+        for v in node.values():
+            yield from walk_strings(v)
+    elif isinstance(node, list):
+        for v in node:
+            yield from walk_strings(v)
+    elif isinstance(node, str):
+        yield node
+
+
+PARAM_REF = re.compile(r"parameters\(\s*'([^']*)'\s*\)")
+
+
+# --------------------------------------------------------------------------- checks
+
+CHECKS: list[tuple[str, Callable[["Ctx"], None]]] = []
+
+
+def check(title: str):
+    def deco(fn):
+        CHECKS.append((title, fn))
+        return fn
+
+    return deco
+
+
+class Ctx:
+    def __init__(self, path: Path, parameters: Path | None):
+        self.path = path
+        self.parameters_path = parameters
+        self._t: dict | None = None
+        self._error: str | None = None
+
+    @property
+    def t(self) -> dict:
+        if self._t is None:
+            if self._error:
+                raise CheckFailed(self._error)
+            try:
+                data = json.loads(self.path.read_text())
+            except json.JSONDecodeError as e:
+                self._error = f"{self.path.name} is not valid JSON: {e}"
+                raise CheckFailed(self._error)
+            if not isinstance(data, dict):
+                self._error = f"{self.path.name} is not a JSON object"
+                raise CheckFailed(self._error)
+            self._t = data
+        return self._t
+
+    def env(self, **args: Any) -> Env:
+        return Env(self.t, {**SAMPLE_ARGS, **args})
+
+
+@check("template is valid JSON: deploymentTemplate 2019-04-01 schema, contentVersion, resources")
+def _(ctx: Ctx) -> None:
+    t = ctx.t
+    require(t.get("$schema") == SCHEMA, f"$schema is {t.get('$schema')!r}, expected {SCHEMA}")
+    require(re.fullmatch(r"\d+\.\d+\.\d+\.\d+", str(t.get("contentVersion", ""))), "contentVersion is not a.b.c.d")
+    require(isinstance(t.get("resources"), list) and t["resources"], "no resources")
+    for key in ("parameters", "variables", "outputs"):
+        require(isinstance(t.get(key, {}), dict), f"{key} is not an object")
+
+
+@check("every resource has type, a stable apiVersion (YYYY-MM-DD) and name")
+def _(ctx: Ctx) -> None:
+    for i, r in enumerate(ctx.t["resources"]):
+        require(isinstance(r, dict), f"resources[{i}] is not an object")
+        label = f"resources[{i}] ({r.get('type', '?')})"
+        for key in ("type", "apiVersion", "name"):
+            require(isinstance(r.get(key), str) and r[key], f"{label} has no {key}")
+        require(re.fullmatch(r"[A-Za-z0-9.]+/[A-Za-z0-9./]+", r["type"]), f"{label}: bad type {r['type']!r}")
+        require(re.fullmatch(r"\d{4}-\d{2}-\d{2}", r["apiVersion"]), f"{label}: apiVersion {r['apiVersion']!r} is not a stable version")
+
+
+@check("parameters: every parameters('x') is declared, every declared parameter is used")
+def _(ctx: Ctx) -> None:
+    t = ctx.t
+    declared = set(t.get("parameters", {}))
+    used: set[str] = set()
+    for section in ("variables", "resources", "outputs"):
+        for s in walk_strings(t.get(section, {})):
+            used.update(PARAM_REF.findall(s))
+    for name, decl in t.get("parameters", {}).items():
+        for s in walk_strings(decl.get("defaultValue")):
+            used.update(n for n in PARAM_REF.findall(s) if n != name)
+    missing = used - declared
+    unused = declared - used
+    require(not missing, f"referenced but not declared: {sorted(missing)}")
+    require(not unused, f"declared but never used: {sorted(unused)}")
+    for name, decl in t["parameters"].items():
+        require(decl.get("type") in ("string", "securestring", "int", "bool", "object", "secureObject", "array"),
+                f"parameter {name} has type {decl.get('type')!r}")
+
+
+@check("parameters: defaults for a safe first deploy; secrets are securestring and never output")
+def _(ctx: Ctx) -> None:
+    params = ctx.t.get("parameters", {})
+    env = ctx.env()
+    for name, want in EXPECTED_DEFAULTS.items():
+        require(name in params, f"parameter {name} is missing")
+        got = env.value(params[name].get("defaultValue"))
+        require(got == want, f"parameter {name} defaults to {got!r}, expected {want!r}")
+    require(params["dryRun"].get("allowedValues") == ["true", "false"], "dryRun allowedValues is not [\"true\", \"false\"]")
+    require(set(params["planSku"].get("allowedValues", [])) == {"Y1", "EP1"}, "planSku allowedValues is not Y1/EP1")
+    for name in SECURE_PARAMETERS:
+        require(params.get(name, {}).get("type") == "securestring", f"parameter {name} is not a securestring")
+    for oname, out in ctx.t.get("outputs", {}).items():
+        for s in walk_strings(out):
+            leaked = set(PARAM_REF.findall(s)) & SECURE_PARAMETERS
+            require(not leaked, f"output {oname} uses {sorted(leaked)}")
+            require("listkeys(" not in s.lower(), f"output {oname} uses listKeys")
+
+
+@check("storage account: StorageV2, HTTPS only, TLS1_2, no public blob access")
+def _(ctx: Ctx) -> None:
+    sa = one(ctx.t, "Microsoft.Storage/storageAccounts")
+    p = ctx.env().value(sa.get("properties", {}))
+    require(sa.get("kind") == "StorageV2", f"kind is {sa.get('kind')!r}")
+    require(p.get("supportsHttpsTrafficOnly") is True, "supportsHttpsTrafficOnly is not true")
+    require(p.get("minimumTlsVersion") == "TLS1_2", f"minimumTlsVersion is {p.get('minimumTlsVersion')!r}")
+    require(p.get("allowBlobPublicAccess") is False, "allowBlobPublicAccess is not false")
+
+
+@check("plan: Linux (reserved), Y1/Dynamic by default, EP1/ElasticPremium when asked")
+def _(ctx: Ctx) -> None:
+    plan = one(ctx.t, "Microsoft.Web/serverfarms")
+    for sku, tier in (("Y1", "Dynamic"), ("EP1", "ElasticPremium")):
+        env = ctx.env(planSku=sku)
+        got = env.value(plan.get("sku"))
+        require(isinstance(got, dict) and got.get("name") == sku and got.get("tier") == tier,
+                f"planSku={sku}: sku evaluates to {got!r}")
+        require(env.value(plan.get("properties", {})).get("reserved") is True, f"planSku={sku}: plan is not reserved (Linux)")
+    default = ctx.env().value(plan.get("sku"))
+    require(default.get("name") == "Y1", f"default plan is {default!r}")
+
+
+@check("function app: functionapp,linux on the plan, SystemAssigned identity, httpsOnly, TLS 1.2, FTPS disabled")
+def _(ctx: Ctx) -> None:
+    site = one(ctx.t, "Microsoft.Web/sites")
+    env = ctx.env()
+    require(site.get("kind") == "functionapp,linux", f"kind is {site.get('kind')!r}")
+    identity = site.get("identity") or {}
+    require(identity.get("type") == "SystemAssigned", f"identity is {identity!r}, expected SystemAssigned")
+    p = env.value({k: v for k, v in site.get("properties", {}).items() if k != "siteConfig"})
+    plan = one(ctx.t, "Microsoft.Web/serverfarms")
+    require(p.get("serverFarmId") == resource_id_of(env, plan), f"serverFarmId is {p.get('serverFarmId')!r}")
+    require(p.get("httpsOnly") is True, "httpsOnly is not true")
+    sc = site.get("properties", {}).get("siteConfig", {})
+    sc = env.value({k: v for k, v in sc.items() if k != "appSettings"})
+    require(sc.get("minTlsVersion") == "1.2", f"minTlsVersion is {sc.get('minTlsVersion')!r}")
+    require(sc.get("ftpsState") == "Disabled", f"ftpsState is {sc.get('ftpsState')!r}")
+    deps = [env.value(d) for d in site.get("dependsOn", [])]
+    sa = one(ctx.t, "Microsoft.Storage/storageAccounts")
+    require(resource_id_of(env, sa) in deps and resource_id_of(env, plan) in deps, f"app dependsOn {deps}")
+
+
+@check("app settings: ~4, FUNCTIONS_WORKER_RUNTIME=Custom, AzureWebJobsStorage from listKeys, REFLEX_* from parameters")
+def _(ctx: Ctx) -> None:
+    t = ctx.t
+    sa = one(t, "Microsoft.Storage/storageAccounts")
+    base = {"FUNCTIONS_EXTENSION_VERSION", "FUNCTIONS_WORKER_RUNTIME", "AzureWebJobsStorage", *PARAMETER_SETTINGS.values()}
+    for sku in ("Y1", "EP1"):
+        args = {"planSku": sku, "dryRun": "false", "forbiddenPorts": "22,3389,5432", "allowedCidrs": "10.0.0.0/8",
+                "exemptTag": "team=x", "slackWebhookUrl": "@Microsoft.KeyVault(SecretUri=https://kv.vault.azure.net/secrets/s/)",
+                "webhookToken": "tok"}
+        env = ctx.env(**args)
+        s = app_settings(env, t)
+        want = base | (PREMIUM_ONLY_SETTINGS if sku == "EP1" else set())
+        require(set(s) == want, f"planSku={sku}: settings {sorted(s)}; missing {sorted(want - set(s))}, unexpected {sorted(set(s) - want)}")
+        require(s["FUNCTIONS_EXTENSION_VERSION"] == "~4", f"FUNCTIONS_EXTENSION_VERSION is {s['FUNCTIONS_EXTENSION_VERSION']!r}")
+        require(str(s["FUNCTIONS_WORKER_RUNTIME"]).lower() == "custom", f"FUNCTIONS_WORKER_RUNTIME is {s['FUNCTIONS_WORKER_RUNTIME']!r}")
+        conn = str(s["AzureWebJobsStorage"])
+        account = env.value(sa["name"])
+        key = f"storagekey-of({resource_id_of(env, sa)})"
+        require(f"AccountName={account};" in conn and conn.startswith("DefaultEndpointsProtocol=https;")
+                and conn.endswith(f"AccountKey={key}"), f"AzureWebJobsStorage is {conn!r}")
+        for p, setting in PARAMETER_SETTINGS.items():
+            require(s[setting] == args[p], f"planSku={sku}: {setting} is {s[setting]!r}, expected parameter {p} ({args[p]!r})")
+        if sku == "EP1":
+            require(s["WEBSITE_CONTENTAZUREFILECONNECTIONSTRING"] == conn, "EP1: WEBSITE_CONTENTAZUREFILECONNECTIONSTRING differs from AzureWebJobsStorage")
+
+
+@check("custom role: exactly the four NSG/operation actions, no wildcard, assignable only in this resource group")
+def _(ctx: Ctx) -> None:
+    rd = one(ctx.t, "Microsoft.Authorization/roleDefinitions")
+    env = ctx.env()
+    name = env.value(rd["name"])
+    require(re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", str(name)), f"role name {name!r} is not a GUID")
+    p = env.value(rd.get("properties", {}))
+    require(p.get("type") == "CustomRole", f"type is {p.get('type')!r}")
+    perms = p.get("permissions")
+    require(isinstance(perms, list) and len(perms) == 1, f"expected one permissions block, got {perms!r}")
+    block = perms[0]
+    actions = block.get("actions", [])
+    require(all(isinstance(a, str) for a in actions), f"non-string action in {actions!r}")
+    wild = [a for a in actions if "*" in a]
+    require(not wild, f"wildcard actions {wild}")
+    require(len(actions) == len(set(actions)), f"duplicate actions {actions}")
+    require(set(actions) == ALLOWED_ROLE_ACTIONS,
+            f"actions {sorted(actions)}; unexpected {sorted(set(actions) - ALLOWED_ROLE_ACTIONS)}, missing {sorted(ALLOWED_ROLE_ACTIONS - set(actions))}")
+    for key in ("notActions", "dataActions", "notDataActions"):
+        require(not block.get(key), f"{key} is {block.get(key)!r}, expected empty")
+    require(p.get("assignableScopes") == [RG_ID], f"assignableScopes {p.get('assignableScopes')!r}, expected [resourceGroup().id]")
+
+
+@check("role assignment: the custom role to the app's system-assigned principal (ServicePrincipal), resource-group scope")
+def _(ctx: Ctx) -> None:
+    t = ctx.t
+    env = ctx.env()
+    ra = one(t, "Microsoft.Authorization/roleAssignments")
+    rd = one(t, "Microsoft.Authorization/roleDefinitions")
+    site = one(t, "Microsoft.Web/sites")
+    app_id = resource_id_of(env, site)
+    require("scope" not in ra, f"role assignment has scope {ra.get('scope')!r}; it must apply to the deployment's resource group")
+    p = env.value(ra.get("properties", {}))
+    rd_name = env.value(rd["name"])
+    require(str(p.get("roleDefinitionId", "")).lower().endswith(f"/providers/microsoft.authorization/roledefinitions/{rd_name}"),
+            f"roleDefinitionId is {p.get('roleDefinitionId')!r}, expected the custom role {rd_name}")
+    require(p.get("principalId") == f"principal-of({app_id})",
+            f"principalId is {p.get('principalId')!r}, expected reference(<function app>, ..., 'full').identity.principalId")
+    require(p.get("principalType") == "ServicePrincipal", f"principalType is {p.get('principalType')!r}")
+    deps = {str(env.value(d)).lower() for d in ra.get("dependsOn", [])}
+    require(app_id.lower() in deps, "role assignment does not depend on the function app")
+    require(any(d.endswith(f"/roledefinitions/{rd_name}") for d in deps), "role assignment does not depend on the role definition")
+
+
+def webhook_url(ctx: Ctx, token: str) -> tuple[str, Env]:
+    env = ctx.env(webhookToken=token)
+    ag = one(ctx.t, "Microsoft.Insights/actionGroups")
+    receivers = ag.get("properties", {}).get("webhookReceivers", [])
+    require(isinstance(receivers, list) and len(receivers) == 1, f"expected one webhookReceiver, got {len(receivers) if isinstance(receivers, list) else receivers!r}")
+    return str(env.value(receivers[0].get("serviceUri"))), env
+
+
+@check("action group: Global, one webhook (common alert schema) to https://<app>/api/close-open-ports?code=<host key>[&token=]")
+def _(ctx: Ctx) -> None:
+    t = ctx.t
+    ag = one(t, "Microsoft.Insights/actionGroups")
+    require(str(ag.get("location", "")).lower() == "global", f"location is {ag.get('location')!r}")
+    p = ag.get("properties", {})
+    require(p.get("enabled", True) is True, "action group is disabled")
+    require(re.fullmatch(r".{1,12}", str(p.get("groupShortName", ""))), "groupShortName must be 1-12 characters")
+    receiver = p["webhookReceivers"][0] if p.get("webhookReceivers") else {}
+    require(receiver.get("useCommonAlertSchema") is True, "webhook receiver does not use the common alert schema")
+    site = one(t, "Microsoft.Web/sites")
+    for token in ("", "s3cr&t+=/"):
+        url, env = webhook_url(ctx, token)
+        app = env.value(site["name"])
+        host_id = _resource_id(RG_ID, "Microsoft.Web/sites/host", app, "default")
+        parts = urlsplit(url)
+        require(parts.scheme == "https", f"webhook URL {url!r} is not https")
+        require(parts.netloc == f"{app}.azurewebsites.net", f"webhook host is {parts.netloc!r}, expected reference(<app>).defaultHostName")
+        require(parts.path == ROUTE, f"webhook path is {parts.path!r}, expected {ROUTE}")
+        q = parse_qs(parts.query, keep_blank_values=True)
+        require(q.get("code") == [f"fnkey+/=of({host_id})"],
+                f"code= is {q.get('code')!r}: expected the URL-encoded functionKeys.default of {host_id}")
+        if token:
+            require(q.get("token") == [token], f"webhookToken={token!r}: token= is {q.get('token')!r} (missing or not URL-encoded)")
+        else:
+            require("token" not in q, f"webhookToken empty but the URL has token= ({url})")
+        require(set(q) <= {"code", "token"}, f"unexpected query parameters {sorted(q)}")
+
+
+@check("activity log alerts: Administrative securityRules/write and networkSecurityGroups/write, status Succeeded, this RG, to the action group")
+def _(ctx: Ctx) -> None:
+    t = ctx.t
+    env = ctx.env()
+    ag_id = resource_id_of(env, one(t, "Microsoft.Insights/actionGroups"))
+    alerts = resources_of(t, "Microsoft.Insights/activityLogAlerts")
+    require(alerts, "no activityLogAlerts")
+    covered: set[str] = set()
+    for a in alerts:
+        label = env.value(a["name"])
+        require(str(a.get("location", "")).lower() == "global", f"{label}: location is {a.get('location')!r}")
+        p = env.value(a.get("properties", {}))
+        require(p.get("enabled", True) is True, f"{label} is disabled")
+        require(p.get("scopes") == [RG_ID], f"{label}: scopes {p.get('scopes')!r}, expected [resourceGroup().id]")
+        all_of = (p.get("condition") or {}).get("allOf", [])
+        leaves = {(c.get("field"), c.get("equals")) for c in all_of if "field" in c}
+        require(("category", "Administrative") in leaves, f"{label}: no category == Administrative")
+        require(("status", "Succeeded") in leaves, f"{label}: no status == Succeeded")
+        ops = {v for f, v in leaves if f == "operationName"}
+        for c in all_of:
+            if c.get("field") == "operationName" and "containsAny" in c:
+                ops.update(c["containsAny"])
+            for leaf in c.get("anyOf", []):
+                if leaf.get("field") == "operationName":
+                    ops.update([leaf["equals"]] if "equals" in leaf else leaf.get("containsAny", []))
+        require(ops and ops <= {RULE_WRITE, NSG_WRITE}, f"{label}: operationName {sorted(ops)}")
+        for f, v in leaves:
+            require(f in ("category", "operationName", "status"), f"{label}: unexpected condition {f} == {v}")
+        covered |= ops
+        groups = [g.get("actionGroupId") for g in (p.get("actions") or {}).get("actionGroups", [])]
+        require(groups == [ag_id], f"{label}: actions {groups}, expected [{ag_id}]")
+    require(RULE_WRITE in covered, f"no alert on {RULE_WRITE}")
+    require(NSG_WRITE in covered, f"no alert on {NSG_WRITE}")
+
+
+@check("outputs: function app name, principal id, webhook URL without the key")
+def _(ctx: Ctx) -> None:
+    t = ctx.t
+    env = ctx.env()
+    outs = {k: env.value(v.get("value")) for k, v in t.get("outputs", {}).items()}
+    site = one(t, "Microsoft.Web/sites")
+    app = env.value(site["name"])
+    app_id = resource_id_of(env, site)
+    values = list(outs.values())
+    require(app in values, f"no output with the function app name {app!r}")
+    require(f"principal-of({app_id})" in values, "no output with the app's principal id")
+    require(f"https://{app}.azurewebsites.net{ROUTE}" in values, f"no output with https://{app}.azurewebsites.net{ROUTE}")
+    for k, v in outs.items():
+        require("fnkey" not in str(v) and "storagekey" not in str(v) and "code=" not in str(v), f"output {k} carries a key")
+
+
+@check("example parameters: only declared parameters, every required one present, no real secret")
+def _(ctx: Ctx) -> None:
+    path = ctx.parameters_path
+    if path is None or not path.is_file():
+        raise CheckFailed(f"parameters file not found: {path}")
+    doc = json.loads(path.read_text())
+    given = doc.get("parameters", {})
+    declared = ctx.t.get("parameters", {})
+    require(set(given) <= set(declared), f"undeclared parameters in {path.name}: {sorted(set(given) - set(declared))}")
+    required = {n for n, d in declared.items() if "defaultValue" not in d}
+    require(required <= set(given), f"{path.name} lacks required parameters {sorted(required - set(given))}")
+    for n, v in given.items():
+        require(isinstance(v, dict) and ("value" in v or "reference" in v), f"{path.name}: {n} has no value")
+        allowed = declared[n].get("allowedValues")
+        if allowed and "value" in v:
+            require(v["value"] in allowed, f"{path.name}: {n}={v['value']!r} not in {allowed}")
+    text = path.read_text()
+    require(not re.search(r"hooks\.slack\.com/services/T[A-Z0-9]+/B[A-Z0-9]+/[A-Za-z0-9]{16,}", text), f"{path.name} holds a Slack webhook URL")
+    require(not re.search(r"AccountKey=[A-Za-z0-9+/]{20,}", text), f"{path.name} holds a storage key")
+
+
+def run_checks(path: Path, parameters: Path | None, quiet: bool = False) -> tuple[int, int, list[str]]:
+    ctx = Ctx(path, parameters)
+    passed, failed, failures = 0, 0, []
+    for title, fn in CHECKS:
+        try:
+            fn(ctx)
+        except (CheckFailed, EvalError) as e:
+            failed += 1
+            failures.append(title)
+            if not quiet:
+                print(f"FAIL  {title}\n      {e}")
+        except Exception as e:  # an unexpected template shape: report, don't crash
+            failed += 1
+            failures.append(title)
+            if not quiet:
+                print(f"FAIL  {title}\n      {type(e).__name__}: {e}")
+                traceback.print_exc(limit=3)
+        else:
+            passed += 1
+            if not quiet:
+                print(f"ok    {title}")
+    return passed, failed, failures
+
+
+# --------------------------------------------------------------------------- self-test
+
+
+def _res(t: dict, rtype: str) -> dict:
+    return one(t, rtype)
+
+
+def _role_actions(t: dict) -> list:
+    return t["variables"]["roleActions"]
+
+
+def _site(t: dict) -> dict:
+    return _res(t, "Microsoft.Web/sites")
+
+
+def _receiver(t: dict) -> dict:
+    return _res(t, "Microsoft.Insights/actionGroups")["properties"]["webhookReceivers"][0]
+
+
+def _alert(t: dict, op: str) -> dict:
+    for a in resources_of(t, "Microsoft.Insights/activityLogAlerts"):
+        if any(op in json.dumps(c) or c.get("equals") == f"[variables('{op}')]" for c in a["properties"]["condition"]["allOf"]):
+            return a
+    raise KeyError(op)
+
+
+def _set_setting(t: dict, name: str, value: Any) -> None:
+    for s in t["variables"]["plainAppSettings"]:
+        if s["name"] == name:
+            s["value"] = value
+            return
+    raise KeyError(name)
+
+
+def _replace_in(obj: dict, key: str, old: str, new: str) -> None:
+    assert old in obj[key], (old, obj[key])
+    obj[key] = obj[key].replace(old, new)
+
+
+def _drop_token_condition(t: dict) -> None:
+    r = _receiver(t)
+    r["serviceUri"] = re.sub(r"if\(empty\(parameters\('webhookToken'\)\), '', (concat\('&token=', uriComponent\(parameters\('webhookToken'\)\)\))\)",
+                             r"\1", r["serviceUri"])
+
+
+def _broken_json(text: str) -> str:
+    return text.replace('"resources": [', '"resources": [,', 1)
+
+
+Mutation = Callable[[dict], Any]
+
+# (description, mutation of the parsed template or of its text, check title expected to fail)
+MUTATIONS: list[tuple[str, Mutation | None, Callable[[str], str] | None, str]] = [
+    ("not JSON", None, _broken_json,
+     "template is valid JSON: deploymentTemplate 2019-04-01 schema, contentVersion, resources"),
+    ("resource without apiVersion", lambda t: _res(t, "Microsoft.Insights/actionGroups").pop("apiVersion"), None,
+     "every resource has type, a stable apiVersion (YYYY-MM-DD) and name"),
+    ("preview apiVersion", lambda t: _res(t, "Microsoft.Insights/actionGroups").__setitem__("apiVersion", "2024-10-01-preview"), None,
+     "every resource has type, a stable apiVersion (YYYY-MM-DD) and name"),
+    ("reference to an undeclared parameter", lambda t: t["variables"]["plainAppSettings"].append({"name": "REFLEX_X", "value": "[parameters('notDeclared')]"}), None,
+     "parameters: every parameters('x') is declared, every declared parameter is used"),
+    ("declared parameter never used", lambda t: t["parameters"].__setitem__("unused", {"type": "string", "defaultValue": ""}), None,
+     "parameters: every parameters('x') is declared, every declared parameter is used"),
+    ("dry-run off by default", lambda t: t["parameters"]["dryRun"].__setitem__("defaultValue", "false"), None,
+     "parameters: defaults for a safe first deploy; secrets are securestring and never output"),
+    ("Slack URL as a plain string", lambda t: t["parameters"]["slackWebhookUrl"].__setitem__("type", "string"), None,
+     "parameters: defaults for a safe first deploy; secrets are securestring and never output"),
+    ("public blob access", lambda t: _res(t, "Microsoft.Storage/storageAccounts")["properties"].__setitem__("allowBlobPublicAccess", True), None,
+     "storage account: StorageV2, HTTPS only, TLS1_2, no public blob access"),
+    ("TLS 1.0 on storage", lambda t: _res(t, "Microsoft.Storage/storageAccounts")["properties"].__setitem__("minimumTlsVersion", "TLS1_0"), None,
+     "storage account: StorageV2, HTTPS only, TLS1_2, no public blob access"),
+    ("Windows plan", lambda t: _res(t, "Microsoft.Web/serverfarms")["properties"].__setitem__("reserved", False), None,
+     "plan: Linux (reserved), Y1/Dynamic by default, EP1/ElasticPremium when asked"),
+    ("identity dropped", lambda t: _site(t).pop("identity"), None,
+     "function app: functionapp,linux on the plan, SystemAssigned identity, httpsOnly, TLS 1.2, FTPS disabled"),
+    ("user-assigned identity only", lambda t: _site(t).__setitem__("identity", {"type": "UserAssigned"}), None,
+     "function app: functionapp,linux on the plan, SystemAssigned identity, httpsOnly, TLS 1.2, FTPS disabled"),
+    ("HTTP allowed", lambda t: _site(t)["properties"].__setitem__("httpsOnly", False), None,
+     "function app: functionapp,linux on the plan, SystemAssigned identity, httpsOnly, TLS 1.2, FTPS disabled"),
+    ("FTPS allowed", lambda t: _site(t)["properties"]["siteConfig"].__setitem__("ftpsState", "AllAllowed"), None,
+     "function app: functionapp,linux on the plan, SystemAssigned identity, httpsOnly, TLS 1.2, FTPS disabled"),
+    ("worker runtime python", lambda t: _set_setting(t, "FUNCTIONS_WORKER_RUNTIME", "python"), None,
+     "app settings: ~4, FUNCTIONS_WORKER_RUNTIME=Custom, AzureWebJobsStorage from listKeys, REFLEX_* from parameters"),
+    ("exempt tag hard-coded", lambda t: _set_setting(t, "REFLEX_EXEMPT_TAG", "reflex:exempt=true"), None,
+     "app settings: ~4, FUNCTIONS_WORKER_RUNTIME=Custom, AzureWebJobsStorage from listKeys, REFLEX_* from parameters"),
+    ("Azure Files setting on Consumption too",
+     lambda t: _replace_in(_site(t)["properties"]["siteConfig"], "appSettings", "if(variables('isPremium'), createArray(", "if(true(), createArray("), None,
+     "app settings: ~4, FUNCTIONS_WORKER_RUNTIME=Custom, AzureWebJobsStorage from listKeys, REFLEX_* from parameters"),
+    ("role action '*'", lambda t: _role_actions(t).append("*"), None,
+     "custom role: exactly the four NSG/operation actions, no wildcard, assignable only in this resource group"),
+    ("role action Microsoft.Network/*", lambda t: _role_actions(t).append("Microsoft.Network/*"), None,
+     "custom role: exactly the four NSG/operation actions, no wildcard, assignable only in this resource group"),
+    ("role may write rules", lambda t: _role_actions(t).append(RULE_WRITE), None,
+     "custom role: exactly the four NSG/operation actions, no wildcard, assignable only in this resource group"),
+    ("role assignable in the subscription",
+     lambda t: _res(t, "Microsoft.Authorization/roleDefinitions")["properties"].__setitem__("assignableScopes", ["[subscription().id]"]), None,
+     "custom role: exactly the four NSG/operation actions, no wildcard, assignable only in this resource group"),
+    ("role assigned to another principal",
+     lambda t: _res(t, "Microsoft.Authorization/roleAssignments")["properties"].__setitem__(
+         "principalId", "[reference(variables('storageId'), '2025-01-01', 'full').identity.principalId]"), None,
+     "role assignment: the custom role to the app's system-assigned principal (ServicePrincipal), resource-group scope"),
+    ("built-in Contributor assigned instead",
+     lambda t: _res(t, "Microsoft.Authorization/roleAssignments")["properties"].__setitem__(
+         "roleDefinitionId", "[subscriptionResourceId('Microsoft.Authorization/roleDefinitions', 'b24988ac-6180-42a0-ab88-20f7382dd24c')]"), None,
+     "role assignment: the custom role to the app's system-assigned principal (ServicePrincipal), resource-group scope"),
+    ("route changed", lambda t: t["variables"].__setitem__("functionName", "close-open-port"), None,
+     "action group: Global, one webhook (common alert schema) to https://<app>/api/close-open-ports?code=<host key>[&token=]"),
+    ("legacy alert schema", lambda t: _receiver(t).__setitem__("useCommonAlertSchema", False), None,
+     "action group: Global, one webhook (common alert schema) to https://<app>/api/close-open-ports?code=<host key>[&token=]"),
+    ("function key not URL-encoded",
+     lambda t: _replace_in(_receiver(t), "serviceUri", "uriComponent(listKeys(", "string(listKeys("), None,
+     "action group: Global, one webhook (common alert schema) to https://<app>/api/close-open-ports?code=<host key>[&token=]"),
+    ("token appended even when empty", _drop_token_condition, None,
+     "action group: Global, one webhook (common alert schema) to https://<app>/api/close-open-ports?code=<host key>[&token=]"),
+    ("alert on Started", lambda t: _alert(t, "ruleWriteOperation")["properties"]["condition"]["allOf"][2].__setitem__("equals", "Started"), None,
+     "activity log alerts: Administrative securityRules/write and networkSecurityGroups/write, status Succeeded, this RG, to the action group"),
+    ("rule-write alert watches deletes",
+     lambda t: t["variables"].__setitem__("ruleWriteOperation", "Microsoft.Network/networkSecurityGroups/securityRules/delete"), None,
+     "activity log alerts: Administrative securityRules/write and networkSecurityGroups/write, status Succeeded, this RG, to the action group"),
+    ("NSG-write alert removed",
+     lambda t: t["resources"].remove(_alert(t, "nsgWriteOperation")), None,
+     "activity log alerts: Administrative securityRules/write and networkSecurityGroups/write, status Succeeded, this RG, to the action group"),
+    ("alert on the whole subscription",
+     lambda t: _alert(t, "nsgWriteOperation")["properties"].__setitem__("scopes", ["[subscription().id]"]), None,
+     "activity log alerts: Administrative securityRules/write and networkSecurityGroups/write, status Succeeded, this RG, to the action group"),
+    ("principal id output dropped", lambda t: t["outputs"].pop("principalId"), None,
+     "outputs: function app name, principal id, webhook URL without the key"),
+    ("webhook URL output with the key",
+     lambda t: t["outputs"]["webhookUrl"].__setitem__("value", _receiver(t)["serviceUri"]), None,
+     "parameters: defaults for a safe first deploy; secrets are securestring and never output"),
+]
+
+
+def self_test(path: Path, parameters: Path | None) -> int:
+    text = path.read_text()
+    source = json.loads(text)
+    results: list[tuple[str, bool, str]] = []
+    with tempfile.TemporaryDirectory(prefix="reflex-check-azure-") as tmp:
+        pristine = Path(tmp) / "pristine.json"
+        pristine.write_text(json.dumps(source, indent=1))
+        p, f, failures = run_checks(pristine, parameters, quiet=True)
+        results.append(("pristine copy passes", f == 0, f"failed: {failures}" if f else f"{p} checks passed"))
+
+        for i, (what, mutate, mutate_text, expected) in enumerate(MUTATIONS):
+            bad = Path(tmp) / f"broken-{i}.json"
+            if mutate_text is not None:
+                broken_text = mutate_text(text)
+                if broken_text == text:
+                    results.append((f"broken copy is rejected: {what}", False, "the mutation changed nothing"))
+                    continue
+                bad.write_text(broken_text)
+            else:
+                broken = copy.deepcopy(source)
+                try:
+                    mutate(broken)
+                except Exception as e:  # the template no longer has the shape the mutation expects
+                    results.append((f"broken copy is rejected: {what}", False, f"mutation failed: {type(e).__name__}: {e}"))
+                    continue
+                if broken == source:
+                    results.append((f"broken copy is rejected: {what}", False, "the mutation changed nothing"))
+                    continue
+                bad.write_text(json.dumps(broken, indent=1))
+            cmd = [sys.executable, __file__, "--template", str(bad)]
+            if parameters is not None:
+                cmd += ["--parameters", str(parameters)]
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+            caught = proc.returncode != 0 and f"FAIL  {expected}" in proc.stdout
+            detail = f"exit {proc.returncode}"
+            if not caught:
+                detail += f"; expected failing check {expected!r}; output:\n{proc.stdout}{proc.stderr}"
+            results.append((f"broken copy is rejected: {what}", caught, detail))
+
+    ok = 0
+    for title, good, detail in results:
+        ok += good
+        print(f"{'ok  ' if good else 'FAIL'}  {title} ({detail})")
+    print(f"{ok} passed, {len(results) - ok} failed")
+    return 0 if ok == len(results) else 1
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--template", type=Path, default=DEFAULT_TEMPLATE, help="template to check (default: %(default)s)")
+    ap.add_argument("--parameters", type=Path, default=DEFAULT_PARAMETERS, help="example parameters file (default: %(default)s)")
+    ap.add_argument("--self-test", action="store_true", help="check that broken copies of the template are rejected")
+    args = ap.parse_args()
+    path = args.template.resolve()
+    if not path.is_file():
+        print(f"template not found: {path}", file=sys.stderr)
+        return 2
+    parameters = args.parameters.resolve() if args.parameters else None
+    if args.self_test:
+        return self_test(path, parameters)
+    print(f"checking {path}")
+    passed, failed, _ = run_checks(path, parameters)
+    print(f"{passed} passed, {failed} failed")
+    return 0 if failed == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
