@@ -89,7 +89,7 @@ fn nsg_rule_text(detail: &Value, ports: &[Value]) -> String {
     )
 }
 
-fn action_line(a: &ActionRecord) -> String {
+fn action_line(a: &ActionRecord, place: &Place) -> String {
     let verbs = match a.action.as_str() {
         "revoke_ingress" => ["Revoked", "Would revoke", "Failed to revoke", "Left"],
         "delete_security_rule" => ["Deleted", "Would delete", "Failed to delete", "Left"],
@@ -114,7 +114,7 @@ fn action_line(a: &ActionRecord) -> String {
     format!(
         "{icon} {verb} {} on {}{tail}",
         rule_text(&a.detail),
-        a.target
+        place.label(&a.target)
     )
 }
 
@@ -278,7 +278,11 @@ pub fn message(signal: &Signal, place: &Place, outcome: &Outcome) -> Message {
     }
     fields.push(("Trigger".into(), signal.trigger.clone()));
 
-    let lines: Vec<String> = outcome.actions.iter().map(action_line).collect();
+    let lines: Vec<String> = outcome
+        .actions
+        .iter()
+        .map(|a| action_line(a, place))
+        .collect();
     let mut footer = vec![format!("reflex {}", outcome.function)];
     if let Some(id) = &signal.event_id {
         footer.push(format!("event {id}"));
