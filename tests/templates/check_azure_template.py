@@ -31,6 +31,9 @@ from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import parse_qs, quote, urlsplit
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from report import report  # noqa: E402  (shared by the template checks)
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_TEMPLATE = REPO_ROOT / "infra" / "azure" / "azuredeploy.json"
 DEFAULT_PARAMETERS = REPO_ROOT / "infra" / "azure" / "azuredeploy.parameters.example.json"
@@ -866,12 +869,7 @@ def self_test(path: Path, parameters: Path | None) -> int:
                 detail += f"; expected failing check {expected!r}; output:\n{proc.stdout}{proc.stderr}"
             results.append((f"broken copy is rejected: {what}", caught, detail))
 
-    ok = 0
-    for title, good, detail in results:
-        ok += good
-        print(f"{'ok  ' if good else 'FAIL'}  {title} ({detail})")
-    print(f"{ok} passed, {len(results) - ok} failed")
-    return 0 if ok == len(results) else 1
+    return report(results)
 
 
 def main() -> int:

@@ -30,6 +30,9 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from report import report  # noqa: E402  (shared by the template checks)
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_TEMPLATE = REPO_ROOT / "template.yaml"
 
@@ -906,12 +909,7 @@ def self_test(path: Path) -> int:
                 detail += f"; expected failing check {expected!r}; output:\n{proc.stdout}{proc.stderr}"
             results.append((f"broken copy is rejected: {what}", caught, detail))
 
-    ok = 0
-    for title, good, detail in results:
-        ok += good
-        print(f"{'ok  ' if good else 'FAIL'}  {title} ({detail})")
-    print(f"{ok} passed, {len(results) - ok} failed")
-    return 0 if ok == len(results) else 1
+    return report(results)
 
 
 def main() -> int:

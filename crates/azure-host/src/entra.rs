@@ -202,17 +202,9 @@ impl EntraVerifier {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
+    use reflex_core::settings::from_pairs as env;
 
     use super::*;
-
-    fn env(pairs: &[(&str, &str)]) -> impl Lookup {
-        let m: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| ((*k).into(), (*v).into()))
-            .collect();
-        move |k: &str| m.get(k).cloned()
-    }
 
     #[test]
     fn entra_is_off_unless_an_audience_is_set() {

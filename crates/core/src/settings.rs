@@ -68,6 +68,15 @@ impl<F: Fn(&str) -> Option<String>> Lookup for F {
     }
 }
 
+/// Settings from fixed pairs: tests, and adapters that layer overrides.
+pub fn from_pairs(pairs: &[(&str, &str)]) -> impl Lookup + use<> {
+    let m: std::collections::HashMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+        .collect();
+    move |k: &str| m.get(k).cloned()
+}
+
 fn bad(name: &'static str, value: &str, reason: impl Into<String>) -> ConfigError {
     ConfigError {
         name,
@@ -147,17 +156,8 @@ impl ExposurePolicy {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
-
+    use super::from_pairs as env;
     use super::*;
-
-    fn env(pairs: &[(&str, &str)]) -> impl Lookup {
-        let m: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
-            .collect();
-        move |k: &str| m.get(k).cloned()
-    }
 
     #[test]
     fn defaults_apply_when_nothing_is_set() {
