@@ -22,7 +22,6 @@ import copy
 import hashlib
 import json
 import re
-import subprocess
 import sys
 import tempfile
 import traceback
@@ -32,7 +31,7 @@ from typing import Any, Callable
 from urllib.parse import parse_qs, quote, urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import report  # noqa: E402  (shared by the template checks)
+from report import rejected, report  # noqa: E402  (shared by the template checks)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_TEMPLATE = REPO_ROOT / "infra" / "azure" / "azuredeploy.json"
@@ -862,12 +861,7 @@ def self_test(path: Path, parameters: Path | None) -> int:
             cmd = [sys.executable, __file__, "--template", str(bad)]
             if parameters is not None:
                 cmd += ["--parameters", str(parameters)]
-            proc = subprocess.run(cmd, capture_output=True, text=True)
-            caught = proc.returncode != 0 and f"FAIL  {expected}" in proc.stdout
-            detail = f"exit {proc.returncode}"
-            if not caught:
-                detail += f"; expected failing check {expected!r}; output:\n{proc.stdout}{proc.stderr}"
-            results.append((f"broken copy is rejected: {what}", caught, detail))
+            results.append(rejected(cmd, expected, what))
 
     return report(results)
 
