@@ -4,7 +4,7 @@ VENV  := .venv
 PY    := $(VENV)/bin/python
 CARGO ?= cargo
 
-.PHONY: help test demo lint bench package package-azure tools clean-tools
+.PHONY: help test demo lint bench package package-azure lambda-local tools clean-tools
 
 help:
 	@echo "make demo    - run close-open-ports end to end: AWS (moto) and Azure (host + ARM stand-in), Slack stand-in"
@@ -12,6 +12,7 @@ help:
 	@echo "make lint    - cargo fmt --check and clippy -D warnings"
 	@echo "make bench   - release build: cold start, peak RSS, binary and zip sizes"
 	@echo "make package - arm64 Lambda zips with cargo lambda (for sam deploy without sam build)"
+	@echo "make lambda-local - the Lambda binary under cargo lambda watch + invoke, against moto"
 	@echo "make package-azure - the Azure Functions zip: host.json, <function>/function.json, host binary"
 
 $(VENV)/.installed: requirements-dev.txt
@@ -83,6 +84,11 @@ package-azure:
 	cp target/release/reflex-azure-host target/azure/stage/
 	rm -f $(AZURE_PKG) && cd target/azure/stage && zip -q -r -X ../reflex-azure.zip .
 	@unzip -l $(AZURE_PKG)
+
+# The real Lambda binary under the runtime API emulator (cargo lambda watch), offline.
+lambda-local: $(VENV)/.lambda
+	$(CARGO) build -p reflex-testkit
+	$(PY) scripts/lambda_local.py
 
 clean-tools:
 	rm -rf $(VENV) .tools $(CHECKOV_VENV)

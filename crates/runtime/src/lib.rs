@@ -80,6 +80,26 @@ pub fn bad_input_outcome(function: &str, error: &HandleError) -> Value {
     json!({"function": function, "error": error.to_string(), "retryable": false})
 }
 
+/// Earliest plausible absolute deadline in epoch milliseconds (2001-09-09). Smaller
+/// values are not timestamps.
+const EPOCH_MS_FLOOR: u64 = 1_000_000_000_000;
+
+/// The time an invocation has, from `Lambda-Runtime-Deadline-Ms`, minus the safety
+/// margin. Lambda sends an absolute epoch-milliseconds deadline; `cargo lambda watch`
+/// (1.9) sends its timeout as a relative duration (`600000`), which read as a
+/// timestamp lies in 1970 and would leave no time at all, so small values are taken
+/// as relative.
+pub fn time_left(deadline_ms: u64, now: SystemTime) -> Duration {
+    let total = if deadline_ms < EPOCH_MS_FLOOR {
+        Duration::from_millis(deadline_ms)
+    } else {
+        (SystemTime::UNIX_EPOCH + Duration::from_millis(deadline_ms))
+            .duration_since(now)
+            .unwrap_or_default()
+    };
+    total.saturating_sub(SAFETY_MARGIN)
+}
+
 /// Runs a function as a Lambda binary. The handler gets the raw payload and the
 /// invocation; an error goes back to Lambda (for retry or the DLQ) only when a retry
 /// can help.
@@ -93,12 +113,12 @@ where
 {
     let handler = &handler;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        let left = event
-            .context
-            .deadline()
-            .duration_since(SystemTime::now())
-            .unwrap_or_default()
-            .saturating_sub(SAFETY_MARGIN);
+        let left = time_left(event.context.deadline, SystemTime::now());
+        tracing::debug!(
+            deadline_ms = event.context.deadline,
+            left_ms = u64::try_from(left.as_millis()).unwrap_or(u64::MAX),
+            "Invocation received"
+        );
         let invocation = Invocation {
             deadline: Instant::now() + left,
             request_id: Some(event.context.request_id.clone()),
@@ -145,6 +165,24 @@ mod tests {
     use reflex_core::ParseError;
 
     use super::*;
+
+    #[test]
+    fn the_deadline_is_absolute_epoch_ms_or_a_relative_emulator_timeout() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_536_152);
+        let in_10s = 1_795_536_162_000;
+        assert_eq!(time_left(in_10s, now), Duration::from_millis(9_250));
+        assert_eq!(
+            time_left(1_795_536_000_000, now),
+            Duration::ZERO,
+            "already past"
+        );
+        assert_eq!(
+            time_left(600_000, now),
+            Duration::from_millis(599_250),
+            "cargo lambda watch"
+        );
+        assert_eq!(time_left(0, now), Duration::ZERO);
+    }
 
     #[test]
     fn bad_input_is_returned_not_retried() {
