@@ -1,4 +1,4 @@
-use reflex_testkit::Reply;
+use reflex_testkit::{Reply, blocks};
 use serde_json::Value;
 
 use crate::support::{World, cloudtrail, reflex, statuses, world};
@@ -27,7 +27,7 @@ async fn mixed_named(
 }
 
 fn texts(body: &Value) -> String {
-    serde_json::to_string(&body["blocks"]).unwrap_or_default()
+    serde_json::to_string(blocks(body)).unwrap_or_default()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -60,10 +60,8 @@ async fn world_open_ssh_and_rdp_are_revoked_and_the_rest_stays() {
     let posts = w.slack.requests();
     assert_eq!(posts.len(), 1);
     let body = &posts[0].body;
-    assert_eq!(body["blocks"][0]["type"], "header");
-    let header = body["blocks"][0]["text"]["text"]
-        .as_str()
-        .unwrap_or_default();
+    assert_eq!(blocks(body)[0]["type"], "header");
+    let header = blocks(body)[0]["text"]["text"].as_str().unwrap_or_default();
     assert!(
         header.contains(&format!("Closed 2 world-open rules on {g} (web)")),
         "{header}"
@@ -105,7 +103,7 @@ async fn dry_run_changes_nothing_and_reports_planned() {
     assert_eq!(posts.len(), 1);
     assert!(texts(&posts[0].body).contains("DRY RUN"));
     assert!(
-        posts[0].body["blocks"][0]["text"]["text"]
+        blocks(&posts[0].body)[0]["text"]["text"]
             .as_str()
             .unwrap_or_default()
             .contains("Would close")
@@ -187,7 +185,7 @@ async fn the_sweep_finds_preexisting_offenders_in_several_groups() {
     assert_eq!(done, 2);
     let posts = w.slack.requests();
     assert_eq!(posts.len(), 1);
-    let header = posts[0].body["blocks"][0]["text"]["text"]
+    let header = blocks(&posts[0].body)[0]["text"]["text"]
         .as_str()
         .unwrap_or_default()
         .to_string();

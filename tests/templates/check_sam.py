@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Checks template.yaml (AWS SAM) for the Reflex close-open-ports function.
+"""Checks template.yaml (AWS SAM) for the Reflex functions close-open-ports and alert-to-slack.
 
     python3 tests/templates/check_sam.py                    # check ./template.yaml
     python3 tests/templates/check_sam.py --template PATH    # check another copy
@@ -8,8 +8,10 @@
 1. Runs cfn-lint (in a subprocess, so its monkey-patching of the SAM translator
    does not leak into step 2); any E-level finding fails, warnings are printed.
 2. Translates the template with the SAM translator into plain CloudFormation
-   and asserts on the result: the function, its events, dead-letter queues,
-   environment and a least-privilege IAM policy.
+   and asserts on the result: each function, its events (EventBridge patterns are
+   matched against inline events and the fixtures under events/aws), dead-letter
+   queues, environment, least-privilege IAM policies, alert-to-slack's DynamoDB table
+   and its alarm topic subscription.
 
 Dependencies: python3 stdlib, cfn-lint, aws-sam-translator. Exit status is 0 only
 when every check passes.
@@ -27,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import traceback
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -38,8 +41,13 @@ DEFAULT_TEMPLATE = REPO_ROOT / "template.yaml"
 
 FUNCTION_ID = "CloseOpenPortsFunction"
 BINARY = "close-open-ports"
+ALERT_ID = "AlertToSlackFunction"
+ALERT_BINARY = "alert-to-slack"
+ALERT_TABLE = "AlertToSlackTable"
+ALARM_TOPIC = "AlarmTopic"  # created when AlarmTopicArn is empty
+FUNCTION_IDS = (FUNCTION_ID, ALERT_ID)
 
-# Parameter -> (default, environment variable it feeds).
+# Parameter -> (default, close-open-ports environment variable it feeds).
 PARAMETERS = {
     "DryRun": ("false", "REFLEX_DRY_RUN"),
     "ForbiddenPorts": ("22,3389", "REFLEX_FORBIDDEN_PORTS"),
@@ -49,8 +57,31 @@ PARAMETERS = {
     "SnsTopicArn": ("", "REFLEX_SNS_TOPIC_ARN"),
     "SweepSchedule": ("rate(1 day)", None),
     "ReauthorizeRemainder": ("false", "REFLEX_REAUTHORIZE_REMAINDER"),
+    # alert-to-slack only (see ALERT_ENV)
+    "SlackBotTokenSecret": ("", None),
+    "SlackChannel": ("", None),
+    "SlackRoutes": ("", None),
+    "DeniedBurst": ("5/300", None),
+    "AlarmTopicArn": ("", None),
 }
 ENV_VARS = {env for _, env in PARAMETERS.values() if env}
+
+# alert-to-slack: environment variable -> the value that must feed it.
+ALERT_ENV = {
+    "REFLEX_DRY_RUN": {"Ref": "DryRun"},
+    "REFLEX_SLACK_WEBHOOK_SECRET": {"Ref": "SlackWebhookSecret"},
+    "REFLEX_SLACK_BOT_TOKEN_SECRET": {"Ref": "SlackBotTokenSecret"},
+    "REFLEX_SLACK_CHANNEL": {"Ref": "SlackChannel"},
+    "REFLEX_SLACK_ROUTES": {"Ref": "SlackRoutes"},
+    "REFLEX_DYNAMODB_TABLE": {"Ref": ALERT_TABLE},
+    "REFLEX_DENIED_BURST": {"Ref": "DeniedBurst"},
+    "REFLEX_SNS_TOPIC_ARN": {"Ref": "SnsTopicArn"},
+}
+# Which Slack secret parameters each function's role may read.
+SECRET_PARAMETERS = {
+    FUNCTION_ID: ("SlackWebhookSecret",),
+    ALERT_ID: ("SlackWebhookSecret", "SlackBotTokenSecret"),
+}
 
 # Every action the function's role may be granted. Anything else is a regression.
 ALLOWED_ROLE_ACTIONS = {
@@ -66,6 +97,17 @@ ALLOWED_ROLE_ACTIONS = {
     "ssm:GetParameter",
     "secretsmanager:GetSecretValue",
 }
+# Every action alert-to-slack's role may be granted.
+ALERT_DYNAMODB_ACTIONS = {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
+ALERT_ROLE_ACTIONS = ALERT_DYNAMODB_ACTIONS | {
+    "logs:CreateLogStream",
+    "logs:PutLogEvents",
+    "sqs:SendMessage",
+    "sns:Publish",
+    "ssm:GetParameter",
+    "secretsmanager:GetSecretValue",
+}
+ROLE_ACTIONS = {FUNCTION_ID: ALLOWED_ROLE_ACTIONS, ALERT_ID: ALERT_ROLE_ACTIONS}
 # Managed policies tolerated on the role (logs only). The template uses none.
 ALLOWED_MANAGED_POLICY_SUFFIXES = ("policy/service-role/AWSLambdaBasicExecutionRole",)
 
@@ -280,10 +322,10 @@ def statements(resources: dict) -> list[Statement]:
     return out
 
 
-def role_statements(cfn: dict) -> list[Statement]:
+def role_statements(cfn: dict, fid: str = FUNCTION_ID) -> list[Statement]:
     """Statements of the function's execution role (inline policies and attached AWS::IAM::Policy)."""
     resources = cfn["Resources"]
-    role_id = function_role_id(cfn)
+    role_id = function_role_id(cfn, fid)
     role = resources[role_id]
     docs = {f"{role_id}.Policies[{i}]": p.get("PolicyDocument") for i, p in enumerate(role["Properties"].get("Policies", []))}
     for rid, res in resources.items():
@@ -294,8 +336,8 @@ def role_statements(cfn: dict) -> list[Statement]:
     return statements({k: {"PolicyDocument": v} for k, v in docs.items()})
 
 
-def function_role_id(cfn: dict) -> str:
-    role = function(cfn)["Properties"].get("Role")
+def function_role_id(cfn: dict, fid: str = FUNCTION_ID) -> str:
+    role = function(cfn, fid)["Properties"].get("Role")
     require(isinstance(role, dict) and "Fn::GetAtt" in role, f"function Role is not a GetAtt of a role in this stack: {role!r}")
     target = role["Fn::GetAtt"]
     target = target if isinstance(target, list) else target.split(".", 1)
@@ -303,10 +345,10 @@ def function_role_id(cfn: dict) -> str:
     return target[0]
 
 
-def function(cfn: dict) -> dict:
+def function(cfn: dict, fid: str = FUNCTION_ID) -> dict:
     fns = {k: v for k, v in cfn["Resources"].items() if v["Type"] == "AWS::Lambda::Function"}
-    require(list(fns) == [FUNCTION_ID], f"expected exactly one Lambda function {FUNCTION_ID}, found {sorted(fns)}")
-    return fns[FUNCTION_ID]
+    require(sorted(fns) == sorted(FUNCTION_IDS), f"expected exactly the Lambda functions {sorted(FUNCTION_IDS)}, found {sorted(fns)}")
+    return fns[fid]
 
 
 def getatt_target(node: Any) -> str | None:
@@ -320,8 +362,13 @@ def getatt_target(node: Any) -> str | None:
 
 
 def pattern_matches(pattern: dict, event: dict) -> bool:
-    """A small EventBridge matcher: exact values, prefix, suffix, wildcard, exists, anything-but."""
+    """A small EventBridge matcher: exact values, prefix, suffix, wildcard, exists, anything-but, $or."""
     for key, want in pattern.items():
+        if key == "$or":
+            require(isinstance(want, list) and len(want) >= 2, f"$or needs a list of at least two patterns: {want!r}")
+            if not any(pattern_matches(branch, event) for branch in want):
+                return False
+            continue
         present = isinstance(event, dict) and key in event
         value = event.get(key) if present else None
         if isinstance(want, dict):
@@ -405,21 +452,98 @@ def config_event(rule: str, compliance: str = "NON_COMPLIANT", rtype: str = "AWS
     }
 
 
-def function_rules(cfn: dict) -> dict[str, dict]:
+def api_event(name: str, event_source: str, error: str | None = None, identity: str = "IAMUser",
+              invoked_by: str | None = None, read_only: bool = False, source: str | None = None) -> dict:
+    """An 'AWS API Call via CloudTrail' event for any service (source aws.<service> unless given)."""
+    arn = "arn:aws:iam::123456789012:root" if identity == "Root" else "arn:aws:iam::123456789012:user/alice"
+    user: dict[str, Any] = {"type": identity, "principalId": "AIDAEXAMPLEPRINCIPAL", "arn": arn, "accountId": "123456789012"}
+    if invoked_by:
+        user["invokedBy"] = invoked_by
+    detail: dict[str, Any] = {
+        "eventVersion": "1.09",
+        "userIdentity": user,
+        "eventSource": event_source,
+        "eventName": name,
+        "awsRegion": "us-east-1",
+        "sourceIPAddress": "203.0.113.10",
+        "requestParameters": {},
+        "responseElements": None,
+        "readOnly": read_only,
+        "eventType": "AwsApiCall",
+        "managementEvent": True,
+        "eventCategory": "Management",
+    }
+    if error:
+        detail["errorCode"] = error
+        detail["errorMessage"] = "User is not authorized to perform this action"
+    service = event_source.split(".", 1)[0]
+    return {"source": source or f"aws.{service}", "detail-type": "AWS API Call via CloudTrail", "detail": detail}
+
+
+def signin_event(identity: str = "Root", result: str = "Success", name: str = "ConsoleLogin") -> dict:
+    arn = "arn:aws:iam::123456789012:root" if identity == "Root" else "arn:aws:iam::123456789012:user/alice"
+    detail: dict[str, Any] = {
+        "eventVersion": "1.09",
+        "userIdentity": {"type": identity, "principalId": "123456789012", "arn": arn, "accountId": "123456789012"},
+        "eventSource": "signin.amazonaws.com",
+        "eventName": name,
+        "awsRegion": "us-east-1",
+        "responseElements": {name: result},
+        "additionalEventData": {"MFAUsed": "No", "MobileVersion": "No"},
+        "eventType": "AwsConsoleSignIn",
+        "managementEvent": True,
+    }
+    if result == "Failure":
+        detail["errorMessage"] = "Failed authentication"
+    return {"source": "aws.signin", "detail-type": "AWS Console Sign In via CloudTrail", "detail": detail}
+
+
+def alarm_event(state: str = "ALARM", detail_type: str = "CloudWatch Alarm State Change") -> dict:
+    return {
+        "source": "aws.cloudwatch",
+        "detail-type": detail_type,
+        "resources": ["arn:aws:cloudwatch:us-east-1:123456789012:alarm:api-5xx"],
+        "detail": {
+            "alarmName": "api-5xx",
+            "state": {"value": state, "reason": "Threshold Crossed", "timestamp": "2024-05-01T10:00:00.000+0000"},
+            "previousState": {"value": "OK" if state != "OK" else "ALARM"},
+            "configuration": {"metrics": []},
+        },
+    }
+
+
+def health_event(category: str = "issue", detail_type: str = "AWS Health Event") -> dict:
+    return {
+        "source": "aws.health",
+        "detail-type": detail_type,
+        "detail": {"eventArn": "arn:aws:health:us-east-1::event/EC2/AWS_EC2_OPERATIONAL_ISSUE/x", "service": "EC2",
+                   "eventTypeCode": "AWS_EC2_OPERATIONAL_ISSUE", "eventTypeCategory": category, "statusCode": "open"},
+    }
+
+
+def guardduty_event(severity: float = 8.0, detail_type: str = "GuardDuty Finding") -> dict:
+    return {
+        "source": "aws.guardduty",
+        "detail-type": detail_type,
+        "detail": {"schemaVersion": "2.0", "id": "a1b2c3", "type": "UnauthorizedAccess:EC2/SSHBruteForce", "severity": severity},
+    }
+
+
+def function_rules(cfn: dict, fid: str = FUNCTION_ID) -> dict[str, dict]:
     """AWS::Events::Rule resources with the function as a target."""
     out = {}
     for rid, res in cfn["Resources"].items():
         if res["Type"] != "AWS::Events::Rule":
             continue
         for t in res["Properties"].get("Targets", []):
-            if getatt_target(t.get("Arn")) == FUNCTION_ID:
+            if getatt_target(t.get("Arn")) == fid:
                 out[rid] = res
     return out
 
 
-def rule_with(cfn: dict, pred: Callable[[dict], bool], what: str) -> tuple[str, dict]:
-    found = [(rid, r) for rid, r in function_rules(cfn).items() if pred(r["Properties"])]
-    require(len(found) == 1, f"expected exactly one {what} rule targeting {FUNCTION_ID}, found {[r for r, _ in found]}")
+def rule_with(cfn: dict, pred: Callable[[dict], bool], what: str, fid: str = FUNCTION_ID) -> tuple[str, dict]:
+    found = [(rid, r) for rid, r in function_rules(cfn, fid).items() if pred(r["Properties"])]
+    require(len(found) == 1, f"expected exactly one {what} rule targeting {fid}, found {[r for r, _ in found]}")
     return found[0]
 
 
@@ -495,26 +619,52 @@ def _(ctx: Ctx) -> None:
     require(p.get("Timeout") == 60, f"Timeout is {p.get('Timeout')!r}")
 
 
+def require_cargo_lambda_build(ctx: Ctx, fid: str, binary: str) -> None:
+    res = ctx.source["Resources"].get(fid, {})
+    require(res.get("Type") == "AWS::Serverless::Function", f"{fid} is not an AWS::Serverless::Function")
+    meta = res.get("Metadata", {})
+    require(meta.get("BuildMethod") == "rust-cargolambda", f"{fid} Metadata.BuildMethod is {meta.get('BuildMethod')!r}")
+    require(meta.get("BuildProperties", {}).get("Binary") == binary,
+            f"{fid} Metadata.BuildProperties.Binary is {meta.get('BuildProperties', {}).get('Binary')!r}, expected {binary!r}")
+    require(res.get("Properties", {}).get("CodeUri") in (".", "./"), f"{fid} CodeUri is not the workspace root '.'")
+
+
 @check("function is built by cargo-lambda from the workspace binary close-open-ports")
 def _(ctx: Ctx) -> None:
-    res = ctx.source["Resources"].get(FUNCTION_ID, {})
-    require(res.get("Type") == "AWS::Serverless::Function", f"{FUNCTION_ID} is not an AWS::Serverless::Function")
-    meta = res.get("Metadata", {})
-    require(meta.get("BuildMethod") == "rust-cargolambda", f"Metadata.BuildMethod is {meta.get('BuildMethod')!r}")
-    require(meta.get("BuildProperties", {}).get("Binary") == BINARY,
-            f"Metadata.BuildProperties.Binary is {meta.get('BuildProperties', {}).get('Binary')!r}")
-    require(res.get("Properties", {}).get("CodeUri") in (".", "./"), "CodeUri is not the workspace root '.'")
+    require_cargo_lambda_build(ctx, FUNCTION_ID, BINARY)
+
+
+@check("alert-to-slack is built by cargo-lambda from the workspace binary alert-to-slack")
+def _(ctx: Ctx) -> None:
+    require_cargo_lambda_build(ctx, ALERT_ID, ALERT_BINARY)
+
+
+@check("alert-to-slack is provided.al2023 / arm64 / bootstrap, 128 MB, 120 s, no reserved concurrency")
+def _(ctx: Ctx) -> None:
+    p = function(ctx.cfn, ALERT_ID)["Properties"]
+    require(p.get("Runtime") == "provided.al2023", f"Runtime is {p.get('Runtime')!r}")
+    require(p.get("Architectures") == ["arm64"], f"Architectures is {p.get('Architectures')!r}")
+    require(p.get("Handler") == "bootstrap", f"Handler is {p.get('Handler')!r}")
+    require(p.get("MemorySize") == 128, f"MemorySize is {p.get('MemorySize')!r}")
+    # 50 alarms at ~1 Slack message/s/channel must fit in one invocation's time budget.
+    require(p.get("Timeout") == 120, f"Timeout is {p.get('Timeout')!r}, expected 120")
+    require("ReservedConcurrentExecutions" not in p,
+            f"ReservedConcurrentExecutions is {p.get('ReservedConcurrentExecutions')!r}; it must not be set")
 
 
 @check("JSON logging into a log group with retention")
 def _(ctx: Ctx) -> None:
-    lc = function(ctx.cfn)["Properties"].get("LoggingConfig", {})
-    require(lc.get("LogFormat") == "JSON", f"LoggingConfig.LogFormat is {lc.get('LogFormat')!r}")
-    ref = lc.get("LogGroup")
-    require(isinstance(ref, dict) and "Ref" in ref, f"LoggingConfig.LogGroup is not a Ref to a log group: {ref!r}")
-    lg = ctx.resources.get(ref["Ref"], {})
-    require(lg.get("Type") == "AWS::Logs::LogGroup", f"{ref['Ref']} is not an AWS::Logs::LogGroup")
-    require(lg["Properties"].get("RetentionInDays") is not None, "log group has no RetentionInDays")
+    groups = []
+    for fid in FUNCTION_IDS:
+        lc = function(ctx.cfn, fid)["Properties"].get("LoggingConfig", {})
+        require(lc.get("LogFormat") == "JSON", f"{fid} LoggingConfig.LogFormat is {lc.get('LogFormat')!r}")
+        ref = lc.get("LogGroup")
+        require(isinstance(ref, dict) and "Ref" in ref, f"{fid} LoggingConfig.LogGroup is not a Ref to a log group: {ref!r}")
+        lg = ctx.resources.get(ref["Ref"], {})
+        require(lg.get("Type") == "AWS::Logs::LogGroup", f"{ref['Ref']} is not an AWS::Logs::LogGroup")
+        require(lg["Properties"].get("RetentionInDays") is not None, f"log group {ref['Ref']} has no RetentionInDays")
+        groups.append(ref["Ref"])
+    require(len(set(groups)) == len(groups), f"functions share a log group: {groups}")
 
 
 @check("parameters exist with the expected defaults")
@@ -528,6 +678,39 @@ def _(ctx: Ctx) -> None:
         require(sorted(params[name].get("AllowedValues", [])) == ["false", "true"], f"{name} must allow only true/false")
 
 
+@check("alert-to-slack parameters: DeniedBurst, SlackBotTokenSecret, SlackChannel, AlarmTopicArn patterns; every parameter in a ParameterGroup")
+def _(ctx: Ctx) -> None:
+    params = ctx.source.get("Parameters", {})
+
+    def pattern_of(name: str) -> str:
+        pat = params.get(name, {}).get("AllowedPattern")
+        require(pat, f"parameter {name} has no AllowedPattern")
+        return pat
+
+    cases = {
+        "DeniedBurst": (["5/300", "1/60", "20/3600"], ["", "5", "0/300", "5/0", "5/300s", "five/300", "-1/300"]),
+        "SlackBotTokenSecret": (["", "/reflex/slack-bot-token", "arn:aws:secretsmanager:us-east-1:123456789012:secret:reflex/bot-AbCdEf"],
+                                ["reflex/slack-bot-token", "xoxb-123-456-abc", "arn:aws:ssm:us-east-1:123456789012:parameter/x"]),
+        "SlackChannel": (["", "#alerts", "#sec-ops_1", "C0123456", "G0ABCDEF12"], ["#", "#a b", "#a,#b", "alerts channel"]),
+        "AlarmTopicArn": (["", "arn:aws:sns:us-east-1:123456789012:alarms", "arn:aws-us-gov:sns:us-gov-west-1:123456789012:a-b_c"],
+                          ["alarms", "arn:aws:sns:us-east-1:123456789012:alarms.fifo", "arn:aws:sqs:us-east-1:123456789012:q"]),
+    }
+    for name, (good, bad) in cases.items():
+        pat = pattern_of(name)
+        for v in good:
+            require(re.fullmatch(pat, v), f"{name} AllowedPattern rejects {v!r}")
+        for v in bad:
+            require(not re.fullmatch(pat, v), f"{name} AllowedPattern accepts {v!r}")
+    require(pattern_of("SlackBotTokenSecret") == pattern_of("SlackWebhookSecret"),
+            "SlackBotTokenSecret and SlackWebhookSecret have different AllowedPatterns")
+    groups = ctx.source.get("Metadata", {}).get("AWS::CloudFormation::Interface", {}).get("ParameterGroups", [])
+    grouped = [n for g in groups for n in g.get("Parameters", [])]
+    require(len(grouped) == len(set(grouped)), f"a parameter is in more than one ParameterGroup: {grouped}")
+    missing = set(params) - set(grouped)
+    require(not missing, f"parameters in no ParameterGroup: {sorted(missing)}")
+    require(not set(grouped) - set(params), f"ParameterGroups name undeclared parameters: {sorted(set(grouped) - set(params))}")
+
+
 @check("environment: exactly the REFLEX_* variables, each fed by its parameter")
 def _(ctx: Ctx) -> None:
     env = function(ctx.cfn)["Properties"].get("Environment", {}).get("Variables", {})
@@ -537,6 +720,19 @@ def _(ctx: Ctx) -> None:
     for param, (_, var) in PARAMETERS.items():
         if var:
             require(env[var] == {"Ref": param}, f"{var} is {env[var]!r}, expected Ref {param}")
+
+
+@check("alert-to-slack environment: exactly its REFLEX_* variables, fed by its parameters and the table")
+def _(ctx: Ctx) -> None:
+    env = function(ctx.cfn, ALERT_ID)["Properties"].get("Environment", {}).get("Variables", {})
+    missing, extra = set(ALERT_ENV) - set(env), set(env) - set(ALERT_ENV)
+    require(not missing, f"missing environment variables: {sorted(missing)}")
+    require(not extra, f"unexpected environment variables: {sorted(extra)}")
+    for var, want in ALERT_ENV.items():
+        require(env[var] == want, f"{var} is {env[var]!r}, expected {want!r}")
+        ref = want.get("Ref")
+        require(ref in ctx.source.get("Parameters", {}) or ref in ctx.resources, f"{var}: {ref} is neither a parameter nor a resource")
+    require(ctx.resources.get(ALERT_TABLE, {}).get("Type") == "AWS::DynamoDB::Table", f"{ALERT_TABLE} is not a DynamoDB table")
 
 
 @check("EventBridge rule: CloudTrail AuthorizeSecurityGroupIngress / ModifySecurityGroupRules")
@@ -590,50 +786,262 @@ def _(ctx: Ctx) -> None:
     require(not pattern_matches(pat, other), "pattern matches a non-ComplianceChangeNotification message")
 
 
+# alert-to-slack's EventBridge rules: SAM event name -> logical ID of the generated rule.
+ALERT_RULES = {name: ALERT_ID + name for name in
+               ("CloudWatchAlarm", "CloudTrailSecurity", "ConsoleSignIn", "ConfigCompliance", "Health", "GuardDuty")}
+COP_CLOUDTRAIL = FUNCTION_ID + "CloudTrailIngress"
+COP_CONFIG = FUNCTION_ID + "ConfigCompliance"
+
+# CloudTrailSecurity: the change branches, by eventSource (successful calls only).
+SECURITY_CHANGES = {
+    "ec2.amazonaws.com": [
+        "AuthorizeSecurityGroupIngress", "AuthorizeSecurityGroupEgress", "RevokeSecurityGroupIngress",
+        "RevokeSecurityGroupEgress", "CreateSecurityGroup", "DeleteSecurityGroup", "ModifySecurityGroupRules",
+        "CreateNetworkAcl", "CreateNetworkAclEntry", "DeleteNetworkAcl", "DeleteNetworkAclEntry",
+        "ReplaceNetworkAclEntry", "ReplaceNetworkAclAssociation",
+    ],
+    "iam.amazonaws.com": [  # CIS "IAM policy changes"
+        "DeleteGroupPolicy", "DeleteRolePolicy", "DeleteUserPolicy", "PutGroupPolicy", "PutRolePolicy",
+        "PutUserPolicy", "CreatePolicy", "DeletePolicy", "CreatePolicyVersion", "DeletePolicyVersion",
+        "SetDefaultPolicyVersion", "AttachRolePolicy", "DetachRolePolicy", "AttachUserPolicy",
+        "DetachUserPolicy", "AttachGroupPolicy", "DetachGroupPolicy",
+    ],
+    "cloudtrail.amazonaws.com": ["StopLogging", "DeleteTrail", "UpdateTrail", "PutEventSelectors"],
+}
+DENIED_ERRORS = ["AccessDenied", "Client.UnauthorizedOperation", "UnauthorizedOperation", "AccessDeniedException"]
+
 FIXTURE_DIR = REPO_ROOT / "events" / "aws"
-# Which rule each fixture under events/aws must reach (None: no rule may match it).
-FIXTURE_ROUTES = {
-    "cloudtrail/authorize-all-traffic.json": "aws.ec2",
-    "cloudtrail/authorize-failed-duplicate.json": None,  # errorCode: the call changed nothing
-    "cloudtrail/authorize-https-world-open.json": "aws.ec2",
-    "cloudtrail/authorize-mixed-rules.json": "aws.ec2",
-    "cloudtrail/authorize-prefix-list-only.json": "aws.ec2",
-    "cloudtrail/authorize-rdp-ipv6.json": "aws.ec2",
-    "cloudtrail/authorize-ssh-world-open.json": "aws.ec2",
-    "cloudtrail/authorize-via-cloudformation.json": "aws.ec2",
-    "cloudtrail/authorize-wide-range.json": "aws.ec2",
-    "cloudtrail/modify-rule-to-ssh-world.json": "aws.ec2",
-    "config/restricted-common-ports-noncompliant.json": "aws.config",
-    "config/restricted-ssh-compliant.json": None,
-    "config/restricted-ssh-noncompliant.json": "aws.config",
-    "config/restricted-ssh-not-applicable.json": None,
-    "config/s3-versioning-noncompliant.json": None,
-    "config/securityhub-restricted-ssh-noncompliant.json": "aws.config",
-    "config/vpc-sg-open-only-to-authorized-ports-noncompliant.json": "aws.config",
-    "eventbridge/ec2-instance-state-change.json": None,
-    "scheduled/daily-sweep.json": None,  # delivered by the schedule rule, not by a pattern
+# Which rules (logical IDs, any function) each fixture under events/aws must reach; () = none.
+# The SG-change fixtures reach both functions: close-open-ports remediates, alert-to-slack reports.
+FIXTURE_ROUTES: dict[str, tuple[str, ...]] = {
+    "cloudtrail/authorize-all-traffic.json": (COP_CLOUDTRAIL, ALERT_RULES["CloudTrailSecurity"]),
+    "cloudtrail/authorize-failed-duplicate.json": (),  # errorCode (not a denial): the call changed nothing
+    "cloudtrail/authorize-https-world-open.json": (COP_CLOUDTRAIL, ALERT_RULES["CloudTrailSecurity"]),
+    "cloudtrail/authorize-mixed-rules.json": (COP_CLOUDTRAIL, ALERT_RULES["CloudTrailSecurity"]),
+    "cloudtrail/authorize-prefix-list-only.json": (COP_CLOUDTRAIL, ALERT_RULES["CloudTrailSecurity"]),
+    "cloudtrail/authorize-rdp-ipv6.json": (COP_CLOUDTRAIL, ALERT_RULES["CloudTrailSecurity"]),
+    "cloudtrail/authorize-ssh-world-open.json": (COP_CLOUDTRAIL, ALERT_RULES["CloudTrailSecurity"]),
+    "cloudtrail/authorize-via-cloudformation.json": (COP_CLOUDTRAIL, ALERT_RULES["CloudTrailSecurity"]),
+    "cloudtrail/authorize-wide-range.json": (COP_CLOUDTRAIL, ALERT_RULES["CloudTrailSecurity"]),
+    "cloudtrail/modify-rule-to-ssh-world.json": (COP_CLOUDTRAIL, ALERT_RULES["CloudTrailSecurity"]),
+    "config/restricted-common-ports-noncompliant.json": (COP_CONFIG, ALERT_RULES["ConfigCompliance"]),
+    "config/restricted-ssh-compliant.json": (ALERT_RULES["ConfigCompliance"],),  # resolves the thread
+    "config/restricted-ssh-noncompliant.json": (COP_CONFIG, ALERT_RULES["ConfigCompliance"]),
+    "config/restricted-ssh-not-applicable.json": (),
+    "config/s3-versioning-noncompliant.json": (ALERT_RULES["ConfigCompliance"],),
+    "config/securityhub-restricted-ssh-noncompliant.json": (COP_CONFIG, ALERT_RULES["ConfigCompliance"]),
+    "config/vpc-sg-open-only-to-authorized-ports-noncompliant.json": (COP_CONFIG, ALERT_RULES["ConfigCompliance"]),
+    "eventbridge/ec2-instance-state-change.json": (),
+    "scheduled/daily-sweep.json": (),  # delivered by the schedule rule, not by a pattern
+    # alert-to-slack
+    "cloudtrail-security/access-denied-ec2.json": (ALERT_RULES["CloudTrailSecurity"],),
+    "cloudtrail-security/access-denied-s3.json": (ALERT_RULES["CloudTrailSecurity"],),
+    "cloudtrail-security/cloudtrail-delete-trail.json": (ALERT_RULES["CloudTrailSecurity"],),
+    "cloudtrail-security/cloudtrail-stop-logging.json": (ALERT_RULES["CloudTrailSecurity"],),
+    "cloudtrail-security/console-login-failure.json": (ALERT_RULES["ConsoleSignIn"],),
+    "cloudtrail-security/iam-attach-user-policy.json": (ALERT_RULES["CloudTrailSecurity"],),
+    "cloudtrail-security/iam-put-role-policy.json": (ALERT_RULES["CloudTrailSecurity"],),
+    "cloudtrail-security/nacl-entry-created.json": (ALERT_RULES["CloudTrailSecurity"],),
+    "cloudtrail-security/root-api-call.json": (ALERT_RULES["CloudTrailSecurity"],),
+    "cloudtrail-security/root-console-login.json": (ALERT_RULES["ConsoleSignIn"],),
+    # SG egress: alert-to-slack reports it; close-open-ports only handles ingress.
+    "cloudtrail-security/security-group-egress-authorized.json": (ALERT_RULES["CloudTrailSecurity"],),
+    "eventbridge/custom-app-event.json": (),
+    "eventbridge/ecs-task-state-change.json": (),
+}
+# Fixtures not listed above get the expectation of their directory (new fixtures there are
+# checked without editing this file). sns/ holds Lambda SNS events (Records[].Sns): they come
+# through the alarm-topic subscription and must match no EventBridge rule.
+FIXTURE_DIR_ROUTES: dict[str, tuple[str, ...]] = {
+    "cloudwatch/": (ALERT_RULES["CloudWatchAlarm"],),
+    "guardduty/": (ALERT_RULES["GuardDuty"],),
+    "health/": (ALERT_RULES["Health"],),
+    "sns/": (),
 }
 
 
-@check("event fixtures in events/aws reach exactly the expected rule")
+def fixture_expectation(rel: str) -> tuple[str, ...] | None:
+    if rel in FIXTURE_ROUTES:
+        return FIXTURE_ROUTES[rel]
+    for prefix, want in FIXTURE_DIR_ROUTES.items():
+        if rel.startswith(prefix):
+            return want
+    return None
+
+
+def all_patterns(cfn: dict) -> dict[str, dict]:
+    """Rule logical ID -> event pattern, for every pattern rule targeting any of the functions."""
+    out = {}
+    for fid in FUNCTION_IDS:
+        for rid, rule in function_rules(cfn, fid).items():
+            pat = rule["Properties"].get("EventPattern")
+            if pat:
+                out[rid] = pat
+    return out
+
+
+@check("event fixtures in events/aws reach exactly the expected rules")
 def _(ctx: Ctx) -> None:
     if not FIXTURE_DIR.is_dir():
         print(f"      (no fixtures at {FIXTURE_DIR}; skipped)")
         return
-    patterns = {}
-    for rid, rule in function_rules(ctx.cfn).items():
-        pat = rule["Properties"].get("EventPattern")
-        if pat:
-            patterns[rid] = (as_list(pat.get("source", [None]))[0], pat)
+    patterns = all_patterns(ctx.cfn)
     files = sorted(p.relative_to(FIXTURE_DIR).as_posix() for p in FIXTURE_DIR.rglob("*.json"))
     for rel in files:
         event = json.loads((FIXTURE_DIR / rel).read_text())
-        hits = sorted(src for src, pat in patterns.values() if pattern_matches(pat, event))
-        if rel not in FIXTURE_ROUTES:
-            print(f"      fixture {rel} has no expectation here; it matches {hits or 'no rule'}")
+        hits = tuple(sorted(rid for rid, pat in patterns.items() if pattern_matches(pat, event)))
+        if rel.startswith("sns/"):
+            records = event.get("Records") if isinstance(event, dict) else None
+            require(isinstance(records, list) and records and all(r.get("EventSource") == "aws:sns" and "Sns" in r for r in records),
+                    f"{rel} is not a Lambda SNS event (Records[].EventSource aws:sns)")
+        want = fixture_expectation(rel)
+        if want is None:
+            print(f"      fixture {rel} has no expectation here; it matches {list(hits) or 'no rule'}")
             continue
-        want = FIXTURE_ROUTES[rel]
-        require(hits == ([want] if want else []), f"{rel} matches {hits or 'no rule'}, expected {want or 'no rule'}")
+        want = tuple(sorted(want))
+        require(hits == want, f"{rel} matches {list(hits) or 'no rule'}, expected {list(want) or 'no rule'}")
+    missing = sorted(set(FIXTURE_ROUTES) - set(files))
+    if missing:
+        print(f"      (fixtures expected here but absent: {missing})")
+
+
+def alert_rule(ctx: Ctx, name: str) -> tuple[dict, dict]:
+    """(rule properties, event pattern) of alert-to-slack's rule from SAM event `name`."""
+    rid = ALERT_RULES[name]
+    rules = function_rules(ctx.cfn, ALERT_ID)
+    require(rid in rules, f"no rule {rid} targeting {ALERT_ID} (found {sorted(rules)})")
+    props = rules[rid]["Properties"]
+    pat = props.get("EventPattern")
+    require(isinstance(pat, dict), f"{rid} has no EventPattern object")
+    return props, pat
+
+
+def require_matches(pat: dict, should: list[tuple[str, dict]], should_not: list[tuple[str, dict]]) -> None:
+    for what, event in should:
+        require(pattern_matches(pat, event), f"pattern does not match {what}")
+    for what, event in should_not:
+        require(not pattern_matches(pat, event), f"pattern matches {what}")
+
+
+def require_state(props: dict, want: str | None) -> None:
+    got = props.get("State")
+    ok = got == want if want else got in (None, "ENABLED")
+    require(ok, f"State is {got!r}, expected {want or 'ENABLED (or unset)'}")
+
+
+@check("alert-to-slack rule CloudWatchAlarm: every alarm state change, nothing else")
+def _(ctx: Ctx) -> None:
+    props, pat = alert_rule(ctx, "CloudWatchAlarm")
+    require_state(props, None)
+    require(pat.get("source") == ["aws.cloudwatch"], f"source is {pat.get('source')!r}")
+    require(pat.get("detail-type") == ["CloudWatch Alarm State Change"], f"detail-type is {pat.get('detail-type')!r}")
+    require_matches(pat, [(f"an {s} alarm", alarm_event(s)) for s in ("ALARM", "OK", "INSUFFICIENT_DATA")], [
+        ("an alarm configuration change", alarm_event("ALARM", "CloudWatch Alarm Configuration Change")),
+        ("a Health event", health_event()),
+    ])
+
+
+@check("alert-to-slack rule CloudTrailSecurity: root usage, access denied, SG/NACL/IAM/CloudTrail changes; read-only events included")
+def _(ctx: Ctx) -> None:
+    props, pat = alert_rule(ctx, "CloudTrailSecurity")
+    # Denied reads and root's reads are read-only management events: an ENABLED rule never sees them.
+    require_state(props, "ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS")
+    require(pat.get("detail-type") == ["AWS API Call via CloudTrail"], f"detail-type is {pat.get('detail-type')!r}")
+    should: list[tuple[str, dict]] = []
+    for src, names in SECURITY_CHANGES.items():
+        should += [(f"a successful {src} {n}", api_event(n, src)) for n in names]
+    for err in DENIED_ERRORS:
+        should.append((f"a read-only call denied with {err}", api_event("DescribeInstances", "ec2.amazonaws.com", err, read_only=True)))
+        should.append((f"a write denied with {err}", api_event("PutObject", "s3.amazonaws.com", err)))
+    should += [
+        ("root reading S3", api_event("ListBuckets", "s3.amazonaws.com", identity="Root", read_only=True)),
+        ("root creating an access key", api_event("CreateAccessKey", "iam.amazonaws.com", identity="Root")),
+        ("a denied IAM policy change", api_event("PutRolePolicy", "iam.amazonaws.com", "AccessDenied")),
+    ]
+    should_not = [
+        ("a failed (not denied) SG change", api_event("AuthorizeSecurityGroupIngress", "ec2.amazonaws.com", "Client.InvalidPermission.Duplicate")),
+        ("a failed (not denied) IAM change", api_event("DeletePolicy", "iam.amazonaws.com", "NoSuchEntity")),
+        ("an unrelated EC2 call", api_event("RunInstances", "ec2.amazonaws.com")),
+        ("an IAM read", api_event("GetPolicy", "iam.amazonaws.com", read_only=True)),
+        ("an IAM change outside the CIS list", api_event("CreateUser", "iam.amazonaws.com")),
+        ("Organizations CreatePolicy (same name, other service)", api_event("CreatePolicy", "organizations.amazonaws.com")),
+        ("IoT DeletePolicy (same name, other service)", api_event("DeletePolicy", "iot.amazonaws.com")),
+        ("CloudTrail StartLogging", api_event("StartLogging", "cloudtrail.amazonaws.com")),
+        ("a call a service made on root's behalf", api_event("ListBuckets", "s3.amazonaws.com", identity="Root", invoked_by="support.amazonaws.com")),
+        ("a forged event (custom source)", api_event("DescribeInstances", "ec2.amazonaws.com", "AccessDenied", source="custom.attacker")),
+        ("a failed console sign-in", signin_event("IAMUser", "Failure")),
+        ("another denial-like error code", api_event("GetObject", "s3.amazonaws.com", "NoSuchKey")),
+    ]
+    require_matches(pat, should, should_not)
+
+
+@check("alert-to-slack rule ConsoleSignIn: root sign-ins and failed sign-ins")
+def _(ctx: Ctx) -> None:
+    props, pat = alert_rule(ctx, "ConsoleSignIn")
+    require_state(props, None)
+    require(pat.get("source") == ["aws.signin"], f"source is {pat.get('source')!r}")
+    require(pat.get("detail-type") == ["AWS Console Sign In via CloudTrail"], f"detail-type is {pat.get('detail-type')!r}")
+    require_matches(pat, [
+        ("a root sign-in", signin_event("Root", "Success")),
+        ("a failed root sign-in", signin_event("Root", "Failure")),
+        ("a failed IAM user sign-in", signin_event("IAMUser", "Failure")),
+    ], [
+        ("a successful IAM user sign-in", signin_event("IAMUser", "Success")),
+        ("a successful assumed-role (SSO) sign-in", signin_event("AssumedRole", "Success")),
+        ("a root API call", api_event("ListBuckets", "s3.amazonaws.com", identity="Root")),
+    ])
+
+
+@check("alert-to-slack rule ConfigCompliance: every Config rule, NON_COMPLIANT and COMPLIANT")
+def _(ctx: Ctx) -> None:
+    props, pat = alert_rule(ctx, "ConfigCompliance")
+    require_state(props, None)
+    require(pat.get("source") == ["aws.config"], f"source is {pat.get('source')!r}")
+    require(pat.get("detail-type") == ["Config Rules Compliance Change"], f"detail-type is {pat.get('detail-type')!r}")
+    should = []
+    for rule, rtype in (("restricted-ssh", "AWS::EC2::SecurityGroup"), ("s3-bucket-versioning-enabled", "AWS::S3::Bucket"),
+                        ("securityhub-iam-root-access-key-check-0a1b2c3d", "AWS::::Account")):
+        for comp in ("NON_COMPLIANT", "COMPLIANT"):
+            should.append((f"{comp} {rule}", config_event(rule, comp, rtype)))
+    other = config_event("restricted-ssh")
+    other["detail"]["messageType"] = "ConfigRulesEvaluationStarted"
+    require_matches(pat, should, [
+        ("NOT_APPLICABLE", config_event("restricted-ssh", "NOT_APPLICABLE")),
+        ("INSUFFICIENT_DATA", config_event("restricted-ssh", "INSUFFICIENT_DATA")),
+        ("a non-ComplianceChangeNotification message", other),
+    ])
+
+
+@check("alert-to-slack rule Health: AWS Health events")
+def _(ctx: Ctx) -> None:
+    props, pat = alert_rule(ctx, "Health")
+    require_state(props, None)
+    require(pat.get("source") == ["aws.health"], f"source is {pat.get('source')!r}")
+    require(pat.get("detail-type") == ["AWS Health Event"], f"detail-type is {pat.get('detail-type')!r}")
+    require_matches(pat, [(f"a Health {c} event", health_event(c)) for c in ("issue", "scheduledChange", "accountNotification")],
+                    [("a GuardDuty finding", guardduty_event()), ("an alarm", alarm_event())])
+
+
+@check("alert-to-slack rule GuardDuty: GuardDuty findings of every severity")
+def _(ctx: Ctx) -> None:
+    props, pat = alert_rule(ctx, "GuardDuty")
+    require_state(props, None)
+    require(pat.get("source") == ["aws.guardduty"], f"source is {pat.get('source')!r}")
+    require(pat.get("detail-type") == ["GuardDuty Finding"], f"detail-type is {pat.get('detail-type')!r}")
+    require_matches(pat, [(f"a severity {v} finding", guardduty_event(v)) for v in (2.0, 5.0, 8.0)],
+                    [("a Health event", health_event()), ("a GuardDuty scan result", guardduty_event(5.0, "GuardDuty Malware Protection Object Scan Result"))])
+
+
+@check("alert-to-slack: exactly the six EventBridge rules; no event reaches two of them")
+def _(ctx: Ctx) -> None:
+    rules = function_rules(ctx.cfn, ALERT_ID)
+    require(sorted(rules) == sorted(ALERT_RULES.values()), f"rules targeting {ALERT_ID}: {sorted(rules)}, expected {sorted(ALERT_RULES.values())}")
+    samples = [alarm_event(), api_event("PutUserPolicy", "iam.amazonaws.com"), api_event("ListBuckets", "s3.amazonaws.com", identity="Root"),
+               api_event("GetObject", "s3.amazonaws.com", "AccessDenied"), signin_event("Root"), signin_event("IAMUser", "Failure"),
+               config_event("restricted-ssh"), health_event(), guardduty_event()]
+    for event in samples:
+        hits = [rid for rid, r in rules.items() if pattern_matches(r["Properties"].get("EventPattern", {}), event)]
+        require(len(hits) == 1, f"a {event['detail-type']} event ({event['detail'].get('eventName', '')}) reaches {hits or 'no rule'}: one rule each, or the function runs twice")
 
 
 @check("EventBridge rule: scheduled sweep from the SweepSchedule parameter")
@@ -644,42 +1052,50 @@ def _(ctx: Ctx) -> None:
     require(len(function_rules(ctx.cfn)) == 3, f"expected 3 rules targeting the function, found {sorted(function_rules(ctx.cfn))}")
 
 
+def queue_policy_allows(res: dict, qid: str, service: str, source_arn: Any) -> bool:
+    """Does a queue policy on `qid` let `service` sqs:SendMessage with aws:SourceArn `source_arn`?"""
+    for pid, pol in res.items():
+        if pol["Type"] != "AWS::SQS::QueuePolicy" or {"Ref": qid} not in pol["Properties"].get("Queues", []):
+            continue
+        for st in statements({pid: pol}):
+            if st.effect == "Allow" and "sqs:SendMessage" in st.actions and st.raw.get("Principal", {}) == {"Service": service}:
+                arns = []
+                for op in ("ArnEquals", "ArnLike", "StringEquals"):
+                    arns += as_list(st.raw.get("Condition", {}).get(op, {}).get("aws:SourceArn", []))
+                if source_arn in arns:
+                    return True
+    return False
+
+
 @check("every rule target has a dead-letter queue that lets that rule send to it")
 def _(ctx: Ctx) -> None:
     res = ctx.resources
-    for rid, rule in function_rules(ctx.cfn).items():
-        targets = [t for t in rule["Properties"]["Targets"] if getatt_target(t.get("Arn")) == FUNCTION_ID]
+    for fid, rid, rule in [(f, r, x) for f in FUNCTION_IDS for r, x in function_rules(ctx.cfn, f).items()]:
+        targets = [t for t in rule["Properties"]["Targets"] if getatt_target(t.get("Arn")) == fid]
         for t in targets:
             qid = getatt_target(t.get("DeadLetterConfig", {}).get("Arn"))
             require(qid and res.get(qid, {}).get("Type") == "AWS::SQS::Queue", f"{rid}: target has no SQS DeadLetterConfig")
-            allowed = False
-            for pid, pol in res.items():
-                if pol["Type"] != "AWS::SQS::QueuePolicy" or {"Ref": qid} not in pol["Properties"].get("Queues", []):
-                    continue
-                for st in statements({pid: pol}):
-                    principal = st.raw.get("Principal", {})
-                    if st.effect == "Allow" and "sqs:SendMessage" in st.actions and principal == {"Service": "events.amazonaws.com"}:
-                        arns = []
-                        for op in ("ArnEquals", "ArnLike", "StringEquals"):
-                            arns += as_list(st.raw.get("Condition", {}).get(op, {}).get("aws:SourceArn", []))
-                        if {"Fn::GetAtt": [rid, "Arn"]} in arns:
-                            allowed = True
+            allowed = queue_policy_allows(res, qid, "events.amazonaws.com", {"Fn::GetAtt": [rid, "Arn"]})
             require(allowed, f"{rid}: no queue policy on {qid} lets this rule (aws:SourceArn) send messages")
 
 
 @check("function has an SQS dead-letter queue and EventInvokeConfig MaximumRetryAttempts 2")
 def _(ctx: Ctx) -> None:
-    p = function(ctx.cfn)["Properties"]
-    qid = getatt_target(p.get("DeadLetterConfig", {}).get("TargetArn"))
-    require(qid and ctx.resources.get(qid, {}).get("Type") == "AWS::SQS::Queue", "function has no SQS DeadLetterConfig")
-    eic = [r for r in ctx.resources.values() if r["Type"] == "AWS::Lambda::EventInvokeConfig"
-           and r["Properties"].get("FunctionName") == {"Ref": FUNCTION_ID}]
-    require(len(eic) == 1, f"expected one EventInvokeConfig for the function, found {len(eic)}")
-    require(eic[0]["Properties"].get("MaximumRetryAttempts") == 2,
-            f"MaximumRetryAttempts is {eic[0]['Properties'].get('MaximumRetryAttempts')!r}")
-    role_ok = [s for s in role_statements(ctx.cfn) if s.effect == "Allow" and "sqs:SendMessage" in s.actions
-               and {"Fn::GetAtt": [qid, "Arn"]} in s.resources]
-    require(role_ok, f"the function role cannot sqs:SendMessage to {qid}")
+    queues = []
+    for fid in FUNCTION_IDS:
+        p = function(ctx.cfn, fid)["Properties"]
+        qid = getatt_target(p.get("DeadLetterConfig", {}).get("TargetArn"))
+        require(qid and ctx.resources.get(qid, {}).get("Type") == "AWS::SQS::Queue", f"{fid} has no SQS DeadLetterConfig")
+        eic = [r for r in ctx.resources.values() if r["Type"] == "AWS::Lambda::EventInvokeConfig"
+               and r["Properties"].get("FunctionName") == {"Ref": fid}]
+        require(len(eic) == 1, f"expected one EventInvokeConfig for {fid}, found {len(eic)}")
+        require(eic[0]["Properties"].get("MaximumRetryAttempts") == 2,
+                f"{fid} MaximumRetryAttempts is {eic[0]['Properties'].get('MaximumRetryAttempts')!r}")
+        role_ok = [s for s in role_statements(ctx.cfn, fid) if s.effect == "Allow" and "sqs:SendMessage" in s.actions
+                   and {"Fn::GetAtt": [qid, "Arn"]} in s.resources]
+        require(role_ok, f"the {fid} role cannot sqs:SendMessage to {qid}")
+        queues.append(qid)
+    require(len(set(queues)) == len(queues), f"functions share a dead-letter queue: {queues}")
 
 
 @check("every SQS queue is encrypted at rest")
@@ -710,18 +1126,62 @@ def _(ctx: Ctx) -> None:
 
 @check("function role: only expected actions, no broad managed policies")
 def _(ctx: Ctx) -> None:
-    role_id = function_role_id(ctx.cfn)
-    for arn in ctx.resources[role_id]["Properties"].get("ManagedPolicyArns", []):
-        text = json.dumps(arn)
-        require(any(text.rstrip('"').endswith(s) for s in ALLOWED_MANAGED_POLICY_SUFFIXES),
-                f"{role_id} has managed policy {text}")
-    for st in role_statements(ctx.cfn):
-        if st.effect == "Allow":
-            unexpected = set(st.actions) - ALLOWED_ROLE_ACTIONS
-            require(not unexpected, f"{st.label()}: unexpected actions {sorted(unexpected)}")
-    trust = ctx.resources[role_id]["Properties"]["AssumeRolePolicyDocument"]
-    for item in as_list(trust["Statement"]):
-        require(item.get("Principal") == {"Service": "lambda.amazonaws.com"}, f"{role_id} trusts {item.get('Principal')!r}")
+    roles = []
+    for fid in FUNCTION_IDS:
+        role_id = function_role_id(ctx.cfn, fid)
+        roles.append(role_id)
+        for arn in ctx.resources[role_id]["Properties"].get("ManagedPolicyArns", []):
+            text = json.dumps(arn)
+            require(any(text.rstrip('"').endswith(s) for s in ALLOWED_MANAGED_POLICY_SUFFIXES),
+                    f"{role_id} has managed policy {text}")
+        for st in role_statements(ctx.cfn, fid):
+            if st.effect == "Allow":
+                unexpected = set(st.actions) - ROLE_ACTIONS[fid]
+                require(not unexpected, f"{st.label()}: unexpected actions {sorted(unexpected)}")
+        trust = ctx.resources[role_id]["Properties"]["AssumeRolePolicyDocument"]
+        for item in as_list(trust["Statement"]):
+            require(item.get("Principal") == {"Service": "lambda.amazonaws.com"}, f"{role_id} trusts {item.get('Principal')!r}")
+    require(len(set(roles)) == len(roles), f"functions share a role: {roles}")
+
+
+@check("alert-to-slack role: DynamoDB item actions on its table only, nothing on '*'")
+def _(ctx: Ctx) -> None:
+    table_arn = {"Fn::GetAtt": [ALERT_TABLE, "Arn"]}
+    granted: set[str] = set()
+    for st in role_statements(ctx.cfn, ALERT_ID):
+        if st.effect != "Allow":
+            continue
+        require("*" not in st.resources, f"{st.label()}: Resource '*' (every alert-to-slack action supports resource-level permissions)")
+        ddb = [a for a in st.actions if a.lower().startswith("dynamodb:")]
+        if ddb:
+            require(st.resources == [table_arn], f"{st.label()}: {ddb} on {st.resources!r}, expected only the table ARN {table_arn}")
+            require(not st.conds, f"{st.label()}: DynamoDB access must not depend on a condition")
+            granted |= set(ddb)
+    require(granted == ALERT_DYNAMODB_ACTIONS,
+            f"DynamoDB actions {sorted(granted)}, expected exactly {sorted(ALERT_DYNAMODB_ACTIONS)}")
+    for st in role_statements(ctx.cfn, FUNCTION_ID):
+        ddb = [a for a in st.actions if a.lower().startswith("dynamodb:")]
+        require(not ddb, f"{st.label()}: close-open-ports must not touch DynamoDB ({ddb})")
+
+
+@check("DynamoDB table: key pk (S) only, on-demand, TTL on expires_at, SSE, point-in-time recovery, explicit deletion policy")
+def _(ctx: Ctx) -> None:
+    res = ctx.source["Resources"].get(ALERT_TABLE, {})
+    require(res.get("Type") == "AWS::DynamoDB::Table", f"{ALERT_TABLE} is not an AWS::DynamoDB::Table")
+    p = res.get("Properties", {})
+    require(p.get("KeySchema") == [{"AttributeName": "pk", "KeyType": "HASH"}], f"KeySchema is {p.get('KeySchema')!r}, expected HASH pk only")
+    require(p.get("AttributeDefinitions") == [{"AttributeName": "pk", "AttributeType": "S"}],
+            f"AttributeDefinitions is {p.get('AttributeDefinitions')!r}, expected pk (S) only")
+    require(p.get("BillingMode") == "PAY_PER_REQUEST", f"BillingMode is {p.get('BillingMode')!r}")
+    ttl = p.get("TimeToLiveSpecification") or {}
+    require(ttl.get("AttributeName") == "expires_at" and ttl.get("Enabled") is True, f"TimeToLiveSpecification is {ttl!r}, expected expires_at enabled")
+    require((p.get("SSESpecification") or {}).get("SSEEnabled") is True, f"SSESpecification is {p.get('SSESpecification')!r}")
+    pitr = p.get("PointInTimeRecoverySpecification") or {}
+    require(pitr.get("PointInTimeRecoveryEnabled") is True, f"PointInTimeRecoverySpecification is {pitr!r}")
+    require("TableName" not in p, "TableName is fixed: a second stack in the account/region would collide")
+    for key in ("DeletionPolicy", "UpdateReplacePolicy"):
+        require(res.get(key) in ("Delete", "Retain", "Snapshot", "RetainExceptOnCreate"), f"{ALERT_TABLE} has no explicit {key}")
+    require(not p.get("StreamSpecification") and not p.get("GlobalSecondaryIndexes"), "table has streams or GSIs the function does not use")
 
 
 @check("Resource '*' only on ec2:Describe* (and logs)")
@@ -756,8 +1216,12 @@ def _(ctx: Ctx) -> None:
 
 @check("sns:Publish only on the SnsTopicArn parameter, only when it is set")
 def _(ctx: Ctx) -> None:
-    grants = [s for s in statements(ctx.resources) if "sns:Publish" in s.actions and s.effect == "Allow"]
+    # Identity policies (the alarm topic's own resource policy is checked with the topic).
+    identity = {k: v for k, v in ctx.resources.items() if v["Type"] != "AWS::SNS::TopicPolicy"}
+    grants = [s for s in statements(identity) if "sns:Publish" in s.actions and s.effect == "Allow"]
     require(grants, "sns:Publish is never granted")
+    for fid in FUNCTION_IDS:
+        require([s for s in role_statements(ctx.cfn, fid) if "sns:Publish" in s.actions], f"{fid} cannot sns:Publish")
     for s in grants:
         require(s.resources == [{"Ref": "SnsTopicArn"}], f"{s.label()}: sns:Publish on {s.resources!r}")
         require(s.conds == (("HasSnsTopic", True),), f"{s.label()}: not guarded by Fn::If HasSnsTopic")
@@ -768,38 +1232,123 @@ def _(ctx: Ctx) -> None:
 
 @check("Slack secret: ssm:GetParameter for a name, secretsmanager:GetSecretValue for an ARN, nothing when empty")
 def _(ctx: Ctx) -> None:
-    sts = [s for s in statements(ctx.resources) if s.effect == "Allow"]
-    ssm = [s for s in sts if "ssm:GetParameter" in s.actions]
-    sm = [s for s in sts if "secretsmanager:GetSecretValue" in s.actions]
-    require(ssm and sm, "ssm:GetParameter or secretsmanager:GetSecretValue is never granted")
-    name = "/reflex/slack-webhook"
-    arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:reflex/slack-webhook-AbCdEf"
-    cases = [
-        ("", [], []),
-        (name, [f"arn:aws:ssm:us-east-1:123456789012:parameter{name}"], []),
-        (arn, [], [arn]),
-    ]
-    for value, want_ssm, want_sm in cases:
-        env = Env(ctx.source, {"SlackWebhookSecret": value})
-        got_ssm = [env.eval(r) for s in ssm if s.active(env) for r in s.resources]
-        got_sm = [env.eval(r) for s in sm if s.active(env) for r in s.resources]
-        require(got_ssm == want_ssm, f"SlackWebhookSecret={value!r}: ssm:GetParameter on {got_ssm}, expected {want_ssm}")
-        require(got_sm == want_sm, f"SlackWebhookSecret={value!r}: secretsmanager:GetSecretValue on {got_sm}, expected {want_sm}")
-    pattern = ctx.source["Parameters"]["SlackWebhookSecret"].get("AllowedPattern")
-    if pattern:
-        for ok in ("", name, arn):
-            require(re.fullmatch(pattern, ok), f"SlackWebhookSecret AllowedPattern rejects {ok!r}")
-        require(not re.fullmatch(pattern, "arn:aws:ssm:us-east-1:123456789012:parameter/x"),
-                "SlackWebhookSecret AllowedPattern accepts an SSM ARN (it would be treated as a Secrets Manager ARN)")
+    # Each function's role may read exactly the secrets named by its parameters (SECRET_PARAMETERS),
+    # and only in the form each value has.
+    values = {
+        "SlackWebhookSecret": ("/reflex/slack-webhook", "arn:aws:secretsmanager:us-east-1:123456789012:secret:reflex/slack-webhook-AbCdEf"),
+        "SlackBotTokenSecret": ("/reflex/slack-bot-token", "arn:aws:secretsmanager:us-east-1:123456789012:secret:reflex/slack-bot-AbCdEf"),
+    }
+    for fid, names in SECRET_PARAMETERS.items():
+        sts = [s for s in role_statements(ctx.cfn, fid) if s.effect == "Allow"]
+        ssm = [s for s in sts if "ssm:GetParameter" in s.actions]
+        sm = [s for s in sts if "secretsmanager:GetSecretValue" in s.actions]
+        require(ssm and sm, f"{fid}: ssm:GetParameter or secretsmanager:GetSecretValue is never granted")
+        combos: list[dict[str, str]] = [{}]
+        for n in values:  # every parameter: empty, SSM name, Secrets Manager ARN
+            combos = [{**c, n: v} for c in combos for v in ("", *values[n])]
+        for combo in combos:
+            env = Env(ctx.source, combo)
+            want_ssm = sorted(f"arn:aws:ssm:us-east-1:123456789012:parameter{combo[n]}" for n in names if combo[n].startswith("/"))
+            want_sm = sorted(combo[n] for n in names if combo[n].startswith("arn:"))
+            got_ssm = sorted(env.eval(r) for s in ssm if s.active(env) for r in s.resources)
+            got_sm = sorted(env.eval(r) for s in sm if s.active(env) for r in s.resources)
+            label = ", ".join(f"{n}={combo[n]!r}" for n in values)
+            require(got_ssm == want_ssm, f"{fid} with {label}: ssm:GetParameter on {got_ssm}, expected {want_ssm}")
+            require(got_sm == want_sm, f"{fid} with {label}: secretsmanager:GetSecretValue on {got_sm}, expected {want_sm}")
+    for n, (name, arn) in values.items():
+        pattern = ctx.source["Parameters"][n].get("AllowedPattern")
+        if pattern:
+            for ok in ("", name, arn):
+                require(re.fullmatch(pattern, ok), f"{n} AllowedPattern rejects {ok!r}")
+            require(not re.fullmatch(pattern, "arn:aws:ssm:us-east-1:123456789012:parameter/x"),
+                    f"{n} AllowedPattern accepts an SSM ARN (it would be treated as a Secrets Manager ARN)")
+
+
+def alarm_topic_arn(env: Env) -> str:
+    return env.eval({"Fn::If": ["CreateAlarmTopic", {"Ref": ALARM_TOPIC}, {"Ref": "AlarmTopicArn"}]})
+
+
+@check("alarm topic: created only when AlarmTopicArn is empty; only this account's CloudWatch alarms may publish to it")
+def _(ctx: Ctx) -> None:
+    src = ctx.source["Resources"]
+    topic = src.get(ALARM_TOPIC, {})
+    require(topic.get("Type") == "AWS::SNS::Topic", f"{ALARM_TOPIC} is not an AWS::SNS::Topic")
+    cond = topic.get("Condition")
+    require(cond, f"{ALARM_TOPIC} has no Condition: it would be created even when AlarmTopicArn is given")
+    given = "arn:aws:sns:us-east-1:123456789012:ops-alarms"
+    require(Env(ctx.source).condition(cond) is True, f"{ALARM_TOPIC} is not created when AlarmTopicArn is empty")
+    require(Env(ctx.source, {"AlarmTopicArn": given}).condition(cond) is False, f"{ALARM_TOPIC} is created although AlarmTopicArn is set")
+    pols = [(k, v) for k, v in src.items() if v.get("Type") == "AWS::SNS::TopicPolicy" and {"Ref": ALARM_TOPIC} in v["Properties"].get("Topics", [])]
+    require(len(pols) == 1, f"expected one AWS::SNS::TopicPolicy on {ALARM_TOPIC}, found {[k for k, _ in pols]}")
+    pid, pol = pols[0]
+    require(pol.get("Condition") == cond, f"{pid} Condition is {pol.get('Condition')!r}, expected {cond!r} like the topic")
+    sts = statements(ctx.resources if pid in ctx.resources else {pid: pol})
+    sts = [s for s in sts if s.where.startswith(pid)]
+    allows = [s for s in sts if s.effect == "Allow"]
+    require(allows, f"{pid} allows nothing: CloudWatch alarms could not publish")
+    for st in allows:
+        require(st.raw.get("Principal") == {"Service": "cloudwatch.amazonaws.com"}, f"{st.label()}: principal {st.raw.get('Principal')!r}")
+        require(st.actions == ["sns:Publish"], f"{st.label()}: actions {st.actions}")
+        cond_block = st.raw.get("Condition", {})
+        account = cond_block.get("StringEquals", {}).get("aws:SourceAccount")
+        require(account == {"Ref": "AWS::AccountId"}, f"{st.label()}: no aws:SourceAccount = this account (confused deputy)")
+        src_arn = cond_block.get("ArnLike", {}).get("aws:SourceArn") or cond_block.get("ArnEquals", {}).get("aws:SourceArn")
+        got = Env(ctx.source).eval(src_arn) if src_arn else None
+        require(got == "arn:aws:cloudwatch:us-east-1:123456789012:alarm:*", f"{st.label()}: aws:SourceArn is {got!r}, expected this account's alarms")
+    deny = [s for s in sts if s.effect == "Deny" and s.raw.get("Condition", {}).get("Bool", {}).get("aws:SecureTransport") == "false"]
+    require(deny, f"{pid} does not deny publishing over plain HTTP")
+
+
+@check("SNS subscription: alert-to-slack on the alarm topic (AlarmTopicArn or the created one), invoke permission for that topic, redrive to a DLQ that allows it")
+def _(ctx: Ctx) -> None:
+    res = ctx.resources
+    subs = {k: v for k, v in res.items() if v["Type"] == "AWS::SNS::Subscription"}
+    require(len(subs) == 1, f"expected one SNS subscription, found {sorted(subs)}")
+    sid, sub = next(iter(subs.items()))
+    p = sub["Properties"]
+    require(p.get("Protocol") == "lambda" and getatt_target(p.get("Endpoint")) == ALERT_ID,
+            f"{sid} is {p.get('Protocol')!r} to {p.get('Endpoint')!r}, expected lambda to {ALERT_ID}")
+    given = "arn:aws:sns:us-east-1:123456789012:ops-alarms"
+    for value, want in (("", f"<{ALARM_TOPIC}>"), (given, given)):
+        env = Env(ctx.source, {"AlarmTopicArn": value})
+        got = env.eval(p.get("TopicArn"))
+        require(got == want, f"AlarmTopicArn={value!r}: subscription TopicArn is {got!r}, expected {want!r}")
+        perms = [r for r in res.values() if r["Type"] == "AWS::Lambda::Permission" and r["Properties"].get("Principal") == "sns.amazonaws.com"]
+        require(len(perms) == 1, f"expected one sns.amazonaws.com invoke permission, found {len(perms)}")
+        pp = perms[0]["Properties"]
+        require(pp.get("FunctionName") in ({"Ref": ALERT_ID}, {"Fn::GetAtt": [ALERT_ID, "Arn"]}), f"SNS permission is on {pp.get('FunctionName')!r}")
+        require(env.eval(pp.get("SourceArn")) == want, f"AlarmTopicArn={value!r}: SNS invoke permission SourceArn is {env.eval(pp.get('SourceArn'))!r}")
+        out = [o for o in ctx.cfn.get("Outputs", {}).values() if env.eval(o.get("Value")) == want]
+        require(out, f"AlarmTopicArn={value!r}: no output with the alarm topic ARN {want!r}")
+    qid = getatt_target((p.get("RedrivePolicy") or {}).get("deadLetterTargetArn"))
+    require(qid and res.get(qid, {}).get("Type") == "AWS::SQS::Queue", f"{sid} has no RedrivePolicy to an SQS queue")
+    require(queue_policy_allows(res, qid, "sns.amazonaws.com", p.get("TopicArn")),
+            f"no queue policy on {qid} lets the alarm topic (aws:SourceArn {p.get('TopicArn')!r}) send messages")
+
+
+@check("Rules: SnsTopicArn may not be the alarm topic (the function would receive its own messages)")
+def _(ctx: Ctx) -> None:
+    rules = ctx.source.get("Rules", {})
+    topic = "arn:aws:sns:us-east-1:123456789012:ops"
+    cases = [({}, True), ({"SnsTopicArn": topic}, True), ({"AlarmTopicArn": topic}, True),
+             ({"SnsTopicArn": topic, "AlarmTopicArn": topic + "-2"}, True), ({"SnsTopicArn": topic, "AlarmTopicArn": topic}, False)]
+    for args, allowed in cases:
+        env = Env(ctx.source, args)
+        ok = all(env.eval(a["Assert"]) for r in rules.values() if "RuleCondition" not in r or env.eval(r["RuleCondition"])
+                 for a in r.get("Assertions", []))
+        require(ok == allowed, f"parameters {args or 'defaults'}: the template's Rules {'reject' if allowed else 'accept'} them")
 
 
 @check("outputs: function ARN and DLQ URL")
 def _(ctx: Ctx) -> None:
     outs = ctx.cfn.get("Outputs", {})
     values = [o.get("Value") for o in outs.values()]
-    require({"Fn::GetAtt": [FUNCTION_ID, "Arn"]} in values, "no output with the function ARN")
-    qid = getatt_target(function(ctx.cfn)["Properties"].get("DeadLetterConfig", {}).get("TargetArn"))
-    require({"Ref": qid} in values or {"Fn::GetAtt": [qid, "QueueUrl"]} in values, f"no output with the URL of {qid}")
+    for fid in FUNCTION_IDS:
+        require({"Fn::GetAtt": [fid, "Arn"]} in values, f"no output with the {fid} ARN")
+        qid = getatt_target(function(ctx.cfn, fid)["Properties"].get("DeadLetterConfig", {}).get("TargetArn"))
+        require({"Ref": qid} in values or {"Fn::GetAtt": [qid, "QueueUrl"]} in values, f"no output with the URL of {qid}")
+    require({"Ref": ALERT_TABLE} in values, f"no output with the {ALERT_TABLE} name")
+    require({"Ref": "EventDeliveryDLQ"} in values, "no output with the EventDeliveryDLQ URL")
 
 
 def run_checks(path: Path, quiet: bool = False) -> tuple[int, int, list[str]]:
@@ -886,6 +1435,198 @@ MUTATIONS: list[tuple[str, Callable[[dict], None], str]] = [
 ]
 
 
+# ----- alert-to-slack broken copies
+
+def _alert_props(t: dict) -> dict:
+    return t["Resources"][ALERT_ID]["Properties"]
+
+
+def _alert_role_list(t: dict) -> list:
+    return t["Resources"]["AlertToSlackRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+
+
+def _alert_stmt(t: dict, sid: str) -> dict:
+    for st in _alert_role_list(t):
+        body = st["Fn::If"][1] if "Fn::If" in st else st
+        if body.get("Sid") == sid:
+            return body
+    raise KeyError(sid)
+
+
+def _alert_stmt_unguard(t: dict, sid: str) -> None:
+    stmts = _alert_role_list(t)
+    for i, st in enumerate(stmts):
+        if "Fn::If" in st and st["Fn::If"][1].get("Sid") == sid:
+            stmts[i] = st["Fn::If"][1]
+            return
+    raise KeyError(sid)
+
+
+def _event(t: dict, name: str) -> dict:
+    return _alert_props(t)["Events"][name]["Properties"]
+
+
+def _ct_branch(t: dict, key: str, value: str | None = None) -> dict:
+    for branch in _event(t, "CloudTrailSecurity")["Pattern"]["detail"]["$or"]:
+        if key in branch and (value is None or branch[key] == [value]):
+            return branch
+    raise KeyError((key, value))
+
+
+def _dlq_source_arns(t: dict) -> list:
+    st = t["Resources"]["EventDeliveryDLQPolicy"]["Properties"]["PolicyDocument"]["Statement"][0]
+    return st["Condition"]["ArnEquals"]["aws:SourceArn"]
+
+
+def _drop_dlq_statement(t: dict, sid: str) -> None:
+    sts = t["Resources"]["EventDeliveryDLQPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    sts[:] = [s for s in sts if s.get("Sid") != sid]
+
+
+def _topic_allow(t: dict) -> dict:
+    return t["Resources"]["AlarmTopicPolicy"]["Properties"]["PolicyDocument"]["Statement"][0]
+
+
+def _remove_from_group(t: dict, name: str) -> None:
+    for g in t["Metadata"]["AWS::CloudFormation::Interface"]["ParameterGroups"]:
+        if name in g["Parameters"]:
+            g["Parameters"].remove(name)
+
+
+T_ALERT_FN = "alert-to-slack is provided.al2023 / arm64 / bootstrap, 128 MB, 120 s, no reserved concurrency"
+T_ALERT_BUILD = "alert-to-slack is built by cargo-lambda from the workspace binary alert-to-slack"
+T_ALERT_PARAMS = ("alert-to-slack parameters: DeniedBurst, SlackBotTokenSecret, SlackChannel, AlarmTopicArn patterns; "
+                  "every parameter in a ParameterGroup")
+T_ALERT_ENV = "alert-to-slack environment: exactly its REFLEX_* variables, fed by its parameters and the table"
+T_CW = "alert-to-slack rule CloudWatchAlarm: every alarm state change, nothing else"
+T_CT = ("alert-to-slack rule CloudTrailSecurity: root usage, access denied, SG/NACL/IAM/CloudTrail changes; "
+        "read-only events included")
+T_SIGNIN = "alert-to-slack rule ConsoleSignIn: root sign-ins and failed sign-ins"
+T_CFG = "alert-to-slack rule ConfigCompliance: every Config rule, NON_COMPLIANT and COMPLIANT"
+T_HEALTH = "alert-to-slack rule Health: AWS Health events"
+T_GD = "alert-to-slack rule GuardDuty: GuardDuty findings of every severity"
+T_MATRIX = "alert-to-slack: exactly the six EventBridge rules; no event reaches two of them"
+T_FIXTURES = "event fixtures in events/aws reach exactly the expected rules"
+T_RULE_DLQ = "every rule target has a dead-letter queue that lets that rule send to it"
+T_FN_DLQ = "function has an SQS dead-letter queue and EventInvokeConfig MaximumRetryAttempts 2"
+T_ROLE = "function role: only expected actions, no broad managed policies"
+T_DDB_ROLE = "alert-to-slack role: DynamoDB item actions on its table only, nothing on '*'"
+T_TABLE = ("DynamoDB table: key pk (S) only, on-demand, TTL on expires_at, SSE, point-in-time recovery, "
+           "explicit deletion policy")
+T_SNS = "sns:Publish only on the SnsTopicArn parameter, only when it is set"
+T_SECRET = "Slack secret: ssm:GetParameter for a name, secretsmanager:GetSecretValue for an ARN, nothing when empty"
+T_TOPIC = "alarm topic: created only when AlarmTopicArn is empty; only this account's CloudWatch alarms may publish to it"
+T_SUB = ("SNS subscription: alert-to-slack on the alarm topic (AlarmTopicArn or the created one), invoke permission "
+         "for that topic, redrive to a DLQ that allows it")
+T_RULES = "Rules: SnsTopicArn may not be the alarm topic (the function would receive its own messages)"
+T_OUT = "outputs: function ARN and DLQ URL"
+
+MUTATIONS += [
+    # role
+    ("alert-to-slack role with dynamodb:* on *",
+     lambda t: _alert_role_list(t).append({"Effect": "Allow", "Action": "dynamodb:*", "Resource": "*"}), T_DDB_ROLE),
+    ("DynamoDB item actions on every table",
+     lambda t: _alert_stmt(t, "DedupAndThreadMap").__setitem__(
+         "Resource", {"Fn::Sub": "arn:${AWS::Partition}:dynamodb:${AWS::Region}:${AWS::AccountId}:table/*"}), T_DDB_ROLE),
+    ("dynamodb:Scan added", lambda t: _alert_stmt(t, "DedupAndThreadMap")["Action"].append("dynamodb:Scan"), T_DDB_ROLE),
+    ("dynamodb:DeleteItem dropped", lambda t: _alert_stmt(t, "DedupAndThreadMap")["Action"].remove("dynamodb:DeleteItem"), T_DDB_ROLE),
+    ("alert-to-slack uses close-open-ports' role",
+     lambda t: _alert_props(t).__setitem__("Role", {"Fn::GetAtt": ["CloseOpenPortsRole", "Arn"]}), T_ROLE),
+    ("alert-to-slack may revoke security-group rules",
+     lambda t: _alert_role_list(t).append({"Effect": "Allow", "Action": "ec2:RevokeSecurityGroupIngress", "Resource": {
+         "Fn::Sub": "arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:security-group/*"}}), T_ROLE),
+    ("alert-to-slack sns:Publish not guarded by HasSnsTopic", lambda t: _alert_stmt_unguard(t, "PublishReports"), T_SNS),
+    ("bot token readable as any parameter",
+     lambda t: _alert_stmt(t, "ReadSlackBotTokenParameter").__setitem__(
+         "Resource", {"Fn::Sub": "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/*"}), T_SECRET),
+    ("bot token secret granted even when the parameter is empty",
+     lambda t: _alert_stmt_unguard(t, "ReadSlackBotTokenSecret"), T_SECRET),
+    ("bot token parameter guarded by the webhook condition",
+     lambda t: next(s for s in _alert_role_list(t) if "Fn::If" in s and s["Fn::If"][1].get("Sid") == "ReadSlackBotTokenParameter")
+     ["Fn::If"].__setitem__(0, "SlackSecretIsSsmParameter"), T_SECRET),
+    # table
+    ("table without TTL", lambda t: t["Resources"][ALERT_TABLE]["Properties"].pop("TimeToLiveSpecification"), T_TABLE),
+    ("TTL on the wrong attribute",
+     lambda t: t["Resources"][ALERT_TABLE]["Properties"]["TimeToLiveSpecification"].__setitem__("AttributeName", "ttl"), T_TABLE),
+    ("TTL disabled",
+     lambda t: t["Resources"][ALERT_TABLE]["Properties"]["TimeToLiveSpecification"].__setitem__("Enabled", False), T_TABLE),
+    ("table keyed on id",
+     lambda t: t["Resources"][ALERT_TABLE]["Properties"].update(
+         AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}], KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}]), T_TABLE),
+    ("table key numeric",
+     lambda t: t["Resources"][ALERT_TABLE]["Properties"]["AttributeDefinitions"][0].__setitem__("AttributeType", "N"), T_TABLE),
+    ("point-in-time recovery off",
+     lambda t: t["Resources"][ALERT_TABLE]["Properties"]["PointInTimeRecoverySpecification"].__setitem__("PointInTimeRecoveryEnabled", False), T_TABLE),
+    ("table without SSE", lambda t: t["Resources"][ALERT_TABLE]["Properties"].pop("SSESpecification"), T_TABLE),
+    ("table deletion policy left implicit", lambda t: t["Resources"][ALERT_TABLE].pop("DeletionPolicy"), T_TABLE),
+    # function
+    ("REFLEX_DYNAMODB_TABLE removed", lambda t: _alert_props(t)["Environment"]["Variables"].pop("REFLEX_DYNAMODB_TABLE"), T_ALERT_ENV),
+    ("REFLEX_SLACK_ROUTES hard-coded",
+     lambda t: _alert_props(t)["Environment"]["Variables"].__setitem__("REFLEX_SLACK_ROUTES", "kind=guardduty => #security"), T_ALERT_ENV),
+    ("REFLEX_SLACK_API_URL set from the template",
+     lambda t: _alert_props(t)["Environment"]["Variables"].__setitem__("REFLEX_SLACK_API_URL", "https://slack.com/api"), T_ALERT_ENV),
+    ("alert-to-slack Timeout 60", lambda t: _alert_props(t).__setitem__("Timeout", 60), T_ALERT_FN),
+    ("alert-to-slack reserved concurrency 1", lambda t: _alert_props(t).__setitem__("ReservedConcurrentExecutions", 1), T_ALERT_FN),
+    ("alert-to-slack built from the close-open-ports binary",
+     lambda t: t["Resources"][ALERT_ID]["Metadata"]["BuildProperties"].__setitem__("Binary", BINARY), T_ALERT_BUILD),
+    ("alert-to-slack DLQ removed", lambda t: _alert_props(t).pop("DeadLetterQueue"), T_FN_DLQ),
+    ("alert-to-slack async retries off", lambda t: _alert_props(t)["EventInvokeConfig"].__setitem__("MaximumRetryAttempts", 0), T_FN_DLQ),
+    # parameters
+    ("DeniedBurst AllowedPattern accepts anything", lambda t: t["Parameters"]["DeniedBurst"].__setitem__("AllowedPattern", ".*"), T_ALERT_PARAMS),
+    ("DeniedBurst default 10/60", lambda t: t["Parameters"]["DeniedBurst"].__setitem__("Default", "10/60"),
+     "parameters exist with the expected defaults"),
+    ("SlackRoutes in no ParameterGroup", lambda t: _remove_from_group(t, "SlackRoutes"), T_ALERT_PARAMS),
+    ("SlackBotTokenSecret accepts a bare token",
+     lambda t: t["Parameters"]["SlackBotTokenSecret"].__setitem__("AllowedPattern", "^.*$"), T_ALERT_PARAMS),
+    # rules
+    ("CloudWatchAlarm rule on configuration changes",
+     lambda t: _event(t, "CloudWatchAlarm")["Pattern"].__setitem__("detail-type", ["CloudWatch Alarm Configuration Change"]), T_CW),
+    ("CloudTrailSecurity State ENABLED (denied reads and root reads missed)",
+     lambda t: _event(t, "CloudTrailSecurity").__setitem__("State", "ENABLED"), T_CT),
+    ("CIS list lost DetachGroupPolicy",
+     lambda t: _ct_branch(t, "eventSource", "iam.amazonaws.com")["eventName"].remove("DetachGroupPolicy"), T_CT),
+    ("NACL changes dropped",
+     lambda t: _ct_branch(t, "eventSource", "ec2.amazonaws.com").__setitem__(
+         "eventName", [n for n in SECURITY_CHANGES["ec2.amazonaws.com"] if "NetworkAcl" not in n]), T_CT),
+    ("Client.UnauthorizedOperation not a denial",
+     lambda t: _ct_branch(t, "errorCode")["errorCode"].remove("Client.UnauthorizedOperation"), T_CT),
+    ("change branches match failed calls", lambda t: _ct_branch(t, "eventSource", "ec2.amazonaws.com").pop("errorCode"), T_CT),
+    ("root branch matches calls services make for root", lambda t: _ct_branch(t, "userIdentity")["userIdentity"].pop("invokedBy"), T_CT),
+    ("IAM branch without eventSource (Organizations CreatePolicy matches)",
+     lambda t: _ct_branch(t, "eventSource", "iam.amazonaws.com").pop("eventSource"), T_CT),
+    ("CloudTrailSecurity accepts forged (custom-source) events", lambda t: _event(t, "CloudTrailSecurity")["Pattern"].pop("source"), T_CT),
+    ("ConsoleSignIn matches every sign-in", lambda t: _event(t, "ConsoleSignIn")["Pattern"]["detail"].pop("$or"), T_SIGNIN),
+    ("ConfigCompliance only NON_COMPLIANT",
+     lambda t: _event(t, "ConfigCompliance")["Pattern"]["detail"]["newEvaluationResult"].__setitem__("complianceType", ["NON_COMPLIANT"]), T_CFG),
+    ("Health rule on aws.ec2", lambda t: _event(t, "Health")["Pattern"].__setitem__("source", ["aws.ec2"]), T_HEALTH),
+    ("GuardDuty detail-type typo", lambda t: _event(t, "GuardDuty")["Pattern"].__setitem__("detail-type", ["GuardDuty Findings"]), T_GD),
+    ("GuardDuty only high severity",
+     lambda t: _event(t, "GuardDuty")["Pattern"].__setitem__("detail", {"severity": [8, 8.0, 8.5, 8.9]}), T_GD),
+    ("Health rule duplicates the GuardDuty rule",
+     lambda t: _event(t, "Health").__setitem__("Pattern", copy.deepcopy(_event(t, "GuardDuty")["Pattern"])), T_MATRIX),
+    ("a seventh rule on alert-to-slack",
+     lambda t: _alert_props(t)["Events"].__setitem__("Extra", copy.deepcopy(_alert_props(t)["Events"]["Health"])), T_MATRIX),
+    ("root API calls no longer reach alert-to-slack (fixture root-api-call.json)",
+     lambda t: _event(t, "CloudTrailSecurity")["Pattern"]["detail"].__setitem__(
+         "$or", [b for b in _event(t, "CloudTrailSecurity")["Pattern"]["detail"]["$or"] if "userIdentity" not in b]), T_FIXTURES),
+    ("GuardDuty rule missing from the DLQ policy",
+     lambda t: _dlq_source_arns(t).remove({"Fn::GetAtt": [ALERT_RULES["GuardDuty"], "Arn"]}), T_RULE_DLQ),
+    ("ConsoleSignIn rule without a DeadLetterConfig", lambda t: _event(t, "ConsoleSignIn").pop("DeadLetterConfig"), T_RULE_DLQ),
+    # SNS
+    ("alarm subscription on SnsTopicArn", lambda t: _event(t, "AlarmTopic").__setitem__("Topic", {"Ref": "SnsTopicArn"}), T_SUB),
+    ("alarm subscription always on the created topic", lambda t: _event(t, "AlarmTopic").__setitem__("Topic", {"Ref": ALARM_TOPIC}), T_SUB),
+    ("alarm subscription without redrive policy", lambda t: _event(t, "AlarmTopic").pop("RedrivePolicy"), T_SUB),
+    ("DLQ policy does not admit the alarm topic", lambda t: _drop_dlq_statement(t, "AllowAlarmTopicToDeadLetter"), T_SUB),
+    ("alarm topic created even when AlarmTopicArn is given",
+     lambda t: [t["Resources"][r].pop("Condition") for r in (ALARM_TOPIC, "AlarmTopicPolicy")], T_TOPIC),
+    ("alarm topic open to other accounts' alarms", lambda t: _topic_allow(t)["Condition"].pop("StringEquals"), T_TOPIC),
+    ("alarm topic policy allows any principal", lambda t: _topic_allow(t).__setitem__("Principal", "*"), T_TOPIC),
+    ("loop guard (Rules) removed", lambda t: t.pop("Rules"), T_RULES),
+    ("table name output removed", lambda t: t["Outputs"].pop("AlertToSlackTableName"), T_OUT),
+    ("alarm topic ARN output removed", lambda t: t["Outputs"].pop("AlarmTopicArn"), T_SUB),
+]
+
+
 def self_test(path: Path) -> int:
     source = load_source(path)
     results: list[tuple[str, bool, str]] = []
@@ -896,13 +1637,26 @@ def self_test(path: Path) -> int:
         p, f, failures = run_checks(pristine, quiet=True)
         results.append(("pristine copy passes", f == 0, f"failed: {failures}" if f else f"{p} checks passed"))
 
+        jobs = []
         for i, (what, mutate, expected) in enumerate(MUTATIONS):
             broken = copy.deepcopy(source)
-            mutate(broken)
+            try:
+                mutate(broken)
+            except Exception as e:  # the template no longer has the shape the mutation expects
+                jobs.append((what, None, f"mutation failed: {type(e).__name__}: {e}"))
+                continue
+            if broken == source:
+                jobs.append((what, None, "the mutation changed nothing"))
+                continue
             bad = Path(tmp) / f"broken-{i}.json"
             bad.write_text(json.dumps(broken, indent=1))
             # Run as a separate process with --template, exactly as a user would.
-            results.append(rejected([sys.executable, __file__, "--template", str(bad)], expected, what))
+            jobs.append((what, ([sys.executable, __file__, "--template", str(bad)], expected), None))
+        # Each copy runs cfn-lint and the translator (~2 s); run them side by side, report in order.
+        with ThreadPoolExecutor(max_workers=max(2, min(4, os.cpu_count() or 1))) as pool:
+            futures = [pool.submit(rejected, job[0], job[1], what) if job else None for what, job, _ in jobs]
+            for (what, job, error), fut in zip(jobs, futures):
+                results.append(fut.result() if fut else (f"broken copy is rejected: {what}", False, error))
 
     return report(results)
 

@@ -3,6 +3,7 @@
 pub mod ec2;
 pub mod errors;
 pub mod events;
+pub mod notices;
 pub mod secrets;
 
 /// Loads the SDK configuration once per cold start: the standard credential chain,

@@ -1,6 +1,11 @@
 //! Secrets by reference: an SSM SecureString parameter or a Secrets Manager secret.
 
-use reflex_core::{CloudError, CloudErrorKind, Secret};
+use std::sync::Arc;
+
+use reflex_core::settings::{Lookup, SecretSource, fixed_source};
+use reflex_core::{CloudError, CloudErrorKind, ConfigError, Secret};
+
+use crate::LazySdk;
 
 use crate::errors::classify;
 
@@ -25,6 +30,70 @@ impl SecretRef {
         } else {
             Self::Ssm(r.to_string())
         }
+    }
+}
+
+/// A secret setting: given as a value, or by reference to where it is kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretSetting {
+    None,
+    /// Given directly (an app setting, a Key Vault reference resolved by Azure).
+    Value(Secret),
+    /// An SSM parameter or Secrets Manager secret holding it.
+    Reference(SecretRef),
+}
+
+impl SecretSetting {
+    /// Reads `value_name` (checked by `check`, which must not echo the value), else
+    /// `reference_name`.
+    pub fn from_lookup(
+        env: &impl Lookup,
+        value_name: &'static str,
+        reference_name: &'static str,
+        check: fn(&str) -> Result<(), String>,
+    ) -> Result<Self, ConfigError> {
+        match (env.get(value_name), env.get(reference_name)) {
+            (Some(v), _) => match check(v.trim()) {
+                Ok(()) => Ok(Self::Value(Secret::new(v.trim()))),
+                Err(reason) => Err(ConfigError {
+                    name: value_name,
+                    value: "[redacted]".into(),
+                    reason,
+                }),
+            },
+            (None, Some(r)) => Ok(Self::Reference(SecretRef::parse(&r))),
+            (None, None) => Ok(Self::None),
+        }
+    }
+
+    /// Where to get the secret on first use; `json_key` unwraps JSON secret values.
+    pub fn source(&self, sdk: &LazySdk, json_key: &'static str) -> Option<SecretSource> {
+        match self {
+            Self::None => None,
+            Self::Value(v) => Some(fixed_source(v.clone())),
+            Self::Reference(reference) => {
+                let sdk = sdk.clone();
+                let reference = reference.clone();
+                Some(Arc::new(move || {
+                    let sdk = sdk.clone();
+                    let reference = reference.clone();
+                    Box::pin(async move {
+                        fetch(sdk.get().await, &reference, json_key)
+                            .await
+                            .map_err(|e| e.to_string())
+                    })
+                }))
+            }
+        }
+    }
+}
+
+/// A check for URL settings: `https://` (or `http://` for local stand-ins).
+pub fn check_url(v: &str) -> Result<(), String> {
+    if v.starts_with("https://") || v.starts_with("http://") {
+        Ok(())
+    } else {
+        Err("expected an https:// URL".into())
     }
 }
 

@@ -8,11 +8,14 @@ pub mod alert;
 pub mod error;
 pub mod json;
 pub mod model;
+pub mod notice;
 pub mod outcome;
 pub mod plan;
 pub mod policy;
+pub mod route;
 pub mod settings;
 pub mod signal;
+pub mod store;
 
 pub use alert::{ActivityEvent, Alert, AlertContext, AlertSchema, AlertState};
 pub use error::{CloudError, CloudErrorKind, HandleError, ParseError};
@@ -20,8 +23,11 @@ pub use model::{
     Access, Direction, GroupState, NsgRule, NsgState, PortSpan, Protocol, RuleSpec, SgRule, Source,
     Tag,
 };
+pub use notice::{Level, Link, Notice, NoticeKind, NoticeState, Noticed};
 pub use outcome::{ActionRecord, ActionStatus, NotificationRecord, NotificationStatus, Outcome};
 pub use plan::{Action, Plan, Step};
 pub use policy::{ExposurePolicy, Offence, PortSet};
+pub use route::{Route, Routes, Target};
 pub use settings::{ConfigError, Secret};
 pub use signal::{Actor, OpenedRule, Parsed, Signal, SignalKind};
+pub use store::{MemoryStore, Store, StoreError, ThreadRef};

@@ -108,6 +108,10 @@ pub struct Outcome {
     /// What was re-read from the cloud before deciding.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub observed: Option<serde_json::Value>,
+    /// What was understood from the payload, for functions that report rather than
+    /// remediate (`alert-to-slack`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notices: Vec<crate::notice::Notice>,
     pub actions: Vec<ActionRecord>,
     pub notifications: Vec<NotificationRecord>,
 }
@@ -123,6 +127,7 @@ impl Outcome {
             signal: None,
             policy: None,
             observed: None,
+            notices: Vec::new(),
             actions: Vec::new(),
             notifications: Vec::new(),
         }

@@ -57,6 +57,22 @@ impl fmt::Display for Secret {
     }
 }
 
+/// Fetches a secret on first use (e.g. from SSM or Secrets Manager), so a
+/// secret-store outage delays a message but never blocks a remediation.
+pub type SecretSource = std::sync::Arc<
+    dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Secret, String>> + Send>>
+        + Send
+        + Sync,
+>;
+
+/// A source that always yields `secret`.
+pub fn fixed_source(secret: Secret) -> SecretSource {
+    std::sync::Arc::new(move || {
+        let s = secret.clone();
+        Box::pin(async move { Ok(s) })
+    })
+}
+
 /// A source of settings: `name -> value`. Empty values count as unset.
 pub trait Lookup {
     fn get(&self, name: &str) -> Option<String>;

@@ -16,6 +16,11 @@ pub const MAX_CONTEXT_ELEMENTS: usize = 10;
 /// notification fallback short.
 pub const MAX_FALLBACK_TEXT: usize = 3000;
 
+/// Buttons per actions block (Slack allows 25; more is noise), button label and URL.
+pub const MAX_BUTTONS: usize = 5;
+pub const MAX_BUTTON_TEXT: usize = 75;
+pub const MAX_BUTTON_URL: usize = 3000;
+
 /// Field sections kept at most, so fields can never crowd out the body.
 const MAX_FIELD_SECTIONS: usize = 2;
 
@@ -105,8 +110,28 @@ pub fn render(msg: &Message) -> Value {
         }
     }
     let footer = !msg.footer.is_empty();
-    // Room left for body sections: keep one for the footer and one for a marker.
-    let room = MAX_BLOCKS - blocks.len() - usize::from(footer) - 1;
+    let buttons: Vec<Value> = msg
+        .links
+        .iter()
+        .filter(|l| {
+            (l.url.starts_with("https://") || l.url.starts_with("http://"))
+                && l.url.chars().count() <= MAX_BUTTON_URL
+        })
+        .take(MAX_BUTTONS)
+        .enumerate()
+        .map(|(i, l)| {
+            json!({
+                "type": "button",
+                "action_id": format!("link-{i}"),
+                "text": {"type": "plain_text", "text": truncate(&l.label, MAX_BUTTON_TEXT)},
+                "url": l.url,
+            })
+        })
+        .collect();
+    let actions = !buttons.is_empty();
+    // Room left for body sections: keep one each for the buttons, the footer and a
+    // marker.
+    let room = MAX_BLOCKS - blocks.len() - usize::from(footer) - usize::from(actions) - 1;
     let total = body.len();
     for (_, text) in body
         .iter()
@@ -119,6 +144,9 @@ pub fn render(msg: &Message) -> Value {
             "_… {} more section(s) not shown: Slack allows {MAX_BLOCKS} blocks. The full report is in the function's log._",
             total - room
         )));
+    }
+    if actions {
+        blocks.push(json!({"type": "actions", "elements": buttons}));
     }
     if footer {
         let elements: Vec<Value> = msg
@@ -140,7 +168,19 @@ pub fn render(msg: &Message) -> Value {
         ),
         MAX_FALLBACK_TEXT,
     );
-    json!({"text": fallback, "blocks": blocks})
+    // The blocks sit in an attachment: the only way Slack shows a severity colour.
+    json!({
+        "text": fallback,
+        "attachments": [{"color": msg.severity.colour(), "fallback": fallback, "blocks": blocks}],
+    })
+}
+
+/// The blocks of a rendered payload (inside its attachment).
+pub fn blocks(payload: &Value) -> &[Value] {
+    payload["attachments"][0]["blocks"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -157,12 +197,14 @@ mod tests {
             fields: vec![("Who".into(), "arn:aws:iam::1:user/alice".into())],
             sections: vec![("What Reflex did".into(), vec!["revoked sgr-1".into()])],
             footer: vec!["event 1".into()],
+            links: vec![],
         }
     }
 
     /// Asserts every limit Slack enforces on a webhook payload.
     pub(crate) fn assert_within_limits(v: &Value) {
-        let blocks = v["blocks"].as_array().cloned().unwrap_or_default();
+        assert!(v["text"].as_str().unwrap_or_default().chars().count() <= MAX_FALLBACK_TEXT);
+        let blocks = blocks(v).to_vec();
         assert!(
             !blocks.is_empty() && blocks.len() <= MAX_BLOCKS,
             "{} blocks",
@@ -186,6 +228,16 @@ mod tests {
                 Some("context") => {
                     assert!(b["elements"].as_array().map_or(0, Vec::len) <= MAX_CONTEXT_ELEMENTS);
                 }
+                Some("actions") => {
+                    let els = b["elements"].as_array().cloned().unwrap_or_default();
+                    assert!(!els.is_empty() && els.len() <= MAX_BUTTONS);
+                    for e in els {
+                        let t = e["text"]["text"].as_str().unwrap_or_default();
+                        assert!(!t.is_empty() && t.chars().count() <= MAX_BUTTON_TEXT);
+                        let u = e["url"].as_str().unwrap_or_default();
+                        assert!(u.starts_with("http") && u.chars().count() <= MAX_BUTTON_URL);
+                    }
+                }
                 other => panic!("unexpected block type {other:?}"),
             }
         }
@@ -195,10 +247,8 @@ mod tests {
     fn a_small_message_renders_header_fields_sections_and_footer() {
         let v = render(&msg());
         assert_within_limits(&v);
-        let types: Vec<&str> = v["blocks"]
-            .as_array()
-            .into_iter()
-            .flatten()
+        let types: Vec<&str> = blocks(&v)
+            .iter()
             .filter_map(|b| b["type"].as_str())
             .collect();
         assert_eq!(
@@ -206,7 +256,7 @@ mod tests {
             ["header", "section", "section", "section", "context"]
         );
         assert_eq!(
-            v["blocks"][0]["text"]["text"],
+            blocks(&v)[0]["text"]["text"],
             ":white_check_mark: Closed tcp/22 open to the world on sg-1 (web)"
         );
     }
@@ -217,7 +267,7 @@ mod tests {
         m.banner = Some("DRY RUN: nothing was changed".into());
         let v = render(&m);
         assert_eq!(
-            v["blocks"][1]["text"]["text"],
+            blocks(&v)[1]["text"]["text"],
             ":warning: *DRY RUN: nothing was changed*"
         );
         assert!(
@@ -245,7 +295,7 @@ mod tests {
         m.footer = (0..20).map(|i| format!("footer {i}")).collect();
         let v = render(&m);
         assert_within_limits(&v);
-        let blocks = v["blocks"].as_array().cloned().unwrap_or_default();
+        let blocks = blocks(&v).to_vec();
         assert_eq!(blocks.len(), MAX_BLOCKS);
         let marker = &blocks[MAX_BLOCKS - 2]["text"]["text"];
         assert!(
@@ -271,11 +321,43 @@ mod tests {
             vec!["<!channel> <https://evil|click> & co".into()],
         )];
         let v = render(&m);
-        let text = v["blocks"][3]["text"]["text"].as_str().unwrap_or_default();
+        let text = blocks(&v)[3]["text"]["text"].as_str().unwrap_or_default();
         assert!(
             text.contains("&lt;!channel&gt; &lt;https://evil|click&gt; &amp; co"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn links_become_buttons_and_unusable_ones_are_dropped() {
+        let mut m = msg();
+        m.links = vec![
+            reflex_core::Link::new("Open alarm", "https://console.aws.amazon.com/x"),
+            reflex_core::Link::new("x".repeat(200), "https://portal.azure.com/y"),
+            reflex_core::Link::new("bad", "javascript:alert(1)"),
+            reflex_core::Link::new("long", format!("https://e/{}", "a".repeat(4000))),
+        ];
+        let v = render(&m);
+        assert_within_limits(&v);
+        let actions: Vec<&Value> = blocks(&v)
+            .iter()
+            .filter(|b| b["type"] == "actions")
+            .collect();
+        assert_eq!(actions.len(), 1);
+        let urls: Vec<&str> = actions[0]["elements"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e["url"].as_str())
+            .collect();
+        assert_eq!(
+            urls,
+            [
+                "https://console.aws.amazon.com/x",
+                "https://portal.azure.com/y"
+            ]
+        );
+        assert_eq!(v["attachments"][0]["color"], "#2EB67D");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 pub mod blockkit;
 pub mod message;
 pub mod slack;
+pub mod slack_api;
 pub mod sns;
 
 use std::time::Instant;
@@ -13,7 +14,8 @@ use reflex_core::NotificationRecord;
 
 pub use message::{Message, Severity};
 pub use reflex_runtime::retry;
-pub use slack::SlackWebhook;
+pub use slack::{SlackWebhook, UrlSource};
+pub use slack_api::{Posted, SlackApi};
 pub use sns::SnsPublisher;
 
 /// A channel a report is delivered to.

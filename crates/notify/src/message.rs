@@ -9,6 +9,13 @@ pub enum Severity {
     Planned,
     /// Something could not be fixed: a person must act.
     Failed,
+    /// Alerts, by urgency.
+    Critical,
+    Error,
+    Warning,
+    Info,
+    /// An alert that has cleared.
+    Resolved,
 }
 
 impl Severity {
@@ -16,7 +23,22 @@ impl Severity {
         match self {
             Self::Remediated => ":white_check_mark:",
             Self::Planned => ":large_blue_circle:",
-            Self::Failed => ":rotating_light:",
+            Self::Failed | Self::Critical => ":rotating_light:",
+            Self::Error => ":red_circle:",
+            Self::Warning => ":warning:",
+            Self::Info => ":information_source:",
+            Self::Resolved => ":white_check_mark:",
+        }
+    }
+
+    /// The attachment bar colour: red, orange, yellow, blue, green.
+    pub fn colour(self) -> &'static str {
+        match self {
+            Self::Failed | Self::Critical => "#E01E5A",
+            Self::Error => "#F2711C",
+            Self::Warning => "#ECB22E",
+            Self::Planned | Self::Info => "#1D9BD1",
+            Self::Remediated | Self::Resolved => "#2EB67D",
         }
     }
 }
@@ -35,8 +57,10 @@ pub struct Message {
     pub fields: Vec<(String, String)>,
     /// `(title, lines)`: e.g. "What Reflex did" with one line per rule.
     pub sections: Vec<(String, Vec<String>)>,
-    /// Small print: event id, function, links.
+    /// Small print: event id, function.
     pub footer: Vec<String>,
+    /// Buttons: console, portal, log search.
+    pub links: Vec<reflex_core::Link>,
 }
 
 impl Message {
@@ -59,6 +83,9 @@ impl Message {
             for l in lines {
                 out.push_str(&format!("- {l}\n"));
             }
+        }
+        for l in &self.links {
+            out.push_str(&format!("{}: {}\n", l.label, l.url));
         }
         if !self.footer.is_empty() {
             out.push('\n');

@@ -1,8 +1,5 @@
 //! Slack incoming webhooks.
 
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -12,12 +9,10 @@ use tokio::sync::OnceCell;
 use crate::Notifier;
 use crate::blockkit;
 use crate::message::Message;
-use reflex_runtime::retry::{Attempt, RetryPolicy, deliver, parse_retry_after};
+use reflex_runtime::retry::{Attempt, GaveUp, RetryPolicy, deliver, parse_retry_after};
 
-/// Fetches the webhook URL on first use (e.g. from SSM or Secrets Manager), so a
-/// secret-store outage delays the message but never blocks a remediation.
-pub type UrlSource =
-    Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<Secret, String>> + Send>> + Send + Sync>;
+/// Fetches the webhook URL on first use (see [`SecretSource`]).
+pub type UrlSource = reflex_core::settings::SecretSource;
 
 /// Posts Block Kit messages to an incoming webhook.
 pub struct SlackWebhook {
@@ -41,11 +36,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 impl SlackWebhook {
     /// A webhook with a known URL.
     pub fn new(url: Secret) -> Self {
-        let fixed = url.clone();
-        let s = Self::lazy(Arc::new(move || {
-            let u = fixed.clone();
-            Box::pin(async move { Ok(u) })
-        }));
+        let s = Self::lazy(reflex_core::settings::fixed_source(url.clone()));
         let _ = s.url.set(url);
         s
     }
@@ -100,16 +91,39 @@ impl SlackWebhook {
     }
 }
 
+impl SlackWebhook {
+    /// Posts an already-rendered payload; the error says whether a retry can help and
+    /// never contains the URL.
+    pub async fn post(&self, body: &serde_json::Value, deadline: Instant) -> Result<u32, GaveUp> {
+        let url = match self.url.get_or_try_init(|| (self.source)()).await {
+            Ok(u) => u,
+            Err(e) => {
+                return Err(GaveUp {
+                    attempts: 0,
+                    error: format!("cannot read the Slack webhook URL: {e}"),
+                    retryable: true,
+                });
+            }
+        };
+        let d = deliver(self.policy, deadline, |left| self.attempt(url, body, left)).await;
+        match d.error {
+            None => Ok(d.attempts),
+            Some(e) => Err(GaveUp {
+                attempts: d.attempts,
+                error: url.redact(&e),
+                retryable: d.retryable,
+            }),
+        }
+    }
+}
+
 #[async_trait]
 impl Notifier for SlackWebhook {
     async fn send(&self, message: &Message, deadline: Instant) -> NotificationRecord {
-        let url = match self.url.get_or_try_init(|| (self.source)()).await {
-            Ok(u) => u,
-            Err(e) => return record(0, Some(format!("cannot read the Slack webhook URL: {e}"))),
-        };
-        let body = blockkit::render(message);
-        let d = deliver(self.policy, deadline, |left| self.attempt(url, &body, left)).await;
-        record(d.attempts, d.error.map(|e| url.redact(&e)))
+        match self.post(&blockkit::render(message), deadline).await {
+            Ok(attempts) => record(attempts, None),
+            Err(g) => record(g.attempts, Some(g.error)),
+        }
     }
 }
 
@@ -119,6 +133,8 @@ fn record(attempts: u32, error: Option<String>) -> NotificationRecord {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use reflex_testkit::{Reply, SlackSink};
 
     use reflex_core::NotificationStatus;
@@ -135,6 +151,7 @@ mod tests {
             fields: vec![],
             sections: vec![],
             footer: vec![],
+            links: vec![],
         }
     }
 
@@ -161,7 +178,7 @@ mod tests {
         assert_eq!(reqs.len(), 1);
         assert_eq!(reqs[0].path, "/services/T0000/B0000/reflex-test-secret");
         assert_eq!(reqs[0].content_type.as_deref(), Some("application/json"));
-        assert_eq!(reqs[0].body["blocks"][0]["type"], "header");
+        assert_eq!(blockkit::blocks(&reqs[0].body)[0]["type"], "header");
     }
 
     #[tokio::test]

@@ -73,8 +73,8 @@ pub struct GaveUp {
     pub retryable: bool,
 }
 
-/// Runs `attempt` until it delivers, is rejected, runs out of attempts, or the next
-/// wait would pass `deadline`. `attempt` gets the time left, to bound its own I/O.
+/// Runs `attempt` until it delivers, is rejected, runs out of attempts (429s do not
+/// count), or the next wait would pass `deadline`. `attempt` gets the time left, to bound its own I/O.
 /// On success, returns the value and the number of attempts it took.
 pub async fn retry<T, F, Fut>(
     policy: RetryPolicy,
@@ -98,20 +98,24 @@ where
             return Err(gave_up(attempts, "deadline reached".into(), true));
         }
         attempts += 1;
-        let (wait, why) = match attempt(left).await {
+        let (wait, why, limited) = match attempt(left).await {
             Attempt::Delivered(value) => return Ok((value, attempts)),
             Attempt::Rejected(e) => return Err(gave_up(attempts, e, false)),
+            // Never sooner than asked, and never a busy loop on `Retry-After: 0`.
             Attempt::RateLimited(d) => (
-                d,
+                d.max(policy.first_backoff),
                 format!("rate limited (Retry-After {}s)", d.as_secs_f64()),
+                true,
             ),
             Attempt::Transient(e) => {
                 let d = backoff;
                 backoff = (backoff * 2).min(policy.max_backoff);
-                (d, e)
+                (d, e, false)
             }
         };
-        if attempts >= policy.max_attempts {
+        // A rate limit is the server pacing us, not failing: only the deadline bounds
+        // it (a burst of 50 alarms at Slack's 1 message/s needs 50 s of patience).
+        if !limited && attempts >= policy.max_attempts {
             let e = format!("{why}; gave up after {attempts} attempts");
             return Err(gave_up(attempts, e, true));
         }
@@ -246,6 +250,17 @@ mod tests {
                 .unwrap_or_default()
                 .contains("gave up after 5 attempts")
         );
+    }
+
+    #[tokio::test]
+    async fn rate_limits_do_not_use_up_attempts_only_the_deadline_bounds_them() {
+        let d = run(
+            vec![Attempt::RateLimited(Duration::from_millis(1)); 12],
+            fast(),
+            Duration::from_secs(5),
+        )
+        .await;
+        assert_eq!((d.attempts, d.error), (13, None));
     }
 
     #[test]

@@ -15,7 +15,7 @@ mod slack;
 
 pub use arm::{ArmFake, ArmReply, DeleteMode};
 pub use moto::Moto;
-pub use slack::{Recorded, Reply, SlackSink, print_message};
+pub use slack::{BOT_TOKEN, Posted, Recorded, Reply, SlackSink, blocks, channel_id, print_message};
 
 /// Every `.json` file below `dir`, sorted: the fixture sweeps use it.
 pub fn json_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {

@@ -3,20 +3,10 @@
 use std::sync::Arc;
 
 use reflex_aws::LazySdk;
-use reflex_aws::secrets::{SecretRef, fetch};
+use reflex_aws::secrets::{SecretSetting, check_url};
 use reflex_core::settings::{Lookup, flag};
-use reflex_core::{ConfigError, ExposurePolicy, Secret};
+use reflex_core::{ConfigError, ExposurePolicy};
 use reflex_notify::{Notifier, SlackWebhook, SnsPublisher};
-
-/// Where the Slack webhook URL comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SlackSetting {
-    None,
-    /// `REFLEX_SLACK_WEBHOOK_URL`.
-    Url(Secret),
-    /// `REFLEX_SLACK_WEBHOOK_SECRET`: an SSM parameter or Secrets Manager ARN.
-    Reference(SecretRef),
-}
 
 /// The function's configuration.
 #[derive(Debug, Clone, PartialEq)]
@@ -24,30 +14,20 @@ pub struct Config {
     pub policy: ExposurePolicy,
     /// `REFLEX_DRY_RUN`: plan only, change nothing.
     pub dry_run: bool,
-    pub slack: SlackSetting,
+    /// `REFLEX_SLACK_WEBHOOK_URL`, or `REFLEX_SLACK_WEBHOOK_SECRET` (SSM / Secrets Manager).
+    pub slack: SecretSetting,
     /// `REFLEX_SNS_TOPIC_ARN`: also publish each report here.
     pub sns_topic_arn: Option<String>,
 }
 
 impl Config {
     pub fn from_lookup(env: &impl Lookup) -> Result<Self, ConfigError> {
-        let slack = match (
-            env.get("REFLEX_SLACK_WEBHOOK_URL"),
-            env.get("REFLEX_SLACK_WEBHOOK_SECRET"),
-        ) {
-            (Some(url), _) => {
-                if !(url.starts_with("https://") || url.starts_with("http://")) {
-                    return Err(ConfigError {
-                        name: "REFLEX_SLACK_WEBHOOK_URL",
-                        value: "[redacted]".into(),
-                        reason: "expected an https:// incoming-webhook URL".into(),
-                    });
-                }
-                SlackSetting::Url(Secret::new(url))
-            }
-            (None, Some(reference)) => SlackSetting::Reference(SecretRef::parse(&reference)),
-            (None, None) => SlackSetting::None,
-        };
+        let slack = SecretSetting::from_lookup(
+            env,
+            "REFLEX_SLACK_WEBHOOK_URL",
+            "REFLEX_SLACK_WEBHOOK_SECRET",
+            check_url,
+        )?;
         Ok(Self {
             policy: ExposurePolicy::from_lookup(env)?,
             dry_run: flag(env, "REFLEX_DRY_RUN", false)?,
@@ -60,22 +40,8 @@ impl Config {
     /// SNS, and for a Slack URL held in SSM / Secrets Manager (on first use).
     pub async fn notifiers(&self, sdk: &LazySdk) -> Vec<Arc<dyn Notifier>> {
         let mut out: Vec<Arc<dyn Notifier>> = Vec::new();
-        match &self.slack {
-            SlackSetting::None => {}
-            SlackSetting::Url(url) => out.push(Arc::new(SlackWebhook::new(url.clone()))),
-            SlackSetting::Reference(reference) => {
-                let sdk = sdk.clone();
-                let reference = reference.clone();
-                out.push(Arc::new(SlackWebhook::lazy(Arc::new(move || {
-                    let sdk = sdk.clone();
-                    let reference = reference.clone();
-                    Box::pin(async move {
-                        fetch(sdk.get().await, &reference, "webhook_url")
-                            .await
-                            .map_err(|e| e.to_string())
-                    })
-                }))));
-            }
+        if let Some(source) = self.slack.source(sdk, "webhook_url") {
+            out.push(Arc::new(SlackWebhook::lazy(source)));
         }
         if let Some(topic) = &self.sns_topic_arn {
             out.push(Arc::new(SnsPublisher::from_sdk(
@@ -102,7 +68,7 @@ mod tests {
             ),
             ("REFLEX_SLACK_WEBHOOK_SECRET", "/reflex/slack"),
         ]));
-        assert!(matches!(c.map(|c| c.slack), Ok(SlackSetting::Url(_))));
+        assert!(matches!(c.map(|c| c.slack), Ok(SecretSetting::Value(_))));
     }
 
     #[test]
@@ -110,9 +76,9 @@ mod tests {
         let c = Config::from_lookup(&env(&[("REFLEX_SLACK_WEBHOOK_SECRET", "/reflex/slack")]));
         assert_eq!(
             c.map(|c| c.slack),
-            Ok(SlackSetting::Reference(SecretRef::Ssm(
-                "/reflex/slack".into()
-            )))
+            Ok(SecretSetting::Reference(
+                reflex_aws::secrets::SecretRef::Ssm("/reflex/slack".into())
+            ))
         );
     }
 

@@ -22,7 +22,7 @@ use reflex_runtime::Invocation;
 use serde_json::Value;
 
 pub use act::{Executor, act};
-pub use config::{Config, SlackSetting};
+pub use config::Config;
 pub use decide::{decide, decide_nsg};
 pub use report::{Place, message};
 
@@ -150,6 +150,7 @@ pub(crate) fn start(deps: &Deps, signal: &Signal, observed: Value) -> Outcome {
         signal: None,
         policy: serde_json::to_value(&deps.config.policy).ok(),
         observed: Some(observed),
+        notices: Vec::new(),
         actions: Vec::new(),
         notifications: Vec::new(),
     }

@@ -284,6 +284,7 @@ pub fn message(signal: &Signal, place: &Place, outcome: &Outcome) -> Message {
         .map(|a| action_line(a, place))
         .collect();
     let mut footer = vec![format!("reflex {}", outcome.function)];
+    let mut links = Vec::new();
     if let Some(id) = &signal.event_id {
         footer.push(format!("event {id}"));
     }
@@ -294,7 +295,14 @@ pub fn message(signal: &Signal, place: &Place, outcome: &Outcome) -> Message {
             )
         });
         if let Some(link) = place.link.clone().or(aws_link) {
-            footer.push(link);
+            links.push(reflex_core::Link::new(
+                if place.link.is_some() {
+                    "Open in the portal"
+                } else {
+                    "Open in the console"
+                },
+                link,
+            ));
         }
     }
     Message {
@@ -307,5 +315,6 @@ pub fn message(signal: &Signal, place: &Place, outcome: &Outcome) -> Message {
         fields,
         sections: vec![("What Reflex did".into(), lines)],
         footer,
+        links,
     }
 }
