@@ -1,5 +1,6 @@
 //! Reflex on AWS: event shapes to signals, and executors on the official SDK.
 
+pub mod dynamo;
 pub mod ec2;
 pub mod errors;
 pub mod events;

@@ -31,7 +31,11 @@ async fn main() -> anyhow::Result<()> {
     let close_open_ports = close_open_ports::Deps::from_lookup(&env_lookup)
         .await
         .context("close-open-ports configuration")?;
-    let functions: Vec<Arc<dyn Function>> = vec![Arc::new(close_open_ports)];
+    let alert_to_slack = alert_to_slack::Deps::from_lookup(&env_lookup)
+        .await
+        .context("alert-to-slack configuration")?;
+    let functions: Vec<Arc<dyn Function>> =
+        vec![Arc::new(close_open_ports), Arc::new(alert_to_slack)];
     let auth = Auth::from_lookup(&env_lookup).context("webhook authentication")?;
     let state = AppState::new(functions, auth, budget);
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))

@@ -50,7 +50,22 @@ enum Command {
     Functions,
 }
 
-const FUNCTIONS: &[(&str, &[&str])] = &[(close_open_ports::NAME, close_open_ports::TRIGGERS)];
+const FUNCTIONS: &[(&str, &[&str])] = &[
+    (close_open_ports::NAME, close_open_ports::TRIGGERS),
+    (alert_to_slack::NAME, alert_to_slack::TRIGGERS),
+];
+
+/// Builds a function's dependencies from `env`, once.
+async fn build(
+    name: &str,
+    env: &impl reflex_core::settings::Lookup,
+) -> Result<Box<dyn reflex_runtime::Function>, reflex_core::ConfigError> {
+    Ok(if name == alert_to_slack::NAME {
+        Box::new(alert_to_slack::Deps::from_lookup(env).await?)
+    } else {
+        Box::new(close_open_ports::Deps::from_lookup(env).await?)
+    })
+}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -124,11 +139,12 @@ fn invoke(function: &str, path: &PathBuf, dry_run: bool, budget: Duration) -> Ex
                 reflex_runtime::env_lookup(name)
             }
         };
-        let deps = close_open_ports::Deps::from_lookup(&lookup)
+        let function = build(function, &lookup)
             .await
             .map_err(|e| format!("configuration: {e}"))?;
         let invocation = Invocation::with_budget(budget);
-        close_open_ports::handle(&deps, &raw, &invocation)
+        function
+            .handle(&raw, &invocation)
             .await
             .map_err(|e| match e {
                 HandleError::BadInput(p) => format!("bad input: {p}"),

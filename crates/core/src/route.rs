@@ -26,6 +26,8 @@ pub enum Target {
     Channel(String),
     /// An incoming webhook (a secret: never printed).
     Webhook(Secret),
+    /// The configured incoming webhook (`REFLEX_SLACK_WEBHOOK_URL` or `_SECRET`).
+    DefaultWebhook,
     /// Nobody wants these.
     Mute,
 }
@@ -35,6 +37,7 @@ impl fmt::Display for Target {
         match self {
             Self::Channel(c) => f.write_str(c),
             Self::Webhook(_) => f.write_str("webhook:[redacted]"),
+            Self::DefaultWebhook => f.write_str("webhook"),
             Self::Mute => f.write_str("mute"),
         }
     }

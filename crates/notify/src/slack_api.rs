@@ -121,7 +121,9 @@ impl SlackApi {
         let text = resp.text().await.unwrap_or_default();
         match status {
             429 => {
-                return Attempt::RateLimited(retry_after.unwrap_or(self.policy.default_retry_after));
+                return Attempt::RateLimited(
+                    retry_after.unwrap_or(self.policy.default_retry_after),
+                );
             }
             500..=599 => {
                 return Attempt::Transient(format!(

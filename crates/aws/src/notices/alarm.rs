@@ -188,7 +188,14 @@ fn console_link(region: &str, name: &str) -> Link {
 }
 
 fn dimensions_text<'a>(dims: impl IntoIterator<Item = (&'a str, &'a str)>) -> Option<String> {
-    let parts: Vec<String> = dims.into_iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let mut parts: Vec<String> = Vec::new();
+    for (k, v) in dims {
+        let p = format!("{k}={v}");
+        // Metric math reads several metrics of the same resource.
+        if !parts.contains(&p) {
+            parts.push(p);
+        }
+    }
     (!parts.is_empty()).then(|| parts.join(", "))
 }
 

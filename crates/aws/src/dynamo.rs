@@ -1,0 +1,195 @@
+//! The `alert-to-slack` state store on DynamoDB: one table, key `pk` (string), TTL
+//! attribute `expires_at` (epoch seconds). Claims are conditional puts, counters
+//! atomic `ADD`s. DynamoDB deletes expired items lazily (up to days later), so every
+//! read and condition also checks `expires_at` itself.
+
+use std::time::{Duration, SystemTime};
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use reflex_core::store::epoch_secs;
+use reflex_core::{Store, StoreError, ThreadRef};
+use tokio::sync::OnceCell;
+
+use crate::LazySdk;
+use crate::errors::classify;
+
+/// The store on one DynamoDB table.
+#[derive(Debug)]
+pub struct DynamoStore {
+    sdk: LazySdk,
+    client: OnceCell<Client>,
+    table: String,
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn n(v: u64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn expiry(ttl: Duration) -> u64 {
+    epoch_secs(SystemTime::now() + ttl)
+}
+
+fn now() -> u64 {
+    epoch_secs(SystemTime::now())
+}
+
+fn failed<E>(
+    e: &aws_sdk_dynamodb::error::SdkError<
+        E,
+        aws_smithy_runtime_api::client::orchestrator::HttpResponse,
+    >,
+) -> StoreError
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let c = classify(e);
+    StoreError::new(c.to_string(), c.is_retryable())
+}
+
+impl DynamoStore {
+    pub fn new(sdk: LazySdk, table: impl Into<String>) -> Self {
+        Self {
+            sdk,
+            client: OnceCell::new(),
+            table: table.into(),
+        }
+    }
+
+    async fn client(&self) -> &Client {
+        self.client
+            .get_or_init(|| async { Client::new(self.sdk.get().await) })
+            .await
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for DynamoStore {
+    async fn claim(&self, key: &str, lease: Duration) -> Result<bool, StoreError> {
+        let r = self
+            .client()
+            .await
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(key))
+            .item("expires_at", n(expiry(lease)))
+            .condition_expression("attribute_not_exists(pk) OR expires_at < :now")
+            .expression_attribute_values(":now", n(now()))
+            .send()
+            .await;
+        match r {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(failed(&e)),
+        }
+    }
+
+    async fn confirm(&self, key: &str, ttl: Duration) -> Result<(), StoreError> {
+        self.client()
+            .await
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(key))
+            .item("expires_at", n(expiry(ttl)))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| failed(&e))
+    }
+
+    async fn release(&self, key: &str) -> Result<(), StoreError> {
+        self.client()
+            .await
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(key))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| failed(&e))
+    }
+
+    async fn thread(&self, key: &str) -> Result<Option<ThreadRef>, StoreError> {
+        let out = self
+            .client()
+            .await
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(key))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| failed(&e))?;
+        let Some(item) = out.item else {
+            return Ok(None);
+        };
+        let text = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
+        let live = item
+            .get("expires_at")
+            .and_then(|v| v.as_n().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .is_none_or(|e| e >= now());
+        Ok(match (live, text("channel"), text("ts")) {
+            (true, Some(channel), Some(ts)) => Some(ThreadRef {
+                channel,
+                ts,
+                state: text("state").unwrap_or_else(|| "firing".into()),
+                since: text("since").unwrap_or_default(),
+            }),
+            _ => None,
+        })
+    }
+
+    async fn save_thread(
+        &self,
+        key: &str,
+        thread: &ThreadRef,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        self.client()
+            .await
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(key))
+            .item("channel", s(&thread.channel))
+            .item("ts", s(&thread.ts))
+            .item("state", s(&thread.state))
+            .item("since", s(&thread.since))
+            .item("expires_at", n(expiry(ttl)))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| failed(&e))
+    }
+
+    async fn count(&self, key: &str, ttl: Duration) -> Result<u64, StoreError> {
+        let out = self
+            .client()
+            .await
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(key))
+            .update_expression("ADD hits :one SET expires_at = if_not_exists(expires_at, :exp)")
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":exp", n(expiry(ttl)))
+            .return_values(ReturnValue::UpdatedNew)
+            .send()
+            .await
+            .map_err(|e| failed(&e))?;
+        out.attributes
+            .as_ref()
+            .and_then(|a| a.get("hits"))
+            .and_then(|v| v.as_n().ok())
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| StoreError::new("UpdateItem returned no count", true))
+    }
+}

@@ -1,0 +1,477 @@
+//! The `alert-to-slack` state store on Azure Table storage (the Function App's own
+//! storage account), over the Table REST API with Shared Key Lite auth. Tested
+//! against Azurite.
+//!
+//! Rows are keyed by the SHA-256 of the store key (hex), which sidesteps the Table
+//! service's forbidden key characters; the key itself is kept in a `Key` column.
+//! Table storage has no TTL, so expiry is an `ExpiresAt` column every read checks,
+//! and claims and counters use ETags (`If-Match`) for compare-and-swap.
+
+use std::time::{Duration, Instant, SystemTime};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use hmac::{Hmac, Mac};
+use reflex_core::store::epoch_secs;
+use reflex_core::{Secret, Store, StoreError, ThreadRef};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use tokio::sync::OnceCell;
+
+/// Azurite's documented development account.
+const DEV_ACCOUNT: &str = "devstoreaccount1";
+const DEV_KEY: &str =
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+const PARTITION: &str = "reflex";
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Compare-and-swap rounds before giving up on a contended row.
+const CAS_ROUNDS: usize = 16;
+
+/// A table in a storage account.
+pub struct TableStore {
+    endpoint: String,
+    account: String,
+    key: Secret,
+    table: String,
+    http: reqwest::Client,
+    created: OnceCell<()>,
+}
+
+impl std::fmt::Debug for TableStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TableStore")
+            .field("endpoint", &self.endpoint)
+            .field("table", &self.table)
+            .finish()
+    }
+}
+
+/// `(endpoint, account, key)` from an Azure Storage connection string.
+pub fn parse_connection_string(cs: &str) -> Result<(String, String, Secret), String> {
+    let mut parts = std::collections::HashMap::new();
+    for item in cs.split(';').map(str::trim).filter(|i| !i.is_empty()) {
+        // Keys end in `==`: split on the first `=` only.
+        let Some((k, v)) = item.split_once('=') else {
+            return Err(format!(
+                "'{}…' is not Key=Value",
+                item.chars().take(20).collect::<String>()
+            ));
+        };
+        parts.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
+    }
+    if parts
+        .get("usedevelopmentstorage")
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+    {
+        return Ok((
+            format!("http://127.0.0.1:10002/{DEV_ACCOUNT}"),
+            DEV_ACCOUNT.into(),
+            Secret::new(DEV_KEY),
+        ));
+    }
+    let account = parts
+        .get("accountname")
+        .cloned()
+        .ok_or("the connection string has no AccountName")?;
+    let key = parts
+        .get("accountkey")
+        .cloned()
+        .ok_or("the connection string has no AccountKey (managed-identity connections are not supported for the table store)")?;
+    if STANDARD.decode(&key).is_err() {
+        return Err("AccountKey is not base64".into());
+    }
+    let endpoint = match parts.get("tableendpoint") {
+        Some(e) => e.trim_end_matches('/').to_string(),
+        None => format!(
+            "{}://{account}.table.{}",
+            parts
+                .get("defaultendpointsprotocol")
+                .map_or("https", String::as_str),
+            parts
+                .get("endpointsuffix")
+                .map_or("core.windows.net", String::as_str)
+        ),
+    };
+    Ok((endpoint, account, Secret::new(key)))
+}
+
+fn now() -> u64 {
+    epoch_secs(SystemTime::now())
+}
+
+fn row_key(key: &str) -> String {
+    Sha256::digest(key.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn int64(v: u64) -> (Value, Value) {
+    (json!(v.to_string()), json!("Edm.Int64"))
+}
+
+/// A response, reduced to what the store needs.
+struct Reply {
+    status: u16,
+    etag: Option<String>,
+    body: Value,
+}
+
+impl TableStore {
+    /// A store on `table` in the account the connection string names.
+    pub fn from_connection_string(cs: &str, table: &str) -> Result<Self, String> {
+        let (endpoint, account, key) = parse_connection_string(cs)?;
+        if !(3..=63).contains(&table.len()) || !table.chars().all(|c| c.is_ascii_alphanumeric()) {
+            return Err(format!("table name '{table}': 3-63 letters and digits"));
+        }
+        Ok(Self {
+            endpoint,
+            account,
+            key,
+            table: table.to_string(),
+            http: reqwest::Client::builder()
+                .no_proxy()
+                .build()
+                .unwrap_or_default(),
+            created: OnceCell::new(),
+        })
+    }
+
+    /// Shared Key Lite: HMAC-SHA256 over `x-ms-date \n /account/path`.
+    fn authorization(&self, date: &str, path: &str) -> Result<String, StoreError> {
+        let key = STANDARD
+            .decode(self.key.expose())
+            .map_err(|_| StoreError::new("AccountKey is not base64", false))?;
+        let mut mac = Hmac::<Sha256>::new_from_slice(&key)
+            .map_err(|_| StoreError::new("AccountKey cannot be used", false))?;
+        mac.update(format!("{date}\n/{}{path}", self.account).as_bytes());
+        Ok(format!(
+            "SharedKeyLite {}:{}",
+            self.account,
+            STANDARD.encode(mac.finalize().into_bytes())
+        ))
+    }
+
+    async fn request(
+        &self,
+        method: reqwest::Method,
+        resource: &str,
+        body: Option<&Value>,
+        if_match: Option<&str>,
+    ) -> Result<Reply, StoreError> {
+        let url = format!("{}/{resource}", self.endpoint);
+        let path = reqwest::Url::parse(&url)
+            .map(|u| u.path().to_string())
+            .map_err(|e| StoreError::new(format!("bad table URL: {e}"), false))?;
+        let date = httpdate::fmt_http_date(SystemTime::now());
+        let mut req = self
+            .http
+            .request(method, &url)
+            .timeout(REQUEST_TIMEOUT)
+            .header("x-ms-date", &date)
+            .header("x-ms-version", "2019-02-02")
+            .header("DataServiceVersion", "3.0;NetFx")
+            .header("MaxDataServiceVersion", "3.0;NetFx")
+            .header("Accept", "application/json;odata=nometadata")
+            .header("Authorization", self.authorization(&date, &path)?);
+        if let Some(b) = body {
+            req = req
+                .header("Content-Type", "application/json")
+                .header("Prefer", "return-no-content")
+                .body(b.to_string());
+        }
+        if let Some(m) = if_match {
+            req = req.header("If-Match", m);
+        }
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| StoreError::new(format!("table storage unreachable: {e}"), true))?;
+        let status = resp.status().as_u16();
+        let etag = resp
+            .headers()
+            .get("etag")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let text = resp.text().await.unwrap_or_default();
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        match status {
+            403 => Err(StoreError::new(
+                "table storage refused the credentials (403): check the connection string",
+                false,
+            )),
+            429 | 500..=599 => Err(StoreError::new(
+                format!("table storage answered HTTP {status}"),
+                true,
+            )),
+            _ => Ok(Reply { status, etag, body }),
+        }
+    }
+
+    fn entity_path(&self, key: &str) -> String {
+        format!(
+            "{}(PartitionKey='{PARTITION}',RowKey='{}')",
+            self.table,
+            row_key(key)
+        )
+    }
+
+    async fn ensure_table(&self) -> Result<(), StoreError> {
+        self.created
+            .get_or_try_init(|| async {
+                let r = self
+                    .request(
+                        reqwest::Method::POST,
+                        "Tables",
+                        Some(&json!({"TableName": self.table})),
+                        None,
+                    )
+                    .await?;
+                match r.status {
+                    201 | 204 | 409 => Ok(()),
+                    s => Err(StoreError::new(
+                        format!("cannot create table {}: HTTP {s} {}", self.table, r.body),
+                        false,
+                    )),
+                }
+            })
+            .await
+            .map(|_| ())
+    }
+
+    fn entity(&self, key: &str, mut props: Value, expires: u64) -> Value {
+        let (v, t) = int64(expires);
+        props["PartitionKey"] = json!(PARTITION);
+        props["RowKey"] = json!(row_key(key));
+        props["Key"] = json!(key);
+        props["ExpiresAt"] = v;
+        props["ExpiresAt@odata.type"] = t;
+        props
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<(Value, String)>, StoreError> {
+        self.ensure_table().await?;
+        let r = self
+            .request(reqwest::Method::GET, &self.entity_path(key), None, None)
+            .await?;
+        match r.status {
+            200 => Ok(Some((r.body, r.etag.unwrap_or_else(|| "*".into())))),
+            404 => Ok(None),
+            s => Err(unexpected("read", s, &r.body)),
+        }
+    }
+
+    async fn insert(&self, entity: &Value) -> Result<bool, StoreError> {
+        self.ensure_table().await?;
+        let r = self
+            .request(reqwest::Method::POST, &self.table, Some(entity), None)
+            .await?;
+        match r.status {
+            201 | 204 => Ok(true),
+            409 => Ok(false),
+            s => Err(unexpected("insert", s, &r.body)),
+        }
+    }
+
+    /// Replaces the row; with `etag`, only if it has not changed (`false` if it has).
+    async fn replace(
+        &self,
+        key: &str,
+        entity: &Value,
+        etag: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        self.ensure_table().await?;
+        let r = self
+            .request(
+                reqwest::Method::PUT,
+                &self.entity_path(key),
+                Some(entity),
+                etag,
+            )
+            .await?;
+        match r.status {
+            204 | 200 => Ok(true),
+            412 | 404 if etag.is_some() => Ok(false),
+            s => Err(unexpected("replace", s, &r.body)),
+        }
+    }
+}
+
+fn unexpected(what: &str, status: u16, body: &Value) -> StoreError {
+    let code = body
+        .pointer("/odata.error/code")
+        .and_then(Value::as_str)
+        .unwrap_or("no error code");
+    StoreError::new(format!("table {what}: HTTP {status} {code}"), false)
+}
+
+fn expires_at(v: &Value) -> u64 {
+    match &v["ExpiresAt"] {
+        Value::String(s) => s.parse().unwrap_or(0),
+        Value::Number(n) => n.as_u64().unwrap_or(0),
+        _ => 0,
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for TableStore {
+    async fn claim(&self, key: &str, lease: Duration) -> Result<bool, StoreError> {
+        let entity = self.entity(key, json!({}), epoch_secs(SystemTime::now() + lease));
+        if self.insert(&entity).await? {
+            return Ok(true);
+        }
+        // Taken: an expired claim may be taken over, once, by whoever swaps first.
+        match self.get(key).await? {
+            Some((row, etag)) if expires_at(&row) < now() => {
+                self.replace(key, &entity, Some(&etag)).await
+            }
+            Some(_) => Ok(false),
+            None => self.insert(&entity).await,
+        }
+    }
+
+    async fn confirm(&self, key: &str, ttl: Duration) -> Result<(), StoreError> {
+        let entity = self.entity(key, json!({}), epoch_secs(SystemTime::now() + ttl));
+        self.replace(key, &entity, None).await.map(|_| ())
+    }
+
+    async fn release(&self, key: &str) -> Result<(), StoreError> {
+        self.ensure_table().await?;
+        let r = self
+            .request(
+                reqwest::Method::DELETE,
+                &self.entity_path(key),
+                None,
+                Some("*"),
+            )
+            .await?;
+        match r.status {
+            204 | 200 | 404 => Ok(()),
+            s => Err(unexpected("delete", s, &r.body)),
+        }
+    }
+
+    async fn thread(&self, key: &str) -> Result<Option<ThreadRef>, StoreError> {
+        let Some((row, _)) = self.get(key).await? else {
+            return Ok(None);
+        };
+        if expires_at(&row) < now() {
+            return Ok(None);
+        }
+        let text = |k: &str| row[k].as_str().map(str::to_string);
+        Ok(match (text("Channel"), text("Ts")) {
+            (Some(channel), Some(ts)) => Some(ThreadRef {
+                channel,
+                ts,
+                state: text("State").unwrap_or_else(|| "firing".into()),
+                since: text("Since").unwrap_or_default(),
+            }),
+            _ => None,
+        })
+    }
+
+    async fn save_thread(
+        &self,
+        key: &str,
+        thread: &ThreadRef,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        let props = json!({
+            "Channel": thread.channel,
+            "Ts": thread.ts,
+            "State": thread.state,
+            "Since": thread.since,
+        });
+        let entity = self.entity(key, props, epoch_secs(SystemTime::now() + ttl));
+        self.replace(key, &entity, None).await.map(|_| ())
+    }
+
+    async fn count(&self, key: &str, ttl: Duration) -> Result<u64, StoreError> {
+        let started = Instant::now();
+        for _ in 0..CAS_ROUNDS {
+            let (hits, etag, expires) = match self.get(key).await? {
+                Some((row, etag)) if expires_at(&row) >= now() => {
+                    let hits = match &row["Hits"] {
+                        Value::String(s) => s.parse().unwrap_or(0),
+                        Value::Number(n) => n.as_u64().unwrap_or(0),
+                        _ => 0,
+                    };
+                    (hits, Some(etag), expires_at(&row))
+                }
+                Some((_, etag)) => (0, Some(etag), epoch_secs(SystemTime::now() + ttl)),
+                None => (0, None, epoch_secs(SystemTime::now() + ttl)),
+            };
+            let (v, t) = int64(hits + 1);
+            let entity = self.entity(key, json!({"Hits": v, "Hits@odata.type": t}), expires);
+            let done = match &etag {
+                Some(e) => self.replace(key, &entity, Some(e)).await?,
+                None => self.insert(&entity).await?,
+            };
+            if done {
+                return Ok(hits + 1);
+            }
+        }
+        Err(StoreError::new(
+            format!(
+                "counter {key} stayed contended for {CAS_ROUNDS} rounds ({:.1}s)",
+                started.elapsed().as_secs_f64()
+            ),
+            true,
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_strings_give_endpoint_account_and_key() {
+        let Ok((e, a, _)) = parse_connection_string(
+            "DefaultEndpointsProtocol=https;AccountName=reflexsa;AccountKey=a2V5a2V5;EndpointSuffix=core.windows.net",
+        ) else {
+            panic!()
+        };
+        assert_eq!(
+            (e.as_str(), a.as_str()),
+            ("https://reflexsa.table.core.windows.net", "reflexsa")
+        );
+        let Ok((e, a, _)) = parse_connection_string("UseDevelopmentStorage=true") else {
+            panic!()
+        };
+        assert_eq!(
+            (e.as_str(), a.as_str()),
+            ("http://127.0.0.1:10002/devstoreaccount1", DEV_ACCOUNT)
+        );
+        let Ok((e, _, _)) = parse_connection_string(&format!(
+            "AccountName={DEV_ACCOUNT};AccountKey={DEV_KEY};TableEndpoint=http://127.0.0.1:4000/{DEV_ACCOUNT}/"
+        )) else {
+            panic!()
+        };
+        assert_eq!(e, "http://127.0.0.1:4000/devstoreaccount1");
+        let e = parse_connection_string("AccountName=x")
+            .err()
+            .unwrap_or_default();
+        assert!(e.contains("AccountKey"), "{e}");
+    }
+
+    #[test]
+    fn shared_key_lite_signs_date_and_canonical_resource() {
+        // Golden value checked against Azurite (notes/azure-table-protocol.md).
+        let Ok(s) = TableStore::from_connection_string(
+            &format!(
+                "AccountName={DEV_ACCOUNT};AccountKey={DEV_KEY};TableEndpoint=http://127.0.0.1:1/{DEV_ACCOUNT}"
+            ),
+            "reflexalerts",
+        ) else {
+            panic!()
+        };
+        let a = s
+            .authorization("Tue, 24 Nov 2026 16:33:00 GMT", "/devstoreaccount1/Tables")
+            .unwrap_or_default();
+        assert_eq!(
+            a,
+            "SharedKeyLite devstoreaccount1:GMif99QJAUm44MDvFkzHTl6FhJ4bQL2DyqkvtYronpE="
+        );
+    }
+}

@@ -1,0 +1,225 @@
+//! Typed configuration, read once at cold start. See the README's table.
+
+use std::time::Duration;
+
+use reflex_aws::secrets::{SecretSetting, check_url};
+use reflex_core::settings::{Lookup, flag};
+use reflex_core::{ConfigError, Routes, Target};
+
+/// Where the dedup / thread / burst state lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreSetting {
+    /// In this process only (the CLI; tests).
+    Memory,
+    /// `REFLEX_DYNAMODB_TABLE`.
+    DynamoDb(String),
+    /// `REFLEX_AZURE_TABLE`, with the connection string from
+    /// `REFLEX_AZURE_STORAGE_CONNECTION` or `AzureWebJobsStorage`.
+    AzureTable { table: String, connection: String },
+}
+
+/// `REFLEX_DENIED_BURST`: this many denials by one principal within the window make
+/// one alert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Burst {
+    pub count: u64,
+    pub window: Duration,
+}
+
+/// The function's configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub dry_run: bool,
+    /// `REFLEX_SLACK_WEBHOOK_URL` / `REFLEX_SLACK_WEBHOOK_SECRET`.
+    pub webhook: SecretSetting,
+    /// `REFLEX_SLACK_BOT_TOKEN` / `REFLEX_SLACK_BOT_TOKEN_SECRET`.
+    pub bot_token: SecretSetting,
+    /// `REFLEX_SLACK_API_URL`.
+    pub api_url: String,
+    pub routes: Routes,
+    pub store: StoreSetting,
+    pub burst: Burst,
+    /// `REFLEX_SNS_TOPIC_ARN`: also publish each message here.
+    pub sns_topic_arn: Option<String>,
+}
+
+fn bad(name: &'static str, value: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError {
+        name,
+        value: value.to_string(),
+        reason: reason.into(),
+    }
+}
+
+fn check_token(v: &str) -> Result<(), String> {
+    if v.starts_with("xox") {
+        Ok(())
+    } else {
+        Err("expected a bot token (xoxb-…)".into())
+    }
+}
+
+fn burst(env: &impl Lookup) -> Result<Burst, ConfigError> {
+    const NAME: &str = "REFLEX_DENIED_BURST";
+    let Some(v) = env.get(NAME) else {
+        return Ok(Burst {
+            count: 5,
+            window: Duration::from_secs(300),
+        });
+    };
+    let parsed = v.split_once('/').and_then(|(c, w)| {
+        let count = c.trim().parse::<u64>().ok().filter(|c| *c > 0)?;
+        let secs = w.trim().parse::<u64>().ok().filter(|s| *s > 0)?;
+        Some(Burst {
+            count,
+            window: Duration::from_secs(secs),
+        })
+    });
+    parsed.ok_or_else(|| bad(NAME, &v, "expected COUNT/SECONDS, e.g. 5/300"))
+}
+
+impl Config {
+    pub fn from_lookup(env: &impl Lookup) -> Result<Self, ConfigError> {
+        let webhook = SecretSetting::from_lookup(
+            env,
+            "REFLEX_SLACK_WEBHOOK_URL",
+            "REFLEX_SLACK_WEBHOOK_SECRET",
+            check_url,
+        )?;
+        let bot_token = SecretSetting::from_lookup(
+            env,
+            "REFLEX_SLACK_BOT_TOKEN",
+            "REFLEX_SLACK_BOT_TOKEN_SECRET",
+            check_token,
+        )?;
+        let api_url = env
+            .get("REFLEX_SLACK_API_URL")
+            .unwrap_or_else(|| "https://slack.com/api".into());
+        check_url(&api_url).map_err(|r| bad("REFLEX_SLACK_API_URL", &api_url, r))?;
+        let has_bot = bot_token != SecretSetting::None;
+        let channel = env.get("REFLEX_SLACK_CHANNEL");
+        if channel.is_some() && !has_bot {
+            return Err(bad(
+                "REFLEX_SLACK_CHANNEL",
+                channel.as_deref().unwrap_or_default(),
+                "a channel needs a bot token: set REFLEX_SLACK_BOT_TOKEN (or _SECRET)",
+            ));
+        }
+        // The default: the bot's channel, else the incoming webhook.
+        let default = match (channel, &webhook) {
+            (Some(c), _) => Some(
+                reflex_core::route::target(&c).map_err(|r| bad("REFLEX_SLACK_CHANNEL", &c, r))?,
+            ),
+            (None, SecretSetting::None) => None,
+            (None, _) => Some(Target::DefaultWebhook),
+        };
+        let table = env.get("REFLEX_SLACK_ROUTES").unwrap_or_default();
+        let routes =
+            Routes::parse(&table, default).map_err(|r| bad("REFLEX_SLACK_ROUTES", &table, r))?;
+        if !has_bot && routes.targets().any(|t| matches!(t, Target::Channel(_))) {
+            return Err(bad(
+                "REFLEX_SLACK_ROUTES",
+                &table,
+                "routes to channels need a bot token: set REFLEX_SLACK_BOT_TOKEN (or _SECRET), or route to webhook URLs",
+            ));
+        }
+        let store = match (
+            env.get("REFLEX_DYNAMODB_TABLE"),
+            env.get("REFLEX_AZURE_TABLE"),
+        ) {
+            (Some(t), _) => StoreSetting::DynamoDb(t),
+            (None, Some(table)) => {
+                let connection = env
+                    .get("REFLEX_AZURE_STORAGE_CONNECTION")
+                    .or_else(|| env.get("AzureWebJobsStorage"))
+                    .ok_or_else(|| {
+                        bad(
+                            "REFLEX_AZURE_TABLE",
+                            &table,
+                            "needs a storage connection string: set REFLEX_AZURE_STORAGE_CONNECTION or AzureWebJobsStorage",
+                        )
+                    })?;
+                StoreSetting::AzureTable { table, connection }
+            }
+            (None, None) => StoreSetting::Memory,
+        };
+        Ok(Self {
+            dry_run: flag(env, "REFLEX_DRY_RUN", false)?,
+            webhook,
+            bot_token,
+            api_url,
+            routes,
+            store,
+            burst: burst(env)?,
+            sns_topic_arn: env.get("REFLEX_SNS_TOPIC_ARN"),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use reflex_core::settings::from_pairs as env;
+
+    use super::*;
+
+    fn err(pairs: &[(&str, &str)]) -> String {
+        Config::from_lookup(&env(pairs))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn the_webhook_is_the_default_route_without_a_bot() {
+        let c = Config::from_lookup(&env(&[(
+            "REFLEX_SLACK_WEBHOOK_URL",
+            "https://hooks.slack.com/services/T/B/x",
+        )]));
+        let Ok(c) = c else { panic!("{c:?}") };
+        assert_eq!(
+            c.routes.targets().collect::<Vec<_>>(),
+            [&Target::DefaultWebhook]
+        );
+        assert_eq!(c.store, StoreSetting::Memory);
+        assert_eq!(c.burst.count, 5);
+    }
+
+    #[test]
+    fn the_bot_channel_is_the_default_route() {
+        let c = Config::from_lookup(&env(&[
+            ("REFLEX_SLACK_BOT_TOKEN", "xoxb-1"),
+            ("REFLEX_SLACK_CHANNEL", "#alerts"),
+            ("REFLEX_SLACK_ROUTES", "kind=guardduty => #security"),
+            ("REFLEX_DYNAMODB_TABLE", "reflex-alerts"),
+            ("REFLEX_DENIED_BURST", "10/60"),
+        ]));
+        let Ok(c) = c else { panic!("{c:?}") };
+        assert_eq!(c.routes.targets().count(), 2);
+        assert_eq!(c.store, StoreSetting::DynamoDb("reflex-alerts".into()));
+        assert_eq!(c.burst.window, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn mistakes_name_the_setting_and_the_fix() {
+        assert!(err(&[("REFLEX_SLACK_CHANNEL", "#alerts")]).contains("needs a bot token"));
+        assert!(
+            err(&[
+                ("REFLEX_SLACK_WEBHOOK_URL", "https://h/x"),
+                ("REFLEX_SLACK_ROUTES", "kind=config => #c")
+            ])
+            .starts_with(
+                "REFLEX_SLACK_ROUTES='kind=config => #c': routes to channels need a bot token"
+            )
+        );
+        assert!(
+            err(&[("REFLEX_SLACK_ROUTES", "kind=nope => mute")]).contains("unknown kind 'nope'")
+        );
+        assert!(err(&[("REFLEX_DENIED_BURST", "five")]).contains("COUNT/SECONDS"));
+        assert!(err(&[("REFLEX_AZURE_TABLE", "t")]).contains("AzureWebJobsStorage"));
+        let e = err(&[("REFLEX_SLACK_BOT_TOKEN", "secret-token-value")]);
+        assert!(
+            e.contains("xoxb") && !e.contains("secret-token-value"),
+            "{e}"
+        );
+    }
+}
