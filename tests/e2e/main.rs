@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod alert_to_slack;
 mod azure_host;
 mod bad_input;
 mod support;

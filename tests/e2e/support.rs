@@ -51,15 +51,23 @@ pub fn events_dir() -> PathBuf {
 impl World {
     /// Runs `reflex invoke close-open-ports FILE [args]` with this world's endpoints.
     pub async fn invoke(&self, payload: &[u8], args: &[&str], env: &[(&str, &str)]) -> Run {
+        self.invoke_fn("close-open-ports", payload, args, env).await
+    }
+
+    /// Runs `reflex invoke FUNCTION FILE [args]` with this world's endpoints.
+    pub async fn invoke_fn(
+        &self,
+        function: &str,
+        payload: &[u8],
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Run {
         let dir = std::env::temp_dir().join(format!("reflex-e2e-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join(format!("event-{}.json", rand_suffix()));
         std::fs::write(&file, payload).unwrap();
         let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_reflex"));
-        cmd.arg("invoke")
-            .arg("close-open-ports")
-            .arg(&file)
-            .args(args);
+        cmd.arg("invoke").arg(function).arg(&file).args(args);
         self.configure(&mut cmd, env);
         let out = cmd.output().await.expect("run reflex");
         let _ = std::fs::remove_file(&file);

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Checks infra/azure/azuredeploy.json (ARM) for the Reflex close-open-ports function app.
+"""Checks infra/azure/azuredeploy.json (ARM) for the Reflex function app (close-open-ports, alert-to-slack).
 
     python3 tests/templates/check_azure_template.py                    # check the template
     python3 tests/templates/check_azure_template.py --template PATH    # check another copy
@@ -40,6 +40,13 @@ DEFAULT_PARAMETERS = REPO_ROOT / "infra" / "azure" / "azuredeploy.parameters.exa
 SCHEMA = "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#"
 FUNCTION = "close-open-ports"
 ROUTE = f"/api/{FUNCTION}"
+ALERT_FUNCTION = "alert-to-slack"
+ALERT_ROUTE = f"/api/{ALERT_FUNCTION}"
+# Action groups by name suffix (after the appName): close-open-ports' NSG alerts, and the
+# group users attach their own alert rules to for alert-to-slack.
+AG_SUFFIX = {FUNCTION: "-ag", ALERT_FUNCTION: "-alerts-ag"}
+FUNCTIONS_DIR = REPO_ROOT / "functions"
+TABLE_TYPE = "Microsoft.Storage/storageAccounts/tableServices/tables"
 
 # The only actions the function's role may hold: read the NSG and its rules, delete a
 # rule, and poll the delete's Azure-AsyncOperation status.
@@ -60,10 +67,16 @@ PARAMETER_SETTINGS = {
     "exemptTag": "REFLEX_EXEMPT_TAG",
     "slackWebhookUrl": "REFLEX_SLACK_WEBHOOK_URL",
     "webhookToken": "REFLEX_WEBHOOK_TOKEN",
+    # alert-to-slack
+    "alertTableName": "REFLEX_AZURE_TABLE",
+    "slackBotToken": "REFLEX_SLACK_BOT_TOKEN",
+    "slackChannel": "REFLEX_SLACK_CHANNEL",
+    "slackRoutes": "REFLEX_SLACK_ROUTES",
 }
 EXPECTED_DEFAULTS = {"dryRun": "true", "forbiddenPorts": "22,3389", "exemptTag": "reflex:exempt=true",
-                     "webhookToken": "", "planSku": "Y1"}
-SECURE_PARAMETERS = {"slackWebhookUrl", "webhookToken"}
+                     "webhookToken": "", "planSku": "Y1",
+                     "alertTableName": "reflexalerts", "slackBotToken": "", "slackChannel": "", "slackRoutes": ""}
+SECURE_PARAMETERS = {"slackWebhookUrl", "webhookToken", "slackBotToken"}
 PREMIUM_ONLY_SETTINGS = {"WEBSITE_CONTENTAZUREFILECONNECTIONSTRING"}
 
 # Values for the deployment context and for the parameters a test deploy would pass.
@@ -319,6 +332,14 @@ def one(t: dict, rtype: str) -> dict:
     return found[0]
 
 
+def action_group(env: Env, t: dict, function: str) -> dict:
+    """The action group whose evaluated name is <appName><suffix of that function>."""
+    want = f"{env.param('appName')}{AG_SUFFIX[function]}"
+    found = [g for g in resources_of(t, "Microsoft.Insights/actionGroups") if env.value(g.get("name")) == want]
+    require(len(found) == 1, f"expected one action group named {want!r} (for {function}), found {len(found)}")
+    return found[0]
+
+
 def resource_id_of(env: Env, res: dict) -> str:
     names = str(env.value(res["name"])).split("/")
     return _resource_id(RG_ID, res["type"], *names)
@@ -501,7 +522,9 @@ def _(ctx: Ctx) -> None:
     for sku in ("Y1", "EP1"):
         args = {"planSku": sku, "dryRun": "false", "forbiddenPorts": "22,3389,5432", "allowedCidrs": "10.0.0.0/8",
                 "exemptTag": "team=x", "slackWebhookUrl": "@Microsoft.KeyVault(SecretUri=https://kv.vault.azure.net/secrets/s/)",
-                "webhookToken": "tok"}
+                "webhookToken": "tok", "alertTableName": "opsalerts",
+                "slackBotToken": "@Microsoft.KeyVault(SecretUri=https://kv.vault.azure.net/secrets/bot/)",
+                "slackChannel": "#ops", "slackRoutes": "kind=health => mute"}
         env = ctx.env(**args)
         s = app_settings(env, t)
         want = base | (PREMIUM_ONLY_SETTINGS if sku == "EP1" else set())
@@ -563,18 +586,17 @@ def _(ctx: Ctx) -> None:
     require(any(d.endswith(f"/roledefinitions/{rd_name}") for d in deps), "role assignment does not depend on the role definition")
 
 
-def webhook_url(ctx: Ctx, token: str) -> tuple[str, Env]:
+def webhook_url(ctx: Ctx, token: str, function: str = FUNCTION) -> tuple[str, Env]:
     env = ctx.env(webhookToken=token)
-    ag = one(ctx.t, "Microsoft.Insights/actionGroups")
+    ag = action_group(env, ctx.t, function)
     receivers = ag.get("properties", {}).get("webhookReceivers", [])
     require(isinstance(receivers, list) and len(receivers) == 1, f"expected one webhookReceiver, got {len(receivers) if isinstance(receivers, list) else receivers!r}")
     return str(env.value(receivers[0].get("serviceUri"))), env
 
 
-@check("action group: Global, one webhook (common alert schema) to https://<app>/api/close-open-ports?code=<host key>[&token=]")
-def _(ctx: Ctx) -> None:
+def require_webhook_group(ctx: Ctx, function: str, route: str) -> None:
     t = ctx.t
-    ag = one(t, "Microsoft.Insights/actionGroups")
+    ag = action_group(ctx.env(), t, function)
     require(str(ag.get("location", "")).lower() == "global", f"location is {ag.get('location')!r}")
     p = ag.get("properties", {})
     require(p.get("enabled", True) is True, "action group is disabled")
@@ -583,13 +605,13 @@ def _(ctx: Ctx) -> None:
     require(receiver.get("useCommonAlertSchema") is True, "webhook receiver does not use the common alert schema")
     site = one(t, "Microsoft.Web/sites")
     for token in ("", "s3cr&t+=/"):
-        url, env = webhook_url(ctx, token)
+        url, env = webhook_url(ctx, token, function)
         app = env.value(site["name"])
         host_id = _resource_id(RG_ID, "Microsoft.Web/sites/host", app, "default")
         parts = urlsplit(url)
         require(parts.scheme == "https", f"webhook URL {url!r} is not https")
         require(parts.netloc == f"{app}.azurewebsites.net", f"webhook host is {parts.netloc!r}, expected reference(<app>).defaultHostName")
-        require(parts.path == ROUTE, f"webhook path is {parts.path!r}, expected {ROUTE}")
+        require(parts.path == route, f"webhook path is {parts.path!r}, expected {route}")
         q = parse_qs(parts.query, keep_blank_values=True)
         require(q.get("code") == [f"fnkey+/=of({host_id})"],
                 f"code= is {q.get('code')!r}: expected the URL-encoded functionKeys.default of {host_id}")
@@ -598,13 +620,72 @@ def _(ctx: Ctx) -> None:
         else:
             require("token" not in q, f"webhookToken empty but the URL has token= ({url})")
         require(set(q) <= {"code", "token"}, f"unexpected query parameters {sorted(q)}")
+    deps = [str(env.value(d)).lower() for d in ag.get("dependsOn", [])]
+    require(resource_id_of(env, site).lower() in deps, "action group does not depend on the function app (listKeys on its host)")
+
+
+@check("action group: Global, one webhook (common alert schema) to https://<app>/api/close-open-ports?code=<host key>[&token=]")
+def _(ctx: Ctx) -> None:
+    require_webhook_group(ctx, FUNCTION, ROUTE)
+
+
+@check("alert-to-slack action group <app>-alerts-ag: Global, one webhook (common alert schema) to https://<app>/api/alert-to-slack?code=<host key>[&token=], id in the outputs")
+def _(ctx: Ctx) -> None:
+    require_webhook_group(ctx, ALERT_FUNCTION, ALERT_ROUTE)
+    env = ctx.env()
+    ag_id = resource_id_of(env, action_group(env, ctx.t, ALERT_FUNCTION))
+    outs = {k: env.value(v.get("value")) for k, v in ctx.t.get("outputs", {}).items()}
+    require(ag_id in outs.values(), f"no output with the alert-to-slack action group id {ag_id}")
+    names = [env.value(g.get("properties", {}).get("groupShortName")) for g in resources_of(ctx.t, "Microsoft.Insights/actionGroups")]
+    require(len(set(names)) == len(names), f"action groups share a groupShortName {names}: notifications would not say which one fired")
+
+
+@check("alert-to-slack table: tableServices/tables in the app's storage account, named by alertTableName = REFLEX_AZURE_TABLE")
+def _(ctx: Ctx) -> None:
+    t = ctx.t
+    decl = t.get("parameters", {}).get("alertTableName", {})
+    require(decl.get("type") == "string", "parameter alertTableName is not a string")
+    require(decl.get("minLength") == 3 and decl.get("maxLength") == 63,
+            f"alertTableName length limits are {decl.get('minLength')!r}..{decl.get('maxLength')!r}, expected 3..63 (Table storage names)")
+    sa = one(t, "Microsoft.Storage/storageAccounts")
+    tables = resources_of(t, TABLE_TYPE)
+    require(len(tables) == 1, f"expected one {TABLE_TYPE}, found {len(tables)}")
+    table = tables[0]
+    for name in ("reflexalerts", "opsalerts"):
+        env = ctx.env(alertTableName=name) if name != "reflexalerts" else ctx.env()
+        account = env.value(sa["name"])
+        got = env.value(table["name"])
+        require(got == f"{account}/default/{name}", f"alertTableName={name!r}: table name is {got!r}, expected {account}/default/{name}")
+        require(app_settings(env, t).get("REFLEX_AZURE_TABLE") == name, f"alertTableName={name!r}: REFLEX_AZURE_TABLE differs from the table")
+        deps = [str(env.value(d)).lower() for d in table.get("dependsOn", [])]
+        require(resource_id_of(env, sa).lower() in deps, "table does not depend on the storage account")
+    require("REFLEX_AZURE_STORAGE_CONNECTION" not in app_settings(ctx.env(), t),
+            "REFLEX_AZURE_STORAGE_CONNECTION is set: the table is in AzureWebJobsStorage's account, the default")
+    enc = ctx.env().value(sa.get("properties", {})).get("encryption", {}).get("services", {}).get("table", {})
+    require(enc.get("enabled") is True, "the storage account does not encrypt the table service")
+
+
+@check("every action-group route has a functions/<name>/function.json: httpTrigger, authLevel function, POST, http out")
+def _(ctx: Ctx) -> None:
+    for function in AG_SUFFIX:
+        path = FUNCTIONS_DIR / function / "function.json"
+        require(path.is_file(), f"{path.relative_to(REPO_ROOT)} is missing: the host would answer 404 on /api/{function}")
+        doc = json.loads(path.read_text())
+        bindings = doc.get("bindings", [])
+        ins = [b for b in bindings if b.get("direction") == "in"]
+        outs = [b for b in bindings if b.get("direction") == "out"]
+        require(len(ins) == 1 and ins[0].get("type") == "httpTrigger", f"{function}: input binding is {ins!r}")
+        require(ins[0].get("authLevel") == "function", f"{function}: authLevel is {ins[0].get('authLevel')!r}, expected function (the ?code= key)")
+        require([m.lower() for m in ins[0].get("methods", [])] == ["post"], f"{function}: methods {ins[0].get('methods')!r}, expected [post]")
+        require(not ins[0].get("route"), f"{function}: a custom route would break /api/{function}")
+        require(len(outs) == 1 and outs[0].get("type") == "http", f"{function}: output binding is {outs!r}")
 
 
 @check("activity log alerts: Administrative securityRules/write and networkSecurityGroups/write, status Succeeded, this RG, to the action group")
 def _(ctx: Ctx) -> None:
     t = ctx.t
     env = ctx.env()
-    ag_id = resource_id_of(env, one(t, "Microsoft.Insights/actionGroups"))
+    ag_id = resource_id_of(env, action_group(env, t, FUNCTION))
     alerts = resources_of(t, "Microsoft.Insights/activityLogAlerts")
     require(alerts, "no activityLogAlerts")
     covered: set[str] = set()
@@ -635,7 +716,7 @@ def _(ctx: Ctx) -> None:
     require(NSG_WRITE in covered, f"no alert on {NSG_WRITE}")
 
 
-@check("outputs: function app name, principal id, webhook URL without the key")
+@check("outputs: function app name, principal id, webhook URLs without the key")
 def _(ctx: Ctx) -> None:
     t = ctx.t
     env = ctx.env()
@@ -646,7 +727,8 @@ def _(ctx: Ctx) -> None:
     values = list(outs.values())
     require(app in values, f"no output with the function app name {app!r}")
     require(f"principal-of({app_id})" in values, "no output with the app's principal id")
-    require(f"https://{app}.azurewebsites.net{ROUTE}" in values, f"no output with https://{app}.azurewebsites.net{ROUTE}")
+    for route in (ROUTE, ALERT_ROUTE):
+        require(f"https://{app}.azurewebsites.net{route}" in values, f"no output with https://{app}.azurewebsites.net{route}")
     for k, v in outs.items():
         require("fnkey" not in str(v) and "storagekey" not in str(v) and "code=" not in str(v), f"output {k} carries a key")
 
@@ -670,6 +752,7 @@ def _(ctx: Ctx) -> None:
     text = path.read_text()
     require(not re.search(r"hooks\.slack\.com/services/T[A-Z0-9]+/B[A-Z0-9]+/[A-Za-z0-9]{16,}", text), f"{path.name} holds a Slack webhook URL")
     require(not re.search(r"AccountKey=[A-Za-z0-9+/]{20,}", text), f"{path.name} holds a storage key")
+    require(not re.search(r"xox[abpr]-[0-9]+-[0-9A-Za-z-]{10,}", text), f"{path.name} holds a Slack token")
 
 
 def run_checks(path: Path, parameters: Path | None, quiet: bool = False) -> tuple[int, int, list[str]]:
@@ -711,8 +794,18 @@ def _site(t: dict) -> dict:
     return _res(t, "Microsoft.Web/sites")
 
 
-def _receiver(t: dict) -> dict:
-    return _res(t, "Microsoft.Insights/actionGroups")["properties"]["webhookReceivers"][0]
+def _ag(t: dict, var: str = "actionGroupName") -> dict:
+    found = [g for g in resources_of(t, "Microsoft.Insights/actionGroups") if g["name"] == f"[variables('{var}')]"]
+    assert len(found) == 1, var
+    return found[0]
+
+
+def _receiver(t: dict, var: str = "actionGroupName") -> dict:
+    return _ag(t, var)["properties"]["webhookReceivers"][0]
+
+
+def _table(t: dict) -> dict:
+    return _res(t, TABLE_TYPE)
 
 
 def _alert(t: dict, op: str) -> dict:
@@ -751,9 +844,9 @@ Mutation = Callable[[dict], Any]
 MUTATIONS: list[tuple[str, Mutation | None, Callable[[str], str] | None, str]] = [
     ("not JSON", None, _broken_json,
      "template is valid JSON: deploymentTemplate 2019-04-01 schema, contentVersion, resources"),
-    ("resource without apiVersion", lambda t: _res(t, "Microsoft.Insights/actionGroups").pop("apiVersion"), None,
+    ("resource without apiVersion", lambda t: _ag(t).pop("apiVersion"), None,
      "every resource has type, a stable apiVersion (YYYY-MM-DD) and name"),
-    ("preview apiVersion", lambda t: _res(t, "Microsoft.Insights/actionGroups").__setitem__("apiVersion", "2024-10-01-preview"), None,
+    ("preview apiVersion", lambda t: _ag(t).__setitem__("apiVersion", "2024-10-01-preview"), None,
      "every resource has type, a stable apiVersion (YYYY-MM-DD) and name"),
     ("reference to an undeclared parameter", lambda t: t["variables"]["plainAppSettings"].append({"name": "REFLEX_X", "value": "[parameters('notDeclared')]"}), None,
      "parameters: every parameters('x') is declared, every declared parameter is used"),
@@ -822,10 +915,64 @@ MUTATIONS: list[tuple[str, Mutation | None, Callable[[str], str] | None, str]] =
      lambda t: _alert(t, "nsgWriteOperation")["properties"].__setitem__("scopes", ["[subscription().id]"]), None,
      "activity log alerts: Administrative securityRules/write and networkSecurityGroups/write, status Succeeded, this RG, to the action group"),
     ("principal id output dropped", lambda t: t["outputs"].pop("principalId"), None,
-     "outputs: function app name, principal id, webhook URL without the key"),
+     "outputs: function app name, principal id, webhook URLs without the key"),
     ("webhook URL output with the key",
      lambda t: t["outputs"]["webhookUrl"].__setitem__("value", _receiver(t)["serviceUri"]), None,
      "parameters: defaults for a safe first deploy; secrets are securestring and never output"),
+]
+
+T_ALERT_AG = ("alert-to-slack action group <app>-alerts-ag: Global, one webhook (common alert schema) to "
+              "https://<app>/api/alert-to-slack?code=<host key>[&token=], id in the outputs")
+T_TABLE = "alert-to-slack table: tableServices/tables in the app's storage account, named by alertTableName = REFLEX_AZURE_TABLE"
+T_SETTINGS = "app settings: ~4, FUNCTIONS_WORKER_RUNTIME=Custom, AzureWebJobsStorage from listKeys, REFLEX_* from parameters"
+T_SAFE = "parameters: defaults for a safe first deploy; secrets are securestring and never output"
+T_ALERTS = ("activity log alerts: Administrative securityRules/write and networkSecurityGroups/write, status Succeeded, "
+            "this RG, to the action group")
+T_OUTPUTS = "outputs: function app name, principal id, webhook URLs without the key"
+
+
+def _drop_setting(t: dict, name: str) -> None:
+    t["variables"]["plainAppSettings"][:] = [s for s in t["variables"]["plainAppSettings"] if s["name"] != name]
+
+
+MUTATIONS += [
+    ("alert-to-slack receiver on the close-open-ports route",
+     lambda t: _replace_in(_receiver(t, "alertsActionGroupName"), "serviceUri", "variables('alertFunctionName')", "variables('functionName')"), None, T_ALERT_AG),
+    ("alert-to-slack receiver with the legacy schema",
+     lambda t: _receiver(t, "alertsActionGroupName").__setitem__("useCommonAlertSchema", False), None, T_ALERT_AG),
+    ("alert-to-slack receiver without the function key",
+     lambda t: _receiver(t, "alertsActionGroupName").__setitem__(
+         "serviceUri", "[concat('https://', reference(variables('appId'), '2024-11-01').defaultHostName, '/api/', variables('alertFunctionName'))]"), None, T_ALERT_AG),
+    ("alert-to-slack receiver sends the token unencoded",
+     lambda t: _replace_in(_receiver(t, "alertsActionGroupName"), "serviceUri", "concat('&token=', uriComponent(parameters('webhookToken')))",
+                           "concat('&token=', parameters('webhookToken'))"), None, T_ALERT_AG),
+    ("alert-to-slack action group id not output", lambda t: t["outputs"].pop("alertsActionGroupId"), None, T_ALERT_AG),
+    ("alert-to-slack action group removed", lambda t: t["resources"].remove(_ag(t, "alertsActionGroupName")), None, T_ALERT_AG),
+    ("both action groups share a short name",
+     lambda t: _ag(t, "alertsActionGroupName")["properties"].__setitem__("groupShortName", "reflex"), None, T_ALERT_AG),
+    ("NSG alerts also sent to alert-to-slack",
+     lambda t: _alert(t, "nsgWriteOperation")["properties"]["actions"]["actionGroups"].append(
+         {"actionGroupId": "[variables('alertsActionGroupId')]"}), None, T_ALERTS),
+    ("table removed", lambda t: t["resources"].remove(_table(t)), None, T_TABLE),
+    ("table in another storage account",
+     lambda t: _table(t).__setitem__("name", "[concat('otheraccount', '/default/', parameters('alertTableName'))]"), None, T_TABLE),
+    ("table name hard-coded", lambda t: _table(t).__setitem__("name", "[concat(parameters('storageAccountName'), '/default/reflexalerts')]"), None, T_TABLE),
+    ("table without dependsOn on the account", lambda t: _table(t).pop("dependsOn"), None, T_TABLE),
+    ("alertTableName without length limits", lambda t: t["parameters"]["alertTableName"].pop("maxLength"), None, T_TABLE),
+    ("table service not encrypted",
+     lambda t: _res(t, "Microsoft.Storage/storageAccounts")["properties"]["encryption"]["services"]["table"].__setitem__("enabled", False), None, T_TABLE),
+    ("REFLEX_AZURE_TABLE dropped", lambda t: _drop_setting(t, "REFLEX_AZURE_TABLE"), None, T_SETTINGS),
+    ("REFLEX_SLACK_ROUTES hard-coded", lambda t: _set_setting(t, "REFLEX_SLACK_ROUTES", "severity=critical => #oncall"), None, T_SETTINGS),
+    ("REFLEX_SLACK_CHANNEL fed by slackRoutes", lambda t: _set_setting(t, "REFLEX_SLACK_CHANNEL", "[parameters('slackRoutes')]"), None,
+     "parameters: every parameters('x') is declared, every declared parameter is used"),
+    ("bot token as a plain string", lambda t: t["parameters"]["slackBotToken"].__setitem__("type", "string"), None, T_SAFE),
+    ("bot token required (no default)", lambda t: t["parameters"]["slackBotToken"].pop("defaultValue"), None, T_SAFE),
+    ("bot token output", lambda t: t["outputs"].__setitem__("botToken", {"type": "string", "value": "[parameters('slackBotToken')]"}), None, T_SAFE),
+    ("bot token not in the app settings",
+     lambda t: _replace_in(_site(t)["properties"]["siteConfig"], "appSettings",
+                           ", createObject('name', 'REFLEX_SLACK_BOT_TOKEN', 'value', parameters('slackBotToken'))", ""), None,
+     "parameters: every parameters('x') is declared, every declared parameter is used"),
+    ("alert webhook URL output dropped", lambda t: t["outputs"].pop("alertWebhookUrl"), None, T_OUTPUTS),
 ]
 
 

@@ -827,7 +827,7 @@ FIXTURE_ROUTES: dict[str, tuple[str, ...]] = {
     "config/restricted-common-ports-noncompliant.json": (COP_CONFIG, ALERT_RULES["ConfigCompliance"]),
     "config/restricted-ssh-compliant.json": (ALERT_RULES["ConfigCompliance"],),  # resolves the thread
     "config/restricted-ssh-noncompliant.json": (COP_CONFIG, ALERT_RULES["ConfigCompliance"]),
-    "config/restricted-ssh-not-applicable.json": (),
+    "config/restricted-ssh-not-applicable.json": (ALERT_RULES["ConfigCompliance"],),  # deleted: resolves the thread
     "config/s3-versioning-noncompliant.json": (ALERT_RULES["ConfigCompliance"],),
     "config/securityhub-restricted-ssh-noncompliant.json": (COP_CONFIG, ALERT_RULES["ConfigCompliance"]),
     "config/vpc-sg-open-only-to-authorized-ports-noncompliant.json": (COP_CONFIG, ALERT_RULES["ConfigCompliance"]),
@@ -992,7 +992,7 @@ def _(ctx: Ctx) -> None:
     ])
 
 
-@check("alert-to-slack rule ConfigCompliance: every Config rule, NON_COMPLIANT and COMPLIANT")
+@check("alert-to-slack rule ConfigCompliance: every Config rule, NON_COMPLIANT, COMPLIANT and NOT_APPLICABLE")
 def _(ctx: Ctx) -> None:
     props, pat = alert_rule(ctx, "ConfigCompliance")
     require_state(props, None)
@@ -1001,12 +1001,11 @@ def _(ctx: Ctx) -> None:
     should = []
     for rule, rtype in (("restricted-ssh", "AWS::EC2::SecurityGroup"), ("s3-bucket-versioning-enabled", "AWS::S3::Bucket"),
                         ("securityhub-iam-root-access-key-check-0a1b2c3d", "AWS::::Account")):
-        for comp in ("NON_COMPLIANT", "COMPLIANT"):
+        for comp in ("NON_COMPLIANT", "COMPLIANT", "NOT_APPLICABLE"):
             should.append((f"{comp} {rule}", config_event(rule, comp, rtype)))
     other = config_event("restricted-ssh")
     other["detail"]["messageType"] = "ConfigRulesEvaluationStarted"
     require_matches(pat, should, [
-        ("NOT_APPLICABLE", config_event("restricted-ssh", "NOT_APPLICABLE")),
         ("INSUFFICIENT_DATA", config_event("restricted-ssh", "INSUFFICIENT_DATA")),
         ("a non-ComplianceChangeNotification message", other),
     ])
@@ -1502,7 +1501,7 @@ T_CW = "alert-to-slack rule CloudWatchAlarm: every alarm state change, nothing e
 T_CT = ("alert-to-slack rule CloudTrailSecurity: root usage, access denied, SG/NACL/IAM/CloudTrail changes; "
         "read-only events included")
 T_SIGNIN = "alert-to-slack rule ConsoleSignIn: root sign-ins and failed sign-ins"
-T_CFG = "alert-to-slack rule ConfigCompliance: every Config rule, NON_COMPLIANT and COMPLIANT"
+T_CFG = "alert-to-slack rule ConfigCompliance: every Config rule, NON_COMPLIANT, COMPLIANT and NOT_APPLICABLE"
 T_HEALTH = "alert-to-slack rule Health: AWS Health events"
 T_GD = "alert-to-slack rule GuardDuty: GuardDuty findings of every severity"
 T_MATRIX = "alert-to-slack: exactly the six EventBridge rules; no event reaches two of them"
@@ -1598,6 +1597,8 @@ MUTATIONS += [
     ("ConsoleSignIn matches every sign-in", lambda t: _event(t, "ConsoleSignIn")["Pattern"]["detail"].pop("$or"), T_SIGNIN),
     ("ConfigCompliance only NON_COMPLIANT",
      lambda t: _event(t, "ConfigCompliance")["Pattern"]["detail"]["newEvaluationResult"].__setitem__("complianceType", ["NON_COMPLIANT"]), T_CFG),
+    ("ConfigCompliance drops NOT_APPLICABLE (deleted resources never resolve)",
+     lambda t: _event(t, "ConfigCompliance")["Pattern"]["detail"]["newEvaluationResult"].__setitem__("complianceType", ["NON_COMPLIANT", "COMPLIANT"]), T_CFG),
     ("Health rule on aws.ec2", lambda t: _event(t, "Health")["Pattern"].__setitem__("source", ["aws.ec2"]), T_HEALTH),
     ("GuardDuty detail-type typo", lambda t: _event(t, "GuardDuty")["Pattern"].__setitem__("detail-type", ["GuardDuty Findings"]), T_GD),
     ("GuardDuty only high severity",

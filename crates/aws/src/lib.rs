@@ -19,6 +19,13 @@ pub async fn sdk_config() -> aws_types::SdkConfig {
 pub struct LazySdk(std::sync::Arc<tokio::sync::OnceCell<aws_types::SdkConfig>>);
 
 impl LazySdk {
+    /// An already-loaded configuration (tests point it at moto).
+    pub fn from_config(config: aws_types::SdkConfig) -> Self {
+        Self(std::sync::Arc::new(tokio::sync::OnceCell::new_with(Some(
+            config,
+        ))))
+    }
+
     pub async fn get(&self) -> &aws_types::SdkConfig {
         self.0.get_or_init(sdk_config).await
     }

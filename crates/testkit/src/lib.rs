@@ -10,12 +10,16 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test support: failing loudly is the point
 
 pub mod arm;
+mod azurite;
 mod moto;
 mod slack;
+mod store;
 
 pub use arm::{ArmFake, ArmReply, DeleteMode};
+pub use azurite::{AZURITE_KEY, Azurite};
 pub use moto::Moto;
 pub use slack::{BOT_TOKEN, Posted, Recorded, Reply, SlackSink, blocks, channel_id, print_message};
+pub use store::store_contract;
 
 /// Every `.json` file below `dir`, sorted: the fixture sweeps use it.
 pub fn json_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {

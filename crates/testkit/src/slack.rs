@@ -163,10 +163,10 @@ fn web_api(
                 return rate_limited(inner.min_interval.unwrap_or_default());
             }
             let thread_ts = body["thread_ts"].as_str().map(str::to_string);
-            if let Some(t) = &thread_ts {
-                if !inner.messages.iter().any(|m| m.channel == id && &m.ts == t) {
-                    return api_error("thread_not_found");
-                }
+            if let Some(t) = &thread_ts
+                && !inner.messages.iter().any(|m| m.channel == id && &m.ts == t)
+            {
+                return api_error("thread_not_found");
             }
             inner.next_ts += 1;
             let ts = format!("1795536000.{:06}", inner.next_ts);

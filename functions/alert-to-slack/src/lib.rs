@@ -184,8 +184,9 @@ pub fn parse(raw: &[u8]) -> Result<Vec<Noticed>, ParseError> {
 }
 
 fn store_error(e: StoreError) -> HandleError {
-    let msg = format!("state store: {}", e.message);
-    if e.retryable {
+    let StoreError { message, retryable } = e;
+    let msg = format!("state store: {message}");
+    if retryable {
         HandleError::Retryable(msg)
     } else {
         HandleError::Fatal(msg)
@@ -276,10 +277,10 @@ async fn deliver(
     if let Decision::Ignore(why) = decide(&n, route.as_ref(), None) {
         return Ok(Some(why));
     }
-    if let Some(key) = n.burst_key.clone() {
-        if let Some(why) = burst_gate(deps, &mut n, &key).await? {
-            return Ok(Some(why));
-        }
+    if let Some(key) = n.burst_key.clone()
+        && let Some(why) = burst_gate(deps, &mut n, &key).await?
+    {
+        return Ok(Some(why));
     }
     let dry_run = deps.config.dry_run;
     let claim = format!("delivery:{}", n.delivery_key);

@@ -82,7 +82,8 @@ fn every_fixture_reads_as_a_notice_or_a_reason_and_renders_within_limits() {
         let parsed = parse(&raw);
         let name = f.display().to_string();
         if name.contains("unknown-schema-id") {
-            assert!(parsed.is_err(), "{name}");
+            // Without the `azure` feature an Azure payload is just not recognised.
+            assert_eq!(parsed.is_err(), cfg!(feature = "azure"), "{name}");
             continue;
         }
         let parsed = parsed.unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -102,7 +103,8 @@ fn every_fixture_reads_as_a_notice_or_a_reason_and_renders_within_limits() {
             }
         }
     }
-    assert!(notices >= 50, "only {notices} notices from the fixtures");
+    let want = if cfg!(feature = "azure") { 50 } else { 35 };
+    assert!(notices >= want, "only {notices} notices from the fixtures");
 }
 
 fn one(rel: &str) -> Notice {
@@ -186,8 +188,11 @@ fn each_kind_reads_its_key_facts() {
         !generic.reason.unwrap().trim_start().starts_with('{'),
         "flattened, not raw JSON"
     );
-    let azure = one("azure/common-alert-schema/metric-static.json");
-    assert_eq!(azure.kind, NoticeKind::AzureAlert);
+    #[cfg(feature = "azure")]
+    assert_eq!(
+        one("azure/common-alert-schema/metric-static.json").kind,
+        NoticeKind::AzureAlert
+    );
 }
 
 #[tokio::test]
@@ -430,12 +435,15 @@ async fn a_burst_of_50_alarms_is_delivered_in_full_at_slacks_pace() {
     let sink = SlackSink::start().await;
     sink.pace(Duration::from_secs(1));
     let deps = std::sync::Arc::new(bot(&sink, &[]).await);
-    let raw: Value = serde_json::from_slice(&fixture("aws/cloudwatch/alarm-state-change-alarm.json")).unwrap();
+    let raw: Value =
+        serde_json::from_slice(&fixture("aws/cloudwatch/alarm-state-change-alarm.json")).unwrap();
     let mut tasks = Vec::new();
     for i in 0..50 {
         let mut e = raw.clone();
         e["id"] = Value::String(format!("burst-{i}"));
-        e["resources"][0] = Value::String(format!("arn:aws:cloudwatch:us-east-1:123456789012:alarm:burst-{i}"));
+        e["resources"][0] = Value::String(format!(
+            "arn:aws:cloudwatch:us-east-1:123456789012:alarm:burst-{i}"
+        ));
         e["detail"]["alarmName"] = Value::String(format!("burst-{i}"));
         let deps = std::sync::Arc::clone(&deps);
         tasks.push(tokio::spawn(async move {
@@ -445,9 +453,17 @@ async fn a_burst_of_50_alarms_is_delivered_in_full_at_slacks_pace() {
     }
     for t in tasks {
         let o = t.await.unwrap().unwrap();
-        assert_eq!(o.actions[0].status, ActionStatus::Done, "{:?}", o.actions[0].error);
+        assert_eq!(
+            o.actions[0].status,
+            ActionStatus::Done,
+            "{:?}",
+            o.actions[0].error
+        );
     }
     let msgs = sink.messages();
     assert_eq!(msgs.len(), 50, "every alarm delivered");
-    assert!(sink.rate_limited() > 0, "the stand-in paced the burst with 429s");
+    assert!(
+        sink.rate_limited() > 0,
+        "the stand-in paced the burst with 429s"
+    );
 }
