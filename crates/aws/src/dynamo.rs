@@ -132,21 +132,14 @@ impl Store for DynamoStore {
         let Some(item) = out.item else {
             return Ok(None);
         };
-        let text = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
         let live = item
             .get("expires_at")
             .and_then(|v| v.as_n().ok())
             .and_then(|v| v.parse::<u64>().ok())
             .is_none_or(|e| e >= now());
-        Ok(match (live, text("channel"), text("ts")) {
-            (true, Some(channel), Some(ts)) => Some(ThreadRef {
-                channel,
-                ts,
-                state: text("state").unwrap_or_else(|| "firing".into()),
-                since: text("since").unwrap_or_default(),
-            }),
-            _ => None,
-        })
+        Ok(live
+            .then(|| ThreadRef::from_columns(|k| item.get(k).and_then(|v| v.as_s().ok()).cloned()))
+            .flatten())
     }
 
     async fn save_thread(
@@ -155,20 +148,17 @@ impl Store for DynamoStore {
         thread: &ThreadRef,
         ttl: Duration,
     ) -> Result<(), StoreError> {
-        self.client()
+        let mut put = self
+            .client()
             .await
             .put_item()
             .table_name(&self.table)
             .item("pk", s(key))
-            .item("channel", s(&thread.channel))
-            .item("ts", s(&thread.ts))
-            .item("state", s(&thread.state))
-            .item("since", s(&thread.since))
-            .item("expires_at", n(expiry(ttl)))
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| failed(&e))
+            .item("expires_at", n(expiry(ttl)));
+        for (column, value) in thread.columns() {
+            put = put.item(column, s(value));
+        }
+        put.send().await.map(|_| ()).map_err(|e| failed(&e))
     }
 
     async fn count(&self, key: &str, ttl: Duration) -> Result<u64, StoreError> {

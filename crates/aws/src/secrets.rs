@@ -55,11 +55,7 @@ impl SecretSetting {
         match (env.get(value_name), env.get(reference_name)) {
             (Some(v), _) => match check(v.trim()) {
                 Ok(()) => Ok(Self::Value(Secret::new(v.trim()))),
-                Err(reason) => Err(ConfigError {
-                    name: value_name,
-                    value: "[redacted]".into(),
-                    reason,
-                }),
+                Err(reason) => Err(ConfigError::new(value_name, "[redacted]", reason)),
             },
             (None, Some(r)) => Ok(Self::Reference(SecretRef::parse(&r))),
             (None, None) => Ok(Self::None),

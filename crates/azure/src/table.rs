@@ -31,7 +31,8 @@ const CAS_ROUNDS: usize = 16;
 pub struct TableStore {
     endpoint: String,
     account: String,
-    key: Secret,
+    /// The decoded account key (never printed: `Debug` leaves it out).
+    key: Vec<u8>,
     table: String,
     http: reqwest::Client,
     created: OnceCell<()>,
@@ -77,9 +78,6 @@ pub fn parse_connection_string(cs: &str) -> Result<(String, String, Secret), Str
         .get("accountkey")
         .cloned()
         .ok_or("the connection string has no AccountKey (managed-identity connections are not supported for the table store)")?;
-    if STANDARD.decode(&key).is_err() {
-        return Err("AccountKey is not base64".into());
-    }
     let endpoint = match parts.get("tableendpoint") {
         Some(e) => e.trim_end_matches('/').to_string(),
         None => format!(
@@ -121,6 +119,9 @@ impl TableStore {
     /// A store on `table` in the account the connection string names.
     pub fn from_connection_string(cs: &str, table: &str) -> Result<Self, String> {
         let (endpoint, account, key) = parse_connection_string(cs)?;
+        let key = STANDARD
+            .decode(key.expose())
+            .map_err(|_| "AccountKey is not base64".to_string())?;
         if !(3..=63).contains(&table.len()) || !table.chars().all(|c| c.is_ascii_alphanumeric()) {
             return Err(format!("table name '{table}': 3-63 letters and digits"));
         }
@@ -139,10 +140,7 @@ impl TableStore {
 
     /// Shared Key Lite: HMAC-SHA256 over `x-ms-date \n /account/path`.
     fn authorization(&self, date: &str, path: &str) -> Result<String, StoreError> {
-        let key = STANDARD
-            .decode(self.key.expose())
-            .map_err(|_| StoreError::new("AccountKey is not base64", false))?;
-        let mut mac = Hmac::<Sha256>::new_from_slice(&key)
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key)
             .map_err(|_| StoreError::new("AccountKey cannot be used", false))?;
         mac.update(format!("{date}\n/{}{path}", self.account).as_bytes());
         Ok(format!(
@@ -305,12 +303,17 @@ fn unexpected(what: &str, status: u16, body: &Value) -> StoreError {
     StoreError::new(format!("table {what}: HTTP {status} {code}"), false)
 }
 
-fn expires_at(v: &Value) -> u64 {
-    match &v["ExpiresAt"] {
+/// An Int64 property: a string with `odata=nometadata`, a number if written plain.
+fn int(v: &Value) -> u64 {
+    match v {
         Value::String(s) => s.parse().unwrap_or(0),
         Value::Number(n) => n.as_u64().unwrap_or(0),
         _ => 0,
     }
+}
+
+fn expires_at(row: &Value) -> u64 {
+    int(&row["ExpiresAt"])
 }
 
 #[async_trait::async_trait]
@@ -358,16 +361,9 @@ impl Store for TableStore {
         if expires_at(&row) < now() {
             return Ok(None);
         }
-        let text = |k: &str| row[k].as_str().map(str::to_string);
-        Ok(match (text("Channel"), text("Ts")) {
-            (Some(channel), Some(ts)) => Some(ThreadRef {
-                channel,
-                ts,
-                state: text("State").unwrap_or_else(|| "firing".into()),
-                since: text("Since").unwrap_or_default(),
-            }),
-            _ => None,
-        })
+        Ok(ThreadRef::from_columns(|k| {
+            row[k].as_str().map(str::to_string)
+        }))
     }
 
     async fn save_thread(
@@ -376,12 +372,12 @@ impl Store for TableStore {
         thread: &ThreadRef,
         ttl: Duration,
     ) -> Result<(), StoreError> {
-        let props = json!({
-            "Channel": thread.channel,
-            "Ts": thread.ts,
-            "State": thread.state,
-            "Since": thread.since,
-        });
+        let props: serde_json::Map<String, Value> = thread
+            .columns()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), json!(v)))
+            .collect();
+        let props = Value::Object(props);
         let entity = self.entity(key, props, epoch_secs(SystemTime::now() + ttl));
         self.replace(key, &entity, None).await.map(|_| ())
     }
@@ -391,12 +387,7 @@ impl Store for TableStore {
         for _ in 0..CAS_ROUNDS {
             let (hits, etag, expires) = match self.get(key).await? {
                 Some((row, etag)) if expires_at(&row) >= now() => {
-                    let hits = match &row["Hits"] {
-                        Value::String(s) => s.parse().unwrap_or(0),
-                        Value::Number(n) => n.as_u64().unwrap_or(0),
-                        _ => 0,
-                    };
-                    (hits, Some(etag), expires_at(&row))
+                    (int(&row["Hits"]), Some(etag), expires_at(&row))
                 }
                 Some((_, etag)) => (0, Some(etag), epoch_secs(SystemTime::now() + ttl)),
                 None => (0, None, epoch_secs(SystemTime::now() + ttl)),

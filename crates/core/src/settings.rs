@@ -93,11 +93,15 @@ pub fn from_pairs(pairs: &[(&str, &str)]) -> impl Lookup + use<> {
     move |k: &str| m.get(k).cloned()
 }
 
-fn bad(name: &'static str, value: &str, reason: impl Into<String>) -> ConfigError {
-    ConfigError {
-        name,
-        value: value.to_string(),
-        reason: reason.into(),
+impl ConfigError {
+    /// The setting `name` with `value` cannot be used, because of `reason`. Pass
+    /// `[redacted]` as the value of a secret.
+    pub fn new(name: &'static str, value: &str, reason: impl Into<String>) -> Self {
+        Self {
+            name,
+            value: value.to_string(),
+            reason: reason.into(),
+        }
     }
 }
 
@@ -108,7 +112,7 @@ pub fn flag(env: &impl Lookup, name: &'static str, default: bool) -> Result<bool
         Some(v) => match v.trim().to_ascii_lowercase().as_str() {
             "true" | "1" | "yes" | "on" => Ok(true),
             "false" | "0" | "no" | "off" => Ok(false),
-            _ => Err(bad(name, &v, "expected true or false")),
+            _ => Err(ConfigError::new(name, &v, "expected true or false")),
         },
     }
 }
@@ -127,7 +131,7 @@ pub fn cidrs(
         .filter(|s| !s.is_empty())
         .map(|item| {
             item.parse::<IpNet>().map(|n| n.trunc()).map_err(|_| {
-                bad(
+                ConfigError::new(
                     name,
                     &v,
                     format!("'{item}' is not a CIDR such as 10.0.0.0/8"),
@@ -147,7 +151,11 @@ pub fn tag(env: &impl Lookup, name: &'static str, default: Tag) -> Result<Tag, C
             key: k.trim().to_string(),
             value: val.trim().to_string(),
         }),
-        _ => Err(bad(name, &v, "expected key=value, e.g. reflex:exempt=true")),
+        _ => Err(ConfigError::new(
+            name,
+            &v,
+            "expected key=value, e.g. reflex:exempt=true",
+        )),
     }
 }
 
@@ -158,7 +166,9 @@ impl ExposurePolicy {
         let d = Self::default();
         let forbidden_ports = match env.get("REFLEX_FORBIDDEN_PORTS") {
             None => d.forbidden_ports,
-            Some(v) => PortSet::parse(&v).map_err(|r| bad("REFLEX_FORBIDDEN_PORTS", &v, r))?,
+            Some(v) => {
+                PortSet::parse(&v).map_err(|r| ConfigError::new("REFLEX_FORBIDDEN_PORTS", &v, r))?
+            }
         };
         Ok(Self {
             forbidden_ports,

@@ -40,6 +40,28 @@ pub struct ThreadRef {
     pub since: String,
 }
 
+impl ThreadRef {
+    /// The stored columns (DynamoDB attributes, Table properties).
+    pub fn columns(&self) -> [(&'static str, &str); 4] {
+        [
+            ("channel", &self.channel),
+            ("ts", &self.ts),
+            ("state", &self.state),
+            ("since", &self.since),
+        ]
+    }
+
+    /// Reads a stored row by column name; `None` without a channel and a ts.
+    pub fn from_columns(get: impl Fn(&str) -> Option<String>) -> Option<Self> {
+        Some(Self {
+            channel: get("channel")?,
+            ts: get("ts")?,
+            state: get("state").unwrap_or_else(|| "firing".into()),
+            since: get("since").unwrap_or_default(),
+        })
+    }
+}
+
 /// Seconds since the epoch: what DynamoDB's TTL reads.
 pub fn epoch_secs(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())

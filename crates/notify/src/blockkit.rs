@@ -183,6 +183,79 @@ pub fn blocks(payload: &Value) -> &[Value] {
         .unwrap_or_default()
 }
 
+/// Every way `payload` breaks a limit Slack enforces (empty when it is within all of
+/// them). Tests check every rendered message with it.
+pub fn limit_violations(payload: &Value) -> Vec<String> {
+    let mut bad = Vec::new();
+    let mut check = |ok: bool, what: String| {
+        if !ok {
+            bad.push(what);
+        }
+    };
+    let len = |v: &Value| v.as_str().map_or(0, |s| s.chars().count());
+    check(
+        len(&payload["text"]) <= MAX_FALLBACK_TEXT,
+        "fallback text too long".into(),
+    );
+    let blocks = blocks(payload);
+    check(
+        !blocks.is_empty() && blocks.len() <= MAX_BLOCKS,
+        format!("{} blocks", blocks.len()),
+    );
+    for (i, b) in blocks.iter().enumerate() {
+        let text = len(&b["text"]["text"]);
+        match b["type"].as_str() {
+            Some("header") => check(text <= MAX_HEADER_TEXT, format!("block {i}: header {text}")),
+            Some("section") => {
+                check(
+                    text <= MAX_SECTION_TEXT,
+                    format!("block {i}: section {text}"),
+                );
+                let fields = b["fields"]
+                    .as_array()
+                    .map(Vec::as_slice)
+                    .unwrap_or_default();
+                check(
+                    fields.len() <= MAX_FIELDS,
+                    format!("block {i}: {} fields", fields.len()),
+                );
+                for f in fields {
+                    check(
+                        len(&f["text"]) <= MAX_FIELD_TEXT,
+                        format!("block {i}: field too long"),
+                    );
+                }
+            }
+            Some("context") => check(
+                b["elements"].as_array().map_or(0, Vec::len) <= MAX_CONTEXT_ELEMENTS,
+                format!("block {i}: context elements"),
+            ),
+            Some("actions") => {
+                let els = b["elements"]
+                    .as_array()
+                    .map(Vec::as_slice)
+                    .unwrap_or_default();
+                check(
+                    !els.is_empty() && els.len() <= MAX_BUTTONS,
+                    format!("block {i}: buttons"),
+                );
+                for e in els {
+                    let t = len(&e["text"]["text"]);
+                    let url = e["url"].as_str().unwrap_or_default();
+                    check(
+                        (1..=MAX_BUTTON_TEXT).contains(&t)
+                            && (url.starts_with("https://") || url.starts_with("http://"))
+                            && url.chars().count() <= MAX_BUTTON_URL,
+                        format!("block {i}: button {url}"),
+                    );
+                }
+            }
+            other => check(false, format!("block {i}: unexpected type {other:?}")),
+        }
+    }
+    bad
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -201,46 +274,8 @@ mod tests {
         }
     }
 
-    /// Asserts every limit Slack enforces on a webhook payload.
-    pub(crate) fn assert_within_limits(v: &Value) {
-        assert!(v["text"].as_str().unwrap_or_default().chars().count() <= MAX_FALLBACK_TEXT);
-        let blocks = blocks(v).to_vec();
-        assert!(
-            !blocks.is_empty() && blocks.len() <= MAX_BLOCKS,
-            "{} blocks",
-            blocks.len()
-        );
-        for b in &blocks {
-            let text = b["text"]["text"].as_str().unwrap_or_default();
-            match b["type"].as_str() {
-                Some("header") => assert!(text.chars().count() <= MAX_HEADER_TEXT),
-                Some("section") => {
-                    assert!(text.chars().count() <= MAX_SECTION_TEXT);
-                    let fields = b["fields"].as_array().cloned().unwrap_or_default();
-                    assert!(fields.len() <= MAX_FIELDS);
-                    for f in fields {
-                        assert!(
-                            f["text"].as_str().unwrap_or_default().chars().count()
-                                <= MAX_FIELD_TEXT
-                        );
-                    }
-                }
-                Some("context") => {
-                    assert!(b["elements"].as_array().map_or(0, Vec::len) <= MAX_CONTEXT_ELEMENTS);
-                }
-                Some("actions") => {
-                    let els = b["elements"].as_array().cloned().unwrap_or_default();
-                    assert!(!els.is_empty() && els.len() <= MAX_BUTTONS);
-                    for e in els {
-                        let t = e["text"]["text"].as_str().unwrap_or_default();
-                        assert!(!t.is_empty() && t.chars().count() <= MAX_BUTTON_TEXT);
-                        let u = e["url"].as_str().unwrap_or_default();
-                        assert!(u.starts_with("http") && u.chars().count() <= MAX_BUTTON_URL);
-                    }
-                }
-                other => panic!("unexpected block type {other:?}"),
-            }
-        }
+    fn assert_within_limits(v: &Value) {
+        assert_eq!(limit_violations(v), Vec::<String>::new());
     }
 
     #[test]

@@ -18,6 +18,16 @@ pub use slack::{SlackWebhook, UrlSource};
 pub use slack_api::{Posted, SlackApi};
 pub use sns::SnsPublisher;
 
+/// The HTTP client settings every Slack endpoint uses. Not a process-wide static:
+/// a pooled connection must not outlive the async runtime that opened it.
+pub(crate) fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .user_agent(concat!("reflex/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .unwrap_or_default()
+}
+
 /// A channel a report is delivered to.
 #[async_trait]
 pub trait Notifier: Send + Sync {

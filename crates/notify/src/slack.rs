@@ -46,11 +46,7 @@ impl SlackWebhook {
         Self {
             source,
             url: OnceCell::new(),
-            http: reqwest::Client::builder()
-                .no_proxy()
-                .user_agent(concat!("reflex/", env!("CARGO_PKG_VERSION")))
-                .build()
-                .unwrap_or_default(),
+            http: crate::http_client(),
             policy: RetryPolicy::default(),
         }
     }

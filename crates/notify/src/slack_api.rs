@@ -62,11 +62,7 @@ impl SlackApi {
             base: base.into().trim_end_matches('/').to_string(),
             token_source: token,
             token: OnceCell::new(),
-            http: reqwest::Client::builder()
-                .no_proxy()
-                .user_agent(concat!("reflex/", env!("CARGO_PKG_VERSION")))
-                .build()
-                .unwrap_or_default(),
+            http: crate::http_client(),
             policy: RetryPolicy::default(),
         }
     }

@@ -43,14 +43,6 @@ pub struct Config {
     pub sns_topic_arn: Option<String>,
 }
 
-fn bad(name: &'static str, value: &str, reason: impl Into<String>) -> ConfigError {
-    ConfigError {
-        name,
-        value: value.to_string(),
-        reason: reason.into(),
-    }
-}
-
 fn check_token(v: &str) -> Result<(), String> {
     if v.starts_with("xox") {
         Ok(())
@@ -58,6 +50,9 @@ fn check_token(v: &str) -> Result<(), String> {
         Err("expected a bot token (xoxb-…)".into())
     }
 }
+
+/// The longest burst window: a day.
+const MAX_WINDOW_SECS: u64 = 86_400;
 
 fn burst(env: &impl Lookup) -> Result<Burst, ConfigError> {
     const NAME: &str = "REFLEX_DENIED_BURST";
@@ -69,13 +64,23 @@ fn burst(env: &impl Lookup) -> Result<Burst, ConfigError> {
     };
     let parsed = v.split_once('/').and_then(|(c, w)| {
         let count = c.trim().parse::<u64>().ok().filter(|c| *c > 0)?;
-        let secs = w.trim().parse::<u64>().ok().filter(|s| *s > 0)?;
+        let secs = w
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|s| (1..=MAX_WINDOW_SECS).contains(s))?;
         Some(Burst {
             count,
             window: Duration::from_secs(secs),
         })
     });
-    parsed.ok_or_else(|| bad(NAME, &v, "expected COUNT/SECONDS, e.g. 5/300"))
+    parsed.ok_or_else(|| {
+        ConfigError::new(
+            NAME,
+            &v,
+            format!("expected COUNT/SECONDS with 1-{MAX_WINDOW_SECS} seconds, e.g. 5/300"),
+        )
+    })
 }
 
 impl Config {
@@ -95,11 +100,11 @@ impl Config {
         let api_url = env
             .get("REFLEX_SLACK_API_URL")
             .unwrap_or_else(|| "https://slack.com/api".into());
-        check_url(&api_url).map_err(|r| bad("REFLEX_SLACK_API_URL", &api_url, r))?;
+        check_url(&api_url).map_err(|r| ConfigError::new("REFLEX_SLACK_API_URL", &api_url, r))?;
         let has_bot = bot_token != SecretSetting::None;
         let channel = env.get("REFLEX_SLACK_CHANNEL");
         if channel.is_some() && !has_bot {
-            return Err(bad(
+            return Err(ConfigError::new(
                 "REFLEX_SLACK_CHANNEL",
                 channel.as_deref().unwrap_or_default(),
                 "a channel needs a bot token: set REFLEX_SLACK_BOT_TOKEN (or _SECRET)",
@@ -108,16 +113,17 @@ impl Config {
         // The default: the bot's channel, else the incoming webhook.
         let default = match (channel, &webhook) {
             (Some(c), _) => Some(
-                reflex_core::route::target(&c).map_err(|r| bad("REFLEX_SLACK_CHANNEL", &c, r))?,
+                reflex_core::route::target(&c)
+                    .map_err(|r| ConfigError::new("REFLEX_SLACK_CHANNEL", &c, r))?,
             ),
             (None, SecretSetting::None) => None,
             (None, _) => Some(Target::DefaultWebhook),
         };
         let table = env.get("REFLEX_SLACK_ROUTES").unwrap_or_default();
-        let routes =
-            Routes::parse(&table, default).map_err(|r| bad("REFLEX_SLACK_ROUTES", &table, r))?;
+        let routes = Routes::parse(&table, default)
+            .map_err(|r| ConfigError::new("REFLEX_SLACK_ROUTES", &table, r))?;
         if !has_bot && routes.targets().any(|t| matches!(t, Target::Channel(_))) {
-            return Err(bad(
+            return Err(ConfigError::new(
                 "REFLEX_SLACK_ROUTES",
                 &table,
                 "routes to channels need a bot token: set REFLEX_SLACK_BOT_TOKEN (or _SECRET), or route to webhook URLs",
@@ -133,7 +139,7 @@ impl Config {
                     .get("REFLEX_AZURE_STORAGE_CONNECTION")
                     .or_else(|| env.get("AzureWebJobsStorage"))
                     .ok_or_else(|| {
-                        bad(
+                        ConfigError::new(
                             "REFLEX_AZURE_TABLE",
                             &table,
                             "needs a storage connection string: set REFLEX_AZURE_STORAGE_CONNECTION or AzureWebJobsStorage",
@@ -215,6 +221,8 @@ mod tests {
             err(&[("REFLEX_SLACK_ROUTES", "kind=nope => mute")]).contains("unknown kind 'nope'")
         );
         assert!(err(&[("REFLEX_DENIED_BURST", "five")]).contains("COUNT/SECONDS"));
+        let huge = format!("5/{}", u64::MAX);
+        assert!(err(&[("REFLEX_DENIED_BURST", huge.as_str())]).contains("1-86400 seconds"));
         assert!(err(&[("REFLEX_AZURE_TABLE", "t")]).contains("AzureWebJobsStorage"));
         let e = err(&[("REFLEX_SLACK_BOT_TOKEN", "secret-token-value")]);
         assert!(

@@ -136,21 +136,19 @@ impl Deps {
 #[cfg(feature = "azure")]
 fn azure_store(table: &str, connection: &str) -> Result<Arc<dyn Store>, reflex_core::ConfigError> {
     let store = reflex_azure::table::TableStore::from_connection_string(connection, table)
-        .map_err(|reason| reflex_core::ConfigError {
-            name: "REFLEX_AZURE_STORAGE_CONNECTION",
-            value: "[redacted]".into(),
-            reason,
+        .map_err(|r| {
+            reflex_core::ConfigError::new("REFLEX_AZURE_STORAGE_CONNECTION", "[redacted]", r)
         })?;
     Ok(Arc::new(store))
 }
 
 #[cfg(not(feature = "azure"))]
 fn azure_store(table: &str, _: &str) -> Result<Arc<dyn Store>, reflex_core::ConfigError> {
-    Err(reflex_core::ConfigError {
-        name: "REFLEX_AZURE_TABLE",
-        value: table.to_string(),
-        reason: "this build has no Azure support (build with the `azure` feature)".into(),
-    })
+    Err(reflex_core::ConfigError::new(
+        "REFLEX_AZURE_TABLE",
+        table,
+        "this build has no Azure support (build with the `azure` feature)",
+    ))
 }
 
 #[async_trait::async_trait]
@@ -211,11 +209,11 @@ pub async fn handle(
                 }
                 reasons.push(reason);
             }
-            Noticed::Notice(n) => {
+            Noticed::Notice(mut n) => {
                 if i == 0 {
                     outcome.trigger.clone_from(&n.trigger);
                 }
-                if let Some(why) = deliver(deps, &n, invocation, &mut outcome).await? {
+                if let Some(why) = deliver(deps, &mut n, invocation, &mut outcome).await? {
                     reasons.push(why);
                 }
                 outcome.notices.push(*n);
@@ -268,17 +266,16 @@ async fn burst_gate(deps: &Deps, n: &mut Notice, key: &str) -> Result<Option<Str
 /// posted on purpose.
 async fn deliver(
     deps: &Deps,
-    n: &Notice,
+    n: &mut Notice,
     invocation: &Invocation,
     outcome: &mut Outcome,
 ) -> Result<Option<String>, HandleError> {
-    let mut n = n.clone();
-    let route = deps.config.routes.route(&n);
-    if let Decision::Ignore(why) = decide(&n, route.as_ref(), None) {
+    let route = deps.config.routes.route(n);
+    if let Decision::Ignore(why) = decide(n, route.as_ref(), None) {
         return Ok(Some(why));
     }
     if let Some(key) = n.burst_key.clone()
-        && let Some(why) = burst_gate(deps, &mut n, &key).await?
+        && let Some(why) = burst_gate(deps, n, &key).await?
     {
         return Ok(Some(why));
     }
@@ -301,17 +298,9 @@ async fn deliver(
         (Some(k), Some(_)) => deps.store.thread(k).await.map_err(store_error)?,
         _ => None,
     };
-    let decision = decide(&n, route.as_ref(), thread.as_ref());
+    let decision = decide(n, route.as_ref(), thread.as_ref());
     let rule = route.map(|r: Route| r.rule).unwrap_or_default();
-    let records = act(
-        deps,
-        &n,
-        &decision,
-        &rule,
-        thread_key.as_deref(),
-        invocation,
-    )
-    .await;
+    let records = act(deps, n, &decision, &rule, thread_key.as_deref(), invocation).await;
     let failed = records.iter().any(|r| r.status == ActionStatus::Failed);
     if !dry_run {
         // A failed post frees the claim so the redelivery can post; a success keeps
@@ -327,7 +316,7 @@ async fn deliver(
     }
     outcome.actions.extend(records);
     if !failed && let Some(sns) = &deps.sns {
-        let msg = parent(&n, None, dry_run);
+        let msg = parent(n, None, dry_run);
         outcome
             .notifications
             .push(sns.send(&msg, invocation.deadline).await);

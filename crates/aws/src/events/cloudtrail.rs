@@ -20,43 +20,55 @@ use super::{signal, typed};
 const AUTHORIZE: &str = "AuthorizeSecurityGroupIngress";
 const MODIFY: &str = "ModifySecurityGroupRules";
 
+/// A CloudTrail record (`detail` of "AWS API Call via CloudTrail" and "AWS Console
+/// Sign In via CloudTrail"): the fields Reflex reads.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Detail {
-    event_name: String,
+pub(crate) struct Detail {
+    pub event_name: String,
     #[serde(default)]
-    event_source: Option<String>,
+    pub event_time: Option<String>,
     #[serde(default)]
-    event_id: Option<String>,
+    pub additional_event_data: Option<Value>,
     #[serde(default)]
-    aws_region: Option<String>,
+    pub event_source: Option<String>,
     #[serde(default)]
-    recipient_account_id: Option<String>,
+    pub event_id: Option<String>,
+    #[serde(default)]
+    pub aws_region: Option<String>,
+    #[serde(default)]
+    pub recipient_account_id: Option<String>,
     #[serde(default, rename = "sourceIPAddress")]
-    source_ip_address: Option<String>,
+    pub source_ip_address: Option<String>,
     #[serde(default)]
-    user_agent: Option<String>,
+    pub user_agent: Option<String>,
     #[serde(default)]
-    error_code: Option<String>,
+    pub error_code: Option<String>,
     #[serde(default)]
-    error_message: Option<String>,
+    pub error_message: Option<String>,
     #[serde(default)]
-    user_identity: Option<UserIdentity>,
+    pub user_identity: Option<UserIdentity>,
     #[serde(default)]
-    request_parameters: Option<Value>,
+    pub request_parameters: Option<Value>,
     #[serde(default)]
-    response_elements: Option<Value>,
+    pub response_elements: Option<Value>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct UserIdentity {
+pub(crate) struct UserIdentity {
     #[serde(default, rename = "type")]
-    kind: Option<String>,
+    pub kind: Option<String>,
     #[serde(default)]
-    arn: Option<String>,
+    pub arn: Option<String>,
     #[serde(default)]
-    invoked_by: Option<String>,
+    pub principal_id: Option<String>,
+    #[serde(default)]
+    pub user_name: Option<String>,
+    #[serde(default)]
+    pub account_id: Option<String>,
+    #[serde(default)]
+    pub invoked_by: Option<String>,
 }
 
 /// EC2's list wrapper. `{}` and `null` are an empty list.

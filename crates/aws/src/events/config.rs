@@ -15,27 +15,34 @@ pub const SG_RULES: [&str; 3] = [
     "vpc-sg-open-only-to-authorized-ports",
 ];
 
+/// The `detail` of a "Config Rules Compliance Change" event: the fields Reflex reads.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Detail {
-    config_rule_name: String,
+pub(crate) struct Detail {
+    pub config_rule_name: String,
     #[serde(default)]
-    resource_id: Option<String>,
+    pub resource_id: Option<String>,
     #[serde(default)]
-    resource_type: Option<String>,
+    pub resource_type: Option<String>,
     #[serde(default)]
-    aws_region: Option<String>,
+    pub aws_region: Option<String>,
     #[serde(default)]
-    aws_account_id: Option<String>,
+    pub aws_account_id: Option<String>,
     #[serde(default)]
-    new_evaluation_result: Option<Evaluation>,
+    pub new_evaluation_result: Option<Evaluation>,
+    #[serde(default)]
+    pub old_evaluation_result: Option<Evaluation>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Evaluation {
+pub(crate) struct Evaluation {
     #[serde(default)]
-    compliance_type: Option<String>,
+    pub compliance_type: Option<String>,
+    #[serde(default)]
+    pub annotation: Option<String>,
+    #[serde(default)]
+    pub result_recorded_time: Option<String>,
     #[serde(default)]
     evaluation_result_identifier: Option<Identifier>,
 }

@@ -57,7 +57,7 @@ struct SnsTrigger {
     #[serde(default)]
     unit: Option<String>,
     #[serde(default)]
-    dimensions: Vec<SnsDimension>,
+    dimensions: Dimensions,
     #[serde(default)]
     period: Option<f64>,
     #[serde(default)]
@@ -66,48 +66,100 @@ struct SnsTrigger {
     threshold: Option<f64>,
     /// Metric math: the expression and the metrics it reads.
     #[serde(default)]
-    metrics: Vec<SnsMetric>,
+    metrics: Vec<AlarmMetric>,
 }
 
-/// Dimensions in the SNS message have lowercase keys.
+/// Dimensions: SNS sends `[{"name", "value"}]` (lowercase keys), EventBridge an
+/// object map.
 #[derive(Debug, Deserialize)]
-struct SnsDimension {
+#[serde(untagged)]
+enum Dimensions {
+    List(Vec<Dimension>),
+    Map(BTreeMap<String, String>),
+}
+
+impl Default for Dimensions {
+    fn default() -> Self {
+        Self::List(Vec::new())
+    }
+}
+
+impl Dimensions {
+    fn pairs(&self) -> Vec<(String, String)> {
+        match self {
+            Self::List(l) => l
+                .iter()
+                .map(|d| (d.name.clone(), d.value.clone()))
+                .collect(),
+            Self::Map(m) => m.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct Dimension {
     name: String,
     value: String,
 }
 
+/// One entry of an alarm's metrics (metric math), in either casing: SNS sends
+/// PascalCase (`MetricStat.Metric.MetricName`), EventBridge camelCase
+/// (`metricStat.metric.name`).
 #[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct SnsMetric {
-    #[serde(default)]
+#[serde(rename_all = "camelCase")]
+struct AlarmMetric {
+    #[serde(default, alias = "Id")]
     id: Option<String>,
-    #[serde(default)]
+    #[serde(default, alias = "Expression")]
     expression: Option<String>,
-    #[serde(default)]
+    #[serde(default, alias = "Label")]
     label: Option<String>,
-    #[serde(default)]
+    #[serde(default, alias = "ReturnData")]
     return_data: Option<bool>,
-    #[serde(default)]
-    metric_stat: Option<SnsMetricStat>,
+    #[serde(default, alias = "MetricStat")]
+    metric_stat: Option<MetricStat>,
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct SnsMetricStat {
-    metric: SnsMetricId,
-    #[serde(default)]
+#[serde(rename_all = "camelCase")]
+struct MetricStat {
+    #[serde(alias = "Metric")]
+    metric: MetricId,
+    #[serde(default, alias = "Period")]
+    period: Option<f64>,
+    #[serde(default, alias = "Stat")]
     stat: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct SnsMetricId {
-    #[serde(default)]
-    metric_name: Option<String>,
-    #[serde(default)]
+#[serde(rename_all = "camelCase")]
+struct MetricId {
+    #[serde(default, alias = "Namespace")]
     namespace: Option<String>,
-    #[serde(default)]
-    dimensions: Vec<SnsDimension>,
+    #[serde(default, alias = "MetricName")]
+    name: Option<String>,
+    #[serde(default, alias = "Dimensions")]
+    dimensions: Dimensions,
+}
+
+impl From<&AlarmMetric> for Metric {
+    fn from(m: &AlarmMetric) -> Self {
+        let stat = m.metric_stat.as_ref();
+        Self {
+            id: m.id.clone(),
+            expression: m.expression.clone(),
+            label: m.label.clone(),
+            return_data: m.return_data.unwrap_or(false),
+            namespace: stat.and_then(|s| s.metric.namespace.clone()),
+            name: stat.and_then(|s| s.metric.name.clone()),
+            stat: stat.and_then(|s| s.stat.clone()),
+            period: stat.and_then(|s| s.period),
+            unit: None,
+            dimensions: stat
+                .map(|s| s.metric.dimensions.pairs())
+                .unwrap_or_default(),
+        }
+    }
 }
 
 /// Whether an SNS message body looks like a CloudWatch alarm notification.
@@ -409,39 +461,11 @@ fn sns_trigger(t: &SnsTrigger) -> (Option<String>, Option<String>, Option<String
             stat: t.statistic.clone().or(t.extended_statistic.clone()),
             period: t.period,
             unit: t.unit.clone(),
-            dimensions: t
-                .dimensions
-                .iter()
-                .map(|d| (d.name.clone(), d.value.clone()))
-                .collect(),
+            dimensions: t.dimensions.pairs(),
             ..Metric::default()
         }]
     } else {
-        t.metrics
-            .iter()
-            .map(|m| Metric {
-                id: m.id.clone(),
-                expression: m.expression.clone(),
-                label: m.label.clone(),
-                return_data: m.return_data.unwrap_or(false),
-                namespace: m
-                    .metric_stat
-                    .as_ref()
-                    .and_then(|s| s.metric.namespace.clone()),
-                name: m
-                    .metric_stat
-                    .as_ref()
-                    .and_then(|s| s.metric.metric_name.clone()),
-                stat: m.metric_stat.as_ref().and_then(|s| s.stat.clone()),
-                dimensions: m
-                    .metric_stat
-                    .iter()
-                    .flat_map(|s| s.metric.dimensions.iter())
-                    .map(|d| (d.name.clone(), d.value.clone()))
-                    .collect(),
-                ..Metric::default()
-            })
-            .collect()
+        t.metrics.iter().map(Metric::from).collect()
     };
     let (resource, metric) = describe(&metrics);
     (resource, metric, threshold)
@@ -477,45 +501,9 @@ struct EbConfiguration {
     #[serde(default)]
     description: Option<String>,
     #[serde(default)]
-    metrics: Vec<EbMetric>,
+    metrics: Vec<AlarmMetric>,
     #[serde(default)]
     alarm_rule: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct EbMetric {
-    #[serde(default)]
-    id: Option<String>,
-    #[serde(default)]
-    expression: Option<String>,
-    #[serde(default)]
-    label: Option<String>,
-    #[serde(default)]
-    return_data: Option<bool>,
-    #[serde(default)]
-    metric_stat: Option<EbMetricStat>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct EbMetricStat {
-    metric: EbMetricId,
-    #[serde(default)]
-    period: Option<f64>,
-    #[serde(default)]
-    stat: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-struct EbMetricId {
-    #[serde(default)]
-    namespace: Option<String>,
-    #[serde(default)]
-    name: Option<String>,
-    /// An object map here, unlike SNS's array.
-    #[serde(default)]
-    dimensions: BTreeMap<String, String>,
 }
 
 /// The parts of `reasonData` worth showing; a reasonData that does not parse is
@@ -544,26 +532,7 @@ pub fn from_eventbridge(env: &EventBridgeEvent<Value>) -> Result<Notice, ParseEr
         .map(|c| c.metrics.as_slice())
         .unwrap_or_default()
         .iter()
-        .map(|m| Metric {
-            id: m.id.clone(),
-            expression: m.expression.clone(),
-            label: m.label.clone(),
-            return_data: m.return_data.unwrap_or(false),
-            namespace: m
-                .metric_stat
-                .as_ref()
-                .and_then(|s| s.metric.namespace.clone()),
-            name: m.metric_stat.as_ref().and_then(|s| s.metric.name.clone()),
-            stat: m.metric_stat.as_ref().and_then(|s| s.stat.clone()),
-            period: m.metric_stat.as_ref().and_then(|s| s.period),
-            dimensions: m
-                .metric_stat
-                .iter()
-                .flat_map(|s| s.metric.dimensions.iter())
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-            ..Metric::default()
-        })
+        .map(Metric::from)
         .collect();
     let (resource, metric) = describe(&metrics);
     let metric = metric.or_else(|| {

@@ -7,45 +7,17 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::{delivery_key, text_of};
+use crate::events::config::Detail as ConfigDetail;
 use crate::events::typed;
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct ConfigDetail {
-    config_rule_name: String,
-    #[serde(default)]
-    resource_id: Option<String>,
-    #[serde(default)]
-    resource_type: Option<String>,
-    #[serde(default)]
-    aws_region: Option<String>,
-    #[serde(default)]
-    aws_account_id: Option<String>,
-    new_evaluation_result: Evaluation,
-    #[serde(default)]
-    old_evaluation_result: Option<Evaluation>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Evaluation {
-    #[serde(default)]
-    compliance_type: Option<String>,
-    #[serde(default)]
-    annotation: Option<String>,
-    #[serde(default)]
-    result_recorded_time: Option<String>,
-}
 
 /// A Config rule compliance change: non-compliance fires, compliance resolves, both
 /// in the thread of (rule, resource).
 pub fn config(env: &EventBridgeEvent<Value>) -> Result<Noticed, ParseError> {
     let d: ConfigDetail = typed(env.detail.clone(), "detail")?;
-    let now = d
-        .new_evaluation_result
-        .compliance_type
-        .as_deref()
-        .unwrap_or("UNKNOWN");
+    let Some(new) = d.new_evaluation_result else {
+        return Err(ParseError::at("detail.newEvaluationResult", "missing"));
+    };
+    let now = new.compliance_type.as_deref().unwrap_or("UNKNOWN");
     let before = d
         .old_evaluation_result
         .as_ref()
@@ -104,11 +76,8 @@ pub fn config(env: &EventBridgeEvent<Value>) -> Result<Noticed, ParseError> {
             None => now.to_string(),
         }),
     );
-    n.field(
-        "Recorded at",
-        d.new_evaluation_result.result_recorded_time.clone(),
-    );
-    n.reason = d.new_evaluation_result.annotation.clone();
+    n.field("Recorded at", new.result_recorded_time.clone());
+    n.reason = new.annotation.clone();
     if let Some(r) = &region {
         n.links.push(Link::new(
             "Open rule",
@@ -124,7 +93,7 @@ pub fn config(env: &EventBridgeEvent<Value>) -> Result<Noticed, ParseError> {
         region.unwrap_or_default(),
         d.config_rule_name
     ));
-    n.at = d.new_evaluation_result.result_recorded_time;
+    n.at = new.result_recorded_time;
     Ok(Noticed::Notice(Box::new(n)))
 }
 

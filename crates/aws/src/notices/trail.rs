@@ -5,60 +5,11 @@
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use reflex_core::notice::url_encode;
 use reflex_core::{Level, Link, Notice, NoticeKind, NoticeState, Noticed, ParseError};
-use serde::Deserialize;
 use serde_json::Value;
 
 use super::{scalar_lines, text_of};
+use crate::events::cloudtrail::{Detail, UserIdentity};
 use crate::events::typed;
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Detail {
-    event_name: String,
-    #[serde(default)]
-    event_source: Option<String>,
-    #[serde(default)]
-    event_id: Option<String>,
-    #[serde(default)]
-    event_time: Option<String>,
-    #[serde(default)]
-    aws_region: Option<String>,
-    #[serde(default)]
-    recipient_account_id: Option<String>,
-    #[serde(default)]
-    user_identity: Identity,
-    #[serde(default, rename = "sourceIPAddress")]
-    source_ip_address: Option<String>,
-    #[serde(default)]
-    user_agent: Option<String>,
-    #[serde(default)]
-    error_code: Option<String>,
-    #[serde(default)]
-    error_message: Option<String>,
-    #[serde(default)]
-    request_parameters: Option<Value>,
-    #[serde(default)]
-    response_elements: Option<Value>,
-    #[serde(default)]
-    additional_event_data: Option<Value>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Identity {
-    #[serde(default, rename = "type")]
-    kind: Option<String>,
-    #[serde(default)]
-    arn: Option<String>,
-    #[serde(default)]
-    principal_id: Option<String>,
-    #[serde(default)]
-    user_name: Option<String>,
-    #[serde(default)]
-    account_id: Option<String>,
-    #[serde(default)]
-    invoked_by: Option<String>,
-}
 
 /// Error codes CloudTrail records for a denied call (EC2 prefixes `Client.`).
 const DENIED: &[&str] = &[
@@ -122,7 +73,7 @@ const RESOURCE_KEYS: &[&str] = &[
     "trailName",
 ];
 
-fn who(id: &Identity) -> String {
+fn who(id: &UserIdentity) -> String {
     id.arn
         .clone()
         .or_else(|| id.user_name.clone())
@@ -139,7 +90,8 @@ fn resource(params: Option<&Value>) -> Option<String> {
 
 /// Reads a CloudTrail event for a security notice, or ignores it with the reason.
 pub fn parse(env: &EventBridgeEvent<Value>) -> Result<Noticed, ParseError> {
-    let d: Detail = typed(env.detail.clone(), "detail")?;
+    let mut d: Detail = typed(env.detail.clone(), "detail")?;
+    let identity = d.user_identity.take().unwrap_or_default();
     let name = d.event_name.as_str();
     let trigger = format!("aws.cloudtrail/{name}");
     let ignore = |reason: String| {
@@ -148,8 +100,8 @@ pub fn parse(env: &EventBridgeEvent<Value>) -> Result<Noticed, ParseError> {
             reason,
         })
     };
-    let is_root = d.user_identity.kind.as_deref() == Some("Root");
-    let actor = who(&d.user_identity);
+    let is_root = identity.kind.as_deref() == Some("Root");
+    let actor = who(&identity);
     let denied = d.error_code.as_deref().is_some_and(|c| DENIED.contains(&c));
     let login_result = d
         .response_elements
@@ -171,7 +123,7 @@ pub fn parse(env: &EventBridgeEvent<Value>) -> Result<Noticed, ParseError> {
         }
     } else if denied {
         (Level::Error, format!("Access denied bursts: {actor}"))
-    } else if is_root && d.user_identity.invoked_by.is_none() {
+    } else if is_root && identity.invoked_by.is_none() {
         (Level::Critical, format!("Root account used: {name}"))
     } else if let Some(code) = &d.error_code {
         return ignore(format!("{name} failed ({code}): nothing changed"));
@@ -198,7 +150,7 @@ pub fn parse(env: &EventBridgeEvent<Value>) -> Result<Noticed, ParseError> {
     let account = d
         .recipient_account_id
         .clone()
-        .or_else(|| d.user_identity.account_id.clone())
+        .or_else(|| identity.account_id.clone())
         .or_else(|| env.account.clone());
     let region = d.aws_region.clone().or_else(|| env.region.clone());
     let delivery = d
@@ -229,7 +181,7 @@ pub fn parse(env: &EventBridgeEvent<Value>) -> Result<Noticed, ParseError> {
     n.region.clone_from(&region);
     n.resource.clone_from(&res);
     n.field("Who", Some(actor.clone()));
-    n.field("Identity type", d.user_identity.kind.clone());
+    n.field("Identity type", identity.kind.clone());
     n.field("Source IP", d.source_ip_address.clone());
     n.field("Account", account);
     n.field("Region", region.clone());
@@ -242,7 +194,7 @@ pub fn parse(env: &EventBridgeEvent<Value>) -> Result<Noticed, ParseError> {
         ),
     );
     n.field("Resource", res);
-    n.field("Invoked by", d.user_identity.invoked_by.clone());
+    n.field("Invoked by", identity.invoked_by);
     n.field("User agent", d.user_agent.clone());
     if name == "ConsoleLogin" {
         n.field(
