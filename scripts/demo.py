@@ -10,6 +10,11 @@ and an ARM + managed-identity stand-in, creates an NSG with `allow-ssh-any` and 
 other rules, posts the Activity Log alert an action group would send, and shows the
 rules before and after and the Slack message.
 
+alert-to-slack: with a bot token on the Slack stand-in's Web API and a DynamoDB table on
+moto (the dedup and thread store), runs `reflex invoke alert-to-slack` on a CloudWatch
+alarm (through SNS) firing, on a duplicate delivery of it, and on the alarm resolving,
+and shows the channel as one threaded conversation.
+
 Cleans up the processes it started, whatever happens.
 """
 import json
@@ -138,6 +143,51 @@ def azure(procs, tmp, slack_port):
     print(text[text.rfind("┌─ Slack message"):])
 
 
+def alert_to_slack(endpoint, slack_port):
+    import boto3
+
+    step("alert-to-slack: a DynamoDB table on moto keeps dedup and the alarm -> thread map")
+    ddb = boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1",
+                       aws_access_key_id="demo", aws_secret_access_key="demo")
+    ddb.create_table(TableName="reflex-alerts", KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+                     AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+                     BillingMode="PAY_PER_REQUEST")
+    print("  table reflex-alerts (key pk)")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REFLEX_")}
+    env.update(AWS_ENDPOINT_URL=endpoint, AWS_ACCESS_KEY_ID="demo", AWS_SECRET_ACCESS_KEY="demo",
+               AWS_REGION="us-east-1", AWS_EC2_METADATA_DISABLED="true",
+               REFLEX_SLACK_BOT_TOKEN="xoxb-reflex-test-token",
+               REFLEX_SLACK_API_URL=f"http://127.0.0.1:{slack_port}/api",
+               REFLEX_SLACK_CHANNEL="#alerts", REFLEX_DYNAMODB_TABLE="reflex-alerts")
+
+    def invoke(label, fixture):
+        step(f"{label}: reflex invoke alert-to-slack {fixture}")
+        run = subprocess.run([str(TARGET / "reflex"), "invoke", "alert-to-slack", str(ROOT / fixture)],
+                             env=env, capture_output=True, text=True)
+        if run.returncode != 0:
+            raise SystemExit(f"demo: reflex exited {run.returncode}: {run.stderr.strip()}")
+        outcome = json.loads(run.stdout)
+        if outcome["ignored"]:
+            print(f"   ignored  {outcome['ignored']}")
+        for a in outcome["actions"]:
+            print(f"  {a['status']:>8}  {a['action']}: {a['reason']}")
+
+    def channel(label):
+        step(label)
+        with urllib.request.urlopen(f"http://127.0.0.1:{slack_port}/_reflex/conversations", timeout=5) as r:
+            text = r.read().decode()
+        print(text)
+        return text
+
+    invoke("The alarm web-cpu-high fires (SNS from CloudWatch)", "events/aws/sns/cloudwatch-alarm-static-threshold.json")
+    channel("#alerts in the Slack stand-in: the alarm, firing")
+    invoke("SNS delivers the same notification again", "events/aws/sns/cloudwatch-alarm-static-threshold.json")
+    invoke("The alarm resolves (state OK)", "events/aws/sns/cloudwatch-alarm-ok.json")
+    text = channel("#alerts now: one conversation, the parent edited to show it resolved, the resolution in its thread")
+    if text.count("#CALERTS ts=") != 1 or text.count("↳ reply") != 1 or "(edited 1 time(s))" not in text:
+        raise SystemExit("demo: expected one edited parent with one reply in #alerts")
+
+
 def main():
     import boto3  # installed with moto into .venv
 
@@ -208,6 +258,7 @@ def main():
         print("  " + ", ".join(f"{a['detail'].get('rule_id')}: {a['status']} ({a['reason']})" for a in o2["actions"]))
         print(f"  notifications: {o2['notifications']}")
 
+        alert_to_slack(endpoint, slack_port)
         azure(procs, tmp, slack_port)
     finally:
         for p in procs:

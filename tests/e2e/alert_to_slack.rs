@@ -107,6 +107,79 @@ async fn separate_runs_share_dedup_and_the_thread_through_dynamodb() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_alert_is_also_published_to_sns_once() {
+    let w = world().await;
+    table(&w.sdk, "reflex-alerts").await;
+    let sns = aws_sdk_sns::Client::new(&w.sdk);
+    let topic = sns
+        .create_topic()
+        .name("reflex-alerts")
+        .send()
+        .await
+        .unwrap()
+        .topic_arn
+        .unwrap();
+    // moto delivers to HTTP subscribers: the stand-in records what the topic got.
+    let endpoint = format!("http://{}/sns-subscriber", w.slack.addr());
+    sns.subscribe()
+        .topic_arn(&topic)
+        .protocol("http")
+        .endpoint(&endpoint)
+        .send()
+        .await
+        .unwrap();
+    let api = w.slack.api_url();
+    let env = [
+        ("REFLEX_SLACK_BOT_TOKEN", BOT_TOKEN),
+        ("REFLEX_SLACK_API_URL", api.as_str()),
+        ("REFLEX_SLACK_CHANNEL", "#alerts"),
+        ("REFLEX_DYNAMODB_TABLE", "reflex-alerts"),
+        ("REFLEX_SNS_TOPIC_ARN", topic.as_str()),
+    ];
+    let fire = event("aws/sns/cloudwatch-alarm-static-threshold.json");
+    for _ in 0..2 {
+        let run = w.invoke_fn("alert-to-slack", &fire, &[], &env).await;
+        assert_eq!(run.code, 0, "{}", run.stderr);
+    }
+    let published: Vec<Value> = w
+        .slack
+        .requests()
+        .into_iter()
+        .filter(|r| r.path == "/sns-subscriber")
+        .map(|r| r.body)
+        .collect();
+    assert_eq!(published.len(), 1, "the duplicate publishes nothing");
+    assert_eq!(published[0]["Type"], "Notification");
+    assert_eq!(published[0]["TopicArn"], topic.as_str());
+    let message = published[0]["Message"].as_str().unwrap();
+    assert!(message.contains("web-cpu-high is in ALARM"), "{message}");
+    // A topic that does not exist is a reported failure after the Slack post.
+    let webhook = w.slack.webhook_url();
+    let missing = [
+        (
+            "REFLEX_SNS_TOPIC_ARN",
+            "arn:aws:sns:us-east-1:123456789012:missing",
+        ),
+        ("REFLEX_SLACK_WEBHOOK_URL", webhook.as_str()),
+    ];
+    let run = w
+        .invoke_fn(
+            "alert-to-slack",
+            &event("aws/sns/cloudwatch-alarm-ok.json"),
+            &[],
+            &missing,
+        )
+        .await;
+    assert_eq!(
+        run.outcome["actions"][0]["status"], "done",
+        "{}",
+        run.stdout
+    );
+    assert_eq!(run.outcome["notifications"][0]["channel"], "sns");
+    assert_eq!(run.outcome["notifications"][0]["status"], "failed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_azure_host_posts_an_alert_once_with_the_table_store() {
     let azurite = Azurite::start();
     let slack = reflex_testkit::SlackSink::start().await;

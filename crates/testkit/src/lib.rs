@@ -18,7 +18,10 @@ mod store;
 pub use arm::{ArmFake, ArmReply, DeleteMode};
 pub use azurite::{AZURITE_KEY, Azurite};
 pub use moto::Moto;
-pub use slack::{BOT_TOKEN, Posted, Recorded, Reply, SlackSink, blocks, channel_id, print_message};
+pub use slack::{
+    BOT_TOKEN, Posted, Recorded, Reply, SlackSink, blocks, channel_id, print_message,
+    render_message,
+};
 pub use store::store_contract;
 
 /// Every `.json` file below `dir`, sorted: the fixture sweeps use it.

@@ -8,7 +8,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 
 /// How the sink answers the next request.
 #[derive(Debug, Clone)]
@@ -97,6 +97,7 @@ impl std::fmt::Debug for Inner {
 
 fn build(shared: Shared) -> Router {
     Router::new()
+        .route("/_reflex/conversations", get(conversations))
         .route("/{*path}", post(receive))
         .with_state(shared)
 }
@@ -170,6 +171,15 @@ fn web_api(
             }
             inner.next_ts += 1;
             let ts = format!("1795536000.{:06}", inner.next_ts);
+            if inner.echo {
+                let place = thread_ts
+                    .as_ref()
+                    .map_or(String::new(), |t| format!(" in thread {t}"));
+                println!(
+                    "[slack] chat.postMessage #{id} ts={ts}{place}: {}",
+                    body["text"].as_str().unwrap_or_default()
+                );
+            }
             inner.messages.push(Posted {
                 channel: id.clone(),
                 ts: ts.clone(),
@@ -192,6 +202,12 @@ fn web_api(
                 Some(m) => {
                     m.payload = body.clone();
                     m.updates += 1;
+                    if inner.echo {
+                        println!(
+                            "[slack] chat.update #{channel} ts={ts}: {}",
+                            body["text"].as_str().unwrap_or_default()
+                        );
+                    }
                     axum::Json(serde_json::json!({"ok": true, "channel": channel, "ts": ts, "text": body["text"]})).into_response()
                 }
                 None if channel.starts_with('#') => api_error("channel_not_found"),
@@ -200,6 +216,11 @@ fn web_api(
         }
         _ => api_error("unknown_method"),
     }
+}
+
+async fn conversations(State(s): State<Shared>) -> String {
+    let msgs = s.lock().unwrap().messages.clone();
+    render_conversations(&msgs)
 }
 
 async fn receive(State(s): State<Shared>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
@@ -266,11 +287,25 @@ pub fn blocks(body: &serde_json::Value) -> &[serde_json::Value] {
 
 /// Prints a Block Kit message the way a person would read it.
 pub fn print_message(raw: &str) {
+    print!("{}", render_message(raw));
+}
+
+/// A Block Kit message as a person would read it, as text lines.
+pub fn render_message(raw: &str) -> String {
+    use std::fmt::Write;
     let Ok(v) = serde_json::from_str::<serde_json::Value>(raw) else {
-        println!("[slack] (not JSON) {raw}");
-        return;
+        return format!("[slack] (not JSON) {raw}\n");
     };
-    println!("┌─ Slack message ─────────────────────────────────────────");
+    let mut out = String::new();
+    // Slack shows its three escapes as the characters they stand for.
+    let mut line = |text: &str| {
+        let shown = text
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&amp;", "&");
+        let _ = writeln!(out, "{shown}");
+    };
+    line("┌─ Slack message ─────────────────────────────────────────");
     // Blocks at the top level, or inside the coloured attachment.
     let blocks = v["blocks"].as_array().into_iter().flatten().chain(
         v["attachments"][0]["blocks"]
@@ -281,37 +316,61 @@ pub fn print_message(raw: &str) {
     for block in blocks {
         let text = block["text"]["text"].as_str().unwrap_or_default();
         match block["type"].as_str() {
-            Some("header") => println!("│ ## {text}"),
+            Some("header") => line(&format!("│ ## {text}")),
             Some("section") => {
-                for line in text.lines() {
-                    println!("│ {line}");
+                for l in text.lines() {
+                    line(&format!("│ {l}"));
                 }
                 for f in block["fields"].as_array().into_iter().flatten() {
-                    println!(
-                        "│ {}",
-                        f["text"].as_str().unwrap_or_default().replace('\n', " ")
-                    );
+                    let f = f["text"].as_str().unwrap_or_default().replace('\n', " ");
+                    line(&format!("│ {f}"));
                 }
             }
             Some("context") => {
                 for e in block["elements"].as_array().into_iter().flatten() {
-                    println!("│ ({})", e["text"].as_str().unwrap_or_default());
+                    line(&format!("│ ({})", e["text"].as_str().unwrap_or_default()));
                 }
             }
-            Some("divider") => println!("│ ───"),
+            Some("divider") => line("│ ───"),
             Some("actions") => {
                 for e in block["elements"].as_array().into_iter().flatten() {
-                    println!(
+                    line(&format!(
                         "│ [{}] {}",
                         e["text"]["text"].as_str().unwrap_or_default(),
                         e["url"].as_str().unwrap_or_default()
-                    );
+                    ));
                 }
             }
             _ => {}
         }
     }
-    println!("└──────────────────────────────────────────────────────────");
+    line("└──────────────────────────────────────────────────────────");
+    out
+}
+
+/// The workspace as a person would see it: each parent as last updated, with its
+/// thread replies indented under it.
+fn render_conversations(msgs: &[Posted]) -> String {
+    let mut out = String::new();
+    for parent in msgs.iter().filter(|m| m.thread_ts.is_none()) {
+        let edited = match parent.updates {
+            0 => String::new(),
+            n => format!(" (edited {n} time(s))"),
+        };
+        out.push_str(&format!("#{} ts={}{edited}\n", parent.channel, parent.ts));
+        out.push_str(&render_message(&parent.payload.to_string()));
+        for r in msgs
+            .iter()
+            .filter(|m| m.thread_ts.as_deref() == Some(parent.ts.as_str()))
+        {
+            out.push_str(&format!(
+                "    ↳ reply ts={}: {}\n",
+                r.ts,
+                r.payload["text"].as_str().unwrap_or_default()
+            ));
+        }
+    }
+    out
 }
 
 impl SlackSink {
@@ -381,33 +440,10 @@ impl SlackSink {
         self.shared.lock().unwrap().messages.clone()
     }
 
-    /// Prints the workspace as a person would see it: each parent as last updated,
-    /// with its thread replies indented.
-    pub fn print_conversations(&self) {
-        let msgs = self.messages();
-        for parent in msgs.iter().filter(|m| m.thread_ts.is_none()) {
-            println!(
-                "#{} ts={}{}",
-                parent.channel,
-                parent.ts,
-                if parent.updates > 0 {
-                    format!(" (edited {} time(s))", parent.updates)
-                } else {
-                    String::new()
-                }
-            );
-            print_message(&parent.payload.to_string());
-            for r in msgs
-                .iter()
-                .filter(|m| m.thread_ts.as_deref() == Some(parent.ts.as_str()))
-            {
-                println!(
-                    "    ↳ reply ts={}: {}",
-                    r.ts,
-                    r.payload["text"].as_str().unwrap_or_default()
-                );
-            }
-        }
+    /// The workspace as a person would see it: each parent as last updated, with
+    /// its thread replies indented. The binary serves it at `GET /_reflex/conversations`.
+    pub fn conversations(&self) -> String {
+        render_conversations(&self.messages())
     }
 }
 

@@ -27,13 +27,19 @@ fn status(n: &Notice, since: Option<&str>) -> String {
     let at = n.at.as_deref().unwrap_or("now");
     match (n.state, since) {
         (NoticeState::Resolved, Some(s)) => {
-            format!("*Resolved* at {at} (firing since {s}) · {}", n.level)
+            format!(
+                "*Resolved* at {at} (firing since {s}) · severity {}",
+                n.level
+            )
         }
-        (NoticeState::Resolved, None) => format!("*Resolved* at {at} · {}", n.level),
+        (NoticeState::Resolved, None) => format!("*Resolved* at {at} · severity {}", n.level),
         (NoticeState::Firing, Some(s)) if s != at => {
-            format!("*Firing* since {s} (last update {at}) · {}", n.level)
+            format!(
+                "*Firing* since {s} (last update {at}) · severity {}",
+                n.level
+            )
         }
-        (NoticeState::Firing, _) => format!("*Firing* since {at} · {}", n.level),
+        (NoticeState::Firing, _) => format!("*Firing* since {at} · severity {}", n.level),
         (NoticeState::Event, _) => format!("*{}* event at {at}", n.level),
     }
 }
@@ -45,7 +51,11 @@ pub fn parent(n: &Notice, since: Option<&str>, dry_run: bool) -> Message {
     if let Some(r) = &n.reason {
         sections.push((
             "Reason".to_string(),
-            r.lines().map(str::to_string).collect(),
+            r.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(str::to_string)
+                .collect(),
         ));
     }
     Message {

@@ -66,6 +66,10 @@ fn every_fixture_reads_as_a_notice_or_a_reason_and_renders_within_limits() {
                     !text.contains("\\\"AlarmName\\\""),
                     "{name}: raw JSON in the message"
                 );
+                assert!(
+                    !text.contains("• \\n") && !text.contains("• \""),
+                    "{name}: an empty bullet in the message"
+                );
                 assert_within_limits(&blockkit::render(&parent(&n, None, false)));
                 assert_within_limits(&blockkit::render(&reply(&n)));
             }
@@ -205,6 +209,21 @@ async fn an_alarm_fires_repeats_and_resolves_as_one_thread() {
             .as_str()
             .unwrap()
             .starts_with("Resolved: web-cpu-high")
+    );
+    // The stand-in's rendering (what `make demo` prints): the parent as last edited,
+    // the reply under it, Slack's escapes shown as characters.
+    let shown = sink.conversations();
+    assert!(
+        shown.starts_with(&format!("#CALERTS ts={} (edited 1 time(s))\n", p.ts)),
+        "{shown}"
+    );
+    assert!(shown.contains("│ *Threshold* > 80\n"), "{shown}");
+    assert!(
+        shown.ends_with(&format!(
+            "    ↳ reply ts={}: Resolved: web-cpu-high is OK\n",
+            r.ts
+        )),
+        "{shown}"
     );
     // The same alarm firing again later is a new incident: a new parent.
     let mut again: Value =
