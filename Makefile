@@ -7,10 +7,10 @@ CARGO ?= cargo
 .PHONY: help test demo lint bench package package-azure lambda-local tools clean-tools
 
 help:
-	@echo "make demo    - run close-open-ports end to end: AWS (moto) and Azure (host + ARM stand-in), Slack stand-in"
+	@echo "make demo    - close-open-ports end to end on AWS (moto) and Azure (host + ARM stand-in), and an alert-to-slack alarm firing and resolving as one Slack thread"
 	@echo "make test    - install test tools, then fmt, clippy, unit/e2e tests, SAM template checks"
 	@echo "make lint    - cargo fmt --check and clippy -D warnings"
-	@echo "make bench   - release build: cold start, peak RSS, binary and zip sizes"
+	@echo "make bench   - release build: cold start, peak RSS, binary and zip sizes (close-open-ports, alert-to-slack), host throughput"
 	@echo "make package - arm64 Lambda zips with cargo lambda (for sam deploy without sam build)"
 	@echo "make lambda-local - the Lambda binary under cargo lambda watch + invoke, against moto"
 	@echo "make package-azure - the Azure Functions zip: host.json, <function>/function.json, host binary"
@@ -60,7 +60,7 @@ demo: tools
 bench: tools
 	$(CARGO) build --release -p reflex-cli -p reflex-azure-host
 	# Built on its own so that it has the Lambda's feature set (no `azure`).
-	$(CARGO) build --release -p close-open-ports
+	$(CARGO) build --release -p close-open-ports -p alert-to-slack
 	$(PY) scripts/bench.py
 	@command -v wrk >/dev/null || { echo "make bench: wrk missing; install it with 'apt-get install wrk'" >&2; exit 1; }
 	$(PY) scripts/bench_host.py
