@@ -39,6 +39,16 @@ async fn table(sdk: &aws_config::SdkConfig, name: &str) {
         .unwrap();
 }
 
+/// The bot posting to `#alerts`, with its state in the `reflex-alerts` table.
+fn bot_env(api: &str) -> [(&'static str, &str); 4] {
+    [
+        ("REFLEX_SLACK_BOT_TOKEN", BOT_TOKEN),
+        ("REFLEX_SLACK_API_URL", api),
+        ("REFLEX_SLACK_CHANNEL", "#alerts"),
+        ("REFLEX_DYNAMODB_TABLE", "reflex-alerts"),
+    ]
+}
+
 fn event(rel: &str) -> Vec<u8> {
     std::fs::read(events_dir().join(rel)).unwrap()
 }
@@ -70,12 +80,7 @@ async fn separate_runs_share_dedup_and_the_thread_through_dynamodb() {
     let w = world().await;
     table(&w.sdk, "reflex-alerts").await;
     let api = w.slack.api_url();
-    let env = [
-        ("REFLEX_SLACK_BOT_TOKEN", BOT_TOKEN),
-        ("REFLEX_SLACK_API_URL", api.as_str()),
-        ("REFLEX_SLACK_CHANNEL", "#alerts"),
-        ("REFLEX_DYNAMODB_TABLE", "reflex-alerts"),
-    ];
+    let env = bot_env(&api);
     let fire = event("aws/sns/cloudwatch-alarm-static-threshold.json");
     let first = w.invoke_fn("alert-to-slack", &fire, &[], &env).await;
     assert_eq!(first.code, 0, "{}", first.stderr);
@@ -129,13 +134,8 @@ async fn each_alert_is_also_published_to_sns_once() {
         .await
         .unwrap();
     let api = w.slack.api_url();
-    let env = [
-        ("REFLEX_SLACK_BOT_TOKEN", BOT_TOKEN),
-        ("REFLEX_SLACK_API_URL", api.as_str()),
-        ("REFLEX_SLACK_CHANNEL", "#alerts"),
-        ("REFLEX_DYNAMODB_TABLE", "reflex-alerts"),
-        ("REFLEX_SNS_TOPIC_ARN", topic.as_str()),
-    ];
+    let mut env = bot_env(&api).to_vec();
+    env.push(("REFLEX_SNS_TOPIC_ARN", topic.as_str()));
     let fire = event("aws/sns/cloudwatch-alarm-static-threshold.json");
     for _ in 0..2 {
         let run = w.invoke_fn("alert-to-slack", &fire, &[], &env).await;
