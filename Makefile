@@ -7,7 +7,7 @@ CARGO ?= cargo
 .PHONY: help test demo lint bench package package-azure lambda-local tools clean-tools
 
 help:
-	@echo "make demo    - close-open-ports end to end on AWS (moto) and Azure (host + ARM stand-in), and an alert-to-slack alarm firing and resolving as one Slack thread"
+	@echo "make demo    - close-open-ports on AWS (moto) and Azure (host + ARM stand-in), an alert-to-slack thread, reflex-agent draining for an Azure Redeploy"
 	@echo "make test    - install test tools, then fmt, clippy, unit/e2e tests, SAM template checks"
 	@echo "make lint    - cargo fmt --check and clippy -D warnings"
 	@echo "make bench   - release build: cold start, peak RSS, binary and zip sizes (close-open-ports, alert-to-slack), host throughput"
@@ -46,6 +46,8 @@ lint:
 test: tools lint
 	REFLEX_MOTO_SERVER=$(CURDIR)/$(VENV)/bin/moto_server REFLEX_AZURITE=$(CURDIR)/.tools/node_modules/.bin/azurite-table $(CARGO) test --workspace
 	$(CARGO) test -p close-open-ports -p alert-to-slack
+	$(CARGO) build -p reflex-agent
+	tests/agent/check_unit.sh target/debug/reflex-agent
 	$(PY) tests/templates/check_sam.py
 	$(PY) tests/templates/check_sam.py --self-test
 	tests/templates/check_azure.sh
@@ -54,16 +56,17 @@ test: tools lint
 	$(CHECKOV_VENV)/bin/checkov -f infra/azure/azuredeploy.json --framework arm --compact --quiet --skip-download
 
 demo: tools
-	$(CARGO) build -p reflex-cli -p reflex-testkit -p reflex-azure-host
+	$(CARGO) build -p reflex-cli -p reflex-testkit -p reflex-azure-host -p reflex-agent
 	$(PY) scripts/demo.py
 
 bench: tools
-	$(CARGO) build --release -p reflex-cli -p reflex-azure-host
+	$(CARGO) build --release -p reflex-cli -p reflex-azure-host -p reflex-agent -p reflex-testkit
 	# Built on its own so that it has the Lambda's feature set (no `azure`).
 	$(CARGO) build --release -p close-open-ports -p alert-to-slack
 	$(PY) scripts/bench.py
 	@command -v wrk >/dev/null || { echo "make bench: wrk missing; install it with 'apt-get install wrk'" >&2; exit 1; }
 	$(PY) scripts/bench_host.py
+	$(PY) scripts/bench_agent.py
 
 $(VENV)/.lambda: $(VENV)/.installed
 	$(VENV)/bin/pip install --quiet cargo-lambda ziglang

@@ -15,6 +15,11 @@ moto (the dedup and thread store), runs `reflex invoke alert-to-slack` on a Clou
 alarm (through SNS) firing, on a duplicate delivery of it, and on the alarm resolving,
 and shows the channel as one threaded conversation.
 
+reflex-agent: starts the IMDS stand-in and `reflex-agent --cloud azure` with drain and
+recover hooks, announces an Azure Redeploy for the VM, and shows the agent's records:
+logged, drained, approved (only after the drain), and, once the event is over,
+recovered.
+
 Cleans up the processes it started, whatever happens.
 """
 import json
@@ -188,6 +193,62 @@ def alert_to_slack(endpoint, slack_port):
         raise SystemExit("demo: expected one edited parent with one reply in #alerts")
 
 
+def agent(procs, tmp):
+    port = free_port()
+    step(f"reflex-agent: the IMDS stand-in on 127.0.0.1:{port} (VM vm-web-1), the agent polling every second")
+    procs.append(subprocess.Popen([str(TARGET / "reflex-imds-fake"), str(port), "vm-web-1"],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    wait_port(port)
+    base = f"http://127.0.0.1:{port}"
+    hooks = tmp / "hooks.log"
+    records = tmp / "agent.jsonl"
+    drain = f'echo "drain hook: taking $REFLEX_EVENT_NODE out of service for $REFLEX_EVENT_TYPE $REFLEX_EVENT_ID" >> {hooks}; sleep 1'
+    recover = f'echo "recover hook: $REFLEX_EVENT_NODE back in service" >> {hooks}'
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REFLEX_")}
+    env.update(REFLEX_IMDS_ENDPOINT=base, RUST_LOG="warn")
+    procs.append(subprocess.Popen([str(TARGET / "reflex-agent"), "--cloud", "azure", "--interval", "1s",
+                                   "--drain-hook", drain, "--recover-hook", recover, "--log-file", str(records)],
+                                  env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+
+    def imds_state(body=None):
+        req = urllib.request.Request(f"{base}/_reflex/state", method="PUT" if body else "GET",
+                                     data=json.dumps(body).encode() if body else None,
+                                     headers={"content-type": "application/json"})
+        with urllib.request.urlopen(req, timeout=5) as r:
+            return json.loads(r.read())
+
+    def wait_record(name, timeout=15):
+        start = time.time()
+        while time.time() - start < timeout:
+            lines = records.read_text().splitlines() if records.exists() else []
+            if any(json.loads(line)["record"] == name for line in lines):
+                return
+            time.sleep(0.1)
+        raise SystemExit(f"demo: the agent wrote no {name} record within {timeout}s")
+
+    wait_record("started")
+    step("Azure announces a Redeploy of vm-web-1 in 10 minutes (IMDS scheduled events)")
+    not_before = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(time.time() + 600))
+    event_id = "C7061BAC-AFDC-4513-B24B-AA5F13A16123"
+    imds_state({"azure_events": [{
+        "EventId": event_id, "EventStatus": "Scheduled", "EventType": "Redeploy",
+        "ResourceType": "VirtualMachine", "Resources": ["vm-web-1"], "NotBefore": not_before,
+        "Description": "Virtual machine is being redeployed", "EventSource": "Platform", "DurationInSeconds": -1}]})
+    print(f"  EventId {event_id}, NotBefore {not_before}")
+    wait_record("approved")
+    print(f"  IMDS approvals (StartRequests received): {imds_state()['approvals']}")
+    wait_record("event_status")  # the approval started the event
+    step("The redeploy is done: the event leaves the IMDS document")
+    imds_state({"azure_events": []})
+    wait_record("recover_done")
+    step("What the agent recorded (JSON lines in its --log-file, also on stdout for journald)")
+    for line in records.read_text().splitlines():
+        r = json.loads(line)
+        print(f"  {r['time']}  {r['record']:<16} {r.get('kind') or '':<9} {r.get('detail') or ''}")
+    step("What the hooks did")
+    print("  " + hooks.read_text().strip().replace("\n", "\n  "))
+
+
 def main():
     import boto3  # installed with moto into .venv
 
@@ -260,6 +321,7 @@ def main():
 
         alert_to_slack(endpoint, slack_port)
         azure(procs, tmp, slack_port)
+        agent(procs, tmp)
     finally:
         for p in procs:
             p.terminate()

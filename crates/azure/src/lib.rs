@@ -7,6 +7,7 @@ pub mod arm;
 pub mod notice;
 pub mod nsg;
 pub mod resource;
+pub mod scheduled;
 pub mod table;
 
 pub use arm::ArmClient;

@@ -7,6 +7,7 @@
 pub mod alert;
 pub mod error;
 pub mod json;
+pub mod maintenance;
 pub mod model;
 pub mod notice;
 pub mod outcome;

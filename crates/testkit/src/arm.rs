@@ -375,16 +375,10 @@ impl ArmFake {
             tokens_issued: 0,
             jwks_fetches: 0,
         }));
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
-            .await
-            .expect("bind the ARM stand-in on loopback");
-        let addr = listener.local_addr().expect("ARM address");
         let app = Router::new()
             .fallback(handle)
             .with_state(Arc::clone(&shared));
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let (addr, task) = crate::serve(port, app, "ARM stand-in").await;
         Self { addr, shared, task }
     }
 

@@ -5,24 +5,51 @@
 //!   `Retry-After`, 5xx, or slowly, on demand.
 //! - [`ArmFake`]: ARM for NSGs (GET, DELETE, async operations, 404, 429) and the
 //!   managed-identity token endpoint.
+//! - [`ImdsFake`]: Azure IMDS scheduled events and AWS IMDSv2 for `reflex-agent`.
 //! - [`Moto`]: starts `moto_server` on a free loopback port and stops it on drop.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test support: failing loudly is the point
 
 pub mod arm;
 mod azurite;
+pub mod imds;
 mod moto;
 mod slack;
 mod store;
 
 pub use arm::{ArmFake, ArmReply, DeleteMode};
 pub use azurite::{AZURITE_KEY, Azurite};
+pub use imds::{ImdsFake, ImdsReply, azure_event, not_before_in};
 pub use moto::Moto;
 pub use slack::{
     BOT_TOKEN, Posted, Recorded, Reply, SlackSink, blocks, channel_id, print_message,
     render_message,
 };
 pub use store::store_contract;
+
+/// Serves `app` on loopback (`port` 0 = any free port) until the handle is aborted.
+pub(crate) async fn serve(
+    port: u16,
+    app: axum::Router,
+    what: &str,
+) -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap_or_else(|e| panic!("bind the {what} on loopback: {e}"));
+    let addr = listener.local_addr().expect("a bound address");
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (addr, task)
+}
+
+/// An Event Grid delivery under `events/azure/event-grid/`: a JSON array, which only
+/// drain-before-maintenance takes; the other functions reject it as bad input
+/// ("expected a JSON object, found an array").
+pub fn is_event_grid_batch(path: &std::path::Path, raw: &[u8]) -> bool {
+    path.components().any(|c| c.as_os_str() == "event-grid")
+        && raw.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[')
+}
 
 /// Every `.json` file below `dir`, sorted: the fixture sweeps use it.
 pub fn json_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {

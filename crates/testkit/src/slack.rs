@@ -385,14 +385,8 @@ impl SlackSink {
             echo,
             ..Inner::default()
         }));
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
-            .await
-            .expect("bind the Slack sink on loopback");
-        let addr = listener.local_addr().expect("sink address");
         let app = build(Arc::clone(&shared));
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let (addr, task) = crate::serve(port, app, "Slack sink").await;
         Self { addr, shared, task }
     }
 
