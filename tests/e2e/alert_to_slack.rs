@@ -3,17 +3,14 @@
 //! webhook route with the Azure Table store.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
 };
-use reflex_azure_host::{AppState, Auth, app};
-use reflex_runtime::Function;
 use reflex_testkit::{Azurite, BOT_TOKEN, store_contract};
 use serde_json::Value;
 
-use crate::support::{events_dir, world};
+use crate::support::{events_dir, host, world};
 
 async fn table(sdk: &aws_config::SdkConfig, name: &str) {
     aws_sdk_dynamodb::Client::new(sdk)
@@ -194,20 +191,8 @@ async fn the_azure_host_posts_an_alert_once_with_the_table_store() {
     ];
     let lookup = reflex_core::settings::from_pairs(&pairs);
     let deps = alert_to_slack::Deps::from_lookup(&lookup).await.unwrap();
-    let functions: Vec<Arc<dyn Function>> = vec![Arc::new(deps)];
-    let state = AppState::new(
-        functions,
-        Auth::from_lookup(&lookup).unwrap(),
-        Duration::from_secs(20),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!(
-        "http://{}/api/alert-to-slack",
-        listener.local_addr().unwrap()
-    );
-    let server = tokio::spawn(async move {
-        let _ = axum::serve(listener, app(Arc::new(state))).await;
-    });
+    let server = host(Arc::new(deps), &lookup).await;
+    let url = format!("{}/api/alert-to-slack", server.url);
     let http = reqwest::Client::new();
     let body = event("azure/common-alert-schema/metric-static.json");
     for _ in 0..2 {
@@ -223,5 +208,4 @@ async fn the_azure_host_posts_an_alert_once_with_the_table_store() {
     let msgs = slack.messages();
     assert_eq!(msgs.len(), 1, "the duplicate delivery posted nothing");
     assert_eq!(msgs[0].channel, "COPS");
-    server.abort();
 }

@@ -7,13 +7,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use reflex_azure_host::{AppState, Auth, app};
-use reflex_runtime::Function;
 use reflex_testkit::arm::{IDENTITY_HEADER, entra_token, nsg_doc};
 use reflex_testkit::{ArmFake, ArmReply, SlackSink};
 use serde_json::{Value, json};
 
-use crate::support::events_dir;
+use crate::support::{Host, events_dir, host};
 
 const NSG: &str = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-web/providers/Microsoft.Network/networkSecurityGroups/nsg-web";
 
@@ -22,7 +20,7 @@ struct Azure {
     slack: SlackSink,
     url: String,
     http: reqwest::Client,
-    _server: tokio::task::JoinHandle<()>,
+    _server: Host,
 }
 
 fn settings(arm: &ArmFake, slack: &SlackSink, extra: &[(&str, &str)]) -> HashMap<String, String> {
@@ -60,22 +58,11 @@ async fn azure(tags: &[(&str, &str)], extra: &[(&str, &str)]) -> Azure {
     let env = settings(&arm, &slack, extra);
     let lookup = move |k: &str| env.get(k).cloned().filter(|v| !v.is_empty());
     let deps = close_open_ports::Deps::from_lookup(&lookup).await.unwrap();
-    let functions: Vec<Arc<dyn Function>> = vec![Arc::new(deps)];
-    let state = AppState::new(
-        functions,
-        Auth::from_lookup(&lookup).unwrap(),
-        Duration::from_secs(20),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let router = app(Arc::new(state));
-    let server = tokio::spawn(async move {
-        let _ = axum::serve(listener, router).await;
-    });
+    let server = host(Arc::new(deps), &lookup).await;
     Azure {
         arm,
         slack,
-        url,
+        url: server.url.clone(),
         http: reqwest::Client::new(),
         _server: server,
     }

@@ -230,3 +230,36 @@ pub fn statuses(outcome: &Value) -> Vec<(String, String)> {
         })
         .collect()
 }
+
+/// A running Azure host (the custom handler's router on a loopback socket, with the
+/// binary's configuration path); stops when dropped.
+pub struct Host {
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Serves `function` the way `reflex-azure-host` does, with settings from `lookup`.
+pub async fn host(
+    function: std::sync::Arc<dyn reflex_runtime::Function>,
+    lookup: &impl reflex_core::settings::Lookup,
+) -> Host {
+    let state = reflex_azure_host::AppState::new(
+        vec![function],
+        reflex_azure_host::Auth::from_lookup(lookup).unwrap(),
+        std::time::Duration::from_secs(20),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let router = reflex_azure_host::app(std::sync::Arc::new(state));
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    Host { url, task }
+}

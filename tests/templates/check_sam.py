@@ -84,29 +84,25 @@ SECRET_PARAMETERS = {
 }
 
 # Every action the function's role may be granted. Anything else is a regression.
-ALLOWED_ROLE_ACTIONS = {
+# What every function's role may have: its logs, its DLQ, the SNS copy, the Slack secret.
+COMMON_ROLE_ACTIONS = {
+    "logs:CreateLogStream",
+    "logs:PutLogEvents",
+    "sqs:SendMessage",
+    "sns:Publish",
+    "ssm:GetParameter",
+    "secretsmanager:GetSecretValue",
+}
+ALLOWED_ROLE_ACTIONS = COMMON_ROLE_ACTIONS | {
     "ec2:DescribeSecurityGroups",
     "ec2:DescribeSecurityGroupRules",
     "ec2:RevokeSecurityGroupIngress",
     "ec2:AuthorizeSecurityGroupIngress",
     "logs:CreateLogGroup",
-    "logs:CreateLogStream",
-    "logs:PutLogEvents",
-    "sqs:SendMessage",
-    "sns:Publish",
-    "ssm:GetParameter",
-    "secretsmanager:GetSecretValue",
 }
 # Every action alert-to-slack's role may be granted.
 ALERT_DYNAMODB_ACTIONS = {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
-ALERT_ROLE_ACTIONS = ALERT_DYNAMODB_ACTIONS | {
-    "logs:CreateLogStream",
-    "logs:PutLogEvents",
-    "sqs:SendMessage",
-    "sns:Publish",
-    "ssm:GetParameter",
-    "secretsmanager:GetSecretValue",
-}
+ALERT_ROLE_ACTIONS = ALERT_DYNAMODB_ACTIONS | COMMON_ROLE_ACTIONS
 ROLE_ACTIONS = {FUNCTION_ID: ALLOWED_ROLE_ACTIONS, ALERT_ID: ALERT_ROLE_ACTIONS}
 # Managed policies tolerated on the role (logs only). The template uses none.
 ALLOWED_MANAGED_POLICY_SUFFIXES = ("policy/service-role/AWSLambdaBasicExecutionRole",)

@@ -2,6 +2,7 @@
 //! agent to collect), and the same record through `tracing` on stdout, which
 //! systemd hands to journald (and on to syslog).
 
+use std::collections::VecDeque;
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -14,7 +15,7 @@ use crate::source::Seen;
 pub struct Journal {
     path: Option<PathBuf>,
     /// The last [`KEPT`] records, for `--once` summaries and tests.
-    pub records: Vec<Value>,
+    pub records: VecDeque<Value>,
 }
 
 /// How many records stay in memory; the file keeps them all.
@@ -29,7 +30,7 @@ impl Journal {
     pub fn new(path: Option<PathBuf>) -> Self {
         Self {
             path,
-            records: Vec::new(),
+            records: VecDeque::new(),
         }
     }
 
@@ -81,8 +82,8 @@ impl Journal {
             }
         }
         if self.records.len() >= KEPT {
-            self.records.remove(0);
+            self.records.pop_front();
         }
-        self.records.push(line);
+        self.records.push_back(line);
     }
 }

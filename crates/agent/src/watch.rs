@@ -18,7 +18,7 @@ const RECOVER_ATTEMPTS: u32 = 3;
 
 /// What the agent knows about one event; kept in the state file so that a restart
 /// (the VM rebooted for the event) still recovers what it drained.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Tracked {
     pub maintenance: reflex_core::maintenance::Maintenance,
     pub raw: serde_json::Value,
@@ -129,7 +129,7 @@ impl Watcher {
     pub async fn tick(&mut self) -> Result<(), PollError> {
         let node = self.node().await?;
         let seen = self.source.poll().await?;
-        let before = serde_json::to_string(&self.tracked).unwrap_or_default();
+        let before = self.tracked.clone();
         for s in &seen {
             let id = s.maintenance.id.clone();
             match self.tracked.get_mut(&id) {
@@ -160,7 +160,7 @@ impl Watcher {
         for id in gone {
             self.leave(&node, &id).await;
         }
-        if serde_json::to_string(&self.tracked).unwrap_or_default() != before {
+        if self.tracked != before {
             self.save();
         }
         Ok(())
