@@ -132,12 +132,7 @@ impl Store for DynamoStore {
         let Some(item) = out.item else {
             return Ok(None);
         };
-        let live = item
-            .get("expires_at")
-            .and_then(|v| v.as_n().ok())
-            .and_then(|v| v.parse::<u64>().ok())
-            .is_none_or(|e| e >= now());
-        Ok(live
+        Ok(is_live(&item)
             .then(|| ThreadRef::from_columns(|k| item.get(k).and_then(|v| v.as_s().ok()).cloned()))
             .flatten())
     }
@@ -182,4 +177,85 @@ impl Store for DynamoStore {
             .and_then(|v| v.parse().ok())
             .ok_or_else(|| StoreError::new("UpdateItem returned no count", true))
     }
+
+    async fn put(&self, key: &str, value: &str, ttl: Duration) -> Result<(), StoreError> {
+        self.client()
+            .await
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(key))
+            .item("record", s(value))
+            .item("expires_at", n(expiry(ttl)))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| failed(&e))
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let out = self
+            .client()
+            .await
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(key))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| failed(&e))?;
+        Ok(out.item.as_ref().and_then(live_record))
+    }
+
+    /// A filtered scan: the table holds short-lived rows only (claims, threads,
+    /// drains), so a scan stays small; pages are followed to the end.
+    async fn list(&self, prefix: &str) -> Result<Vec<(String, String)>, StoreError> {
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client()
+                .await
+                .scan()
+                .table_name(&self.table)
+                .filter_expression("begins_with(pk, :p) AND attribute_exists(#r)")
+                .expression_attribute_names("#r", "record")
+                .expression_attribute_values(":p", s(prefix))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| failed(&e))?;
+            for item in page.items() {
+                if let (Some(k), Some(v)) = (
+                    item.get("pk").and_then(|v| v.as_s().ok()),
+                    live_record(item),
+                ) {
+                    out.push((k.clone(), v));
+                }
+            }
+            match page.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => break,
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+}
+
+type Item = std::collections::HashMap<String, AttributeValue>;
+
+/// Whether an item has not expired (DynamoDB deletes expired items lazily).
+fn is_live(item: &Item) -> bool {
+    item.get("expires_at")
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .is_none_or(|e| e >= now())
+}
+
+/// The `record` of an item that has not expired.
+fn live_record(item: &Item) -> Option<String> {
+    is_live(item)
+        .then(|| item.get("record").and_then(|v| v.as_s().ok()).cloned())
+        .flatten()
 }

@@ -4,6 +4,8 @@ pub mod dynamo;
 pub mod ec2;
 pub mod errors;
 pub mod events;
+pub mod fleet;
+pub mod maintenance;
 pub mod notices;
 pub mod secrets;
 

@@ -34,8 +34,14 @@ async fn main() -> anyhow::Result<()> {
     let alert_to_slack = alert_to_slack::Deps::from_lookup(&env_lookup)
         .await
         .context("alert-to-slack configuration")?;
-    let functions: Vec<Arc<dyn Function>> =
-        vec![Arc::new(close_open_ports), Arc::new(alert_to_slack)];
+    let drain = drain_before_maintenance::Deps::from_lookup(&env_lookup)
+        .await
+        .context("drain-before-maintenance configuration")?;
+    let functions: Vec<Arc<dyn Function>> = vec![
+        Arc::new(close_open_ports),
+        Arc::new(alert_to_slack),
+        Arc::new(drain),
+    ];
     let auth = Auth::from_lookup(&env_lookup).context("webhook authentication")?;
     let state = AppState::new(functions, auth, budget);
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))

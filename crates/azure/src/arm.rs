@@ -252,18 +252,34 @@ impl ArmClient {
             })
     }
 
-    /// An authorised ARM request to `path` (which carries its own `api-version`).
+    /// An authorised ARM request to `url` (which carries its own `api-version`).
     async fn call(
         &self,
         method: reqwest::Method,
         url: &str,
         deadline: Instant,
     ) -> Result<Response, CloudError> {
+        self.call_with(method, url, None, deadline).await
+    }
+
+    /// [`Self::call`] with a JSON body.
+    async fn call_with(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        body: Option<&Value>,
+        deadline: Instant,
+    ) -> Result<Response, CloudError> {
         let token = self.token(deadline).await?;
         self.send(deadline, || {
-            self.http
+            let req = self
+                .http
                 .request(method.clone(), url)
-                .bearer_auth(token.expose())
+                .bearer_auth(token.expose());
+            match body {
+                Some(b) => req.json(b),
+                None => req,
+            }
         })
         .await
     }
@@ -286,6 +302,49 @@ impl ArmClient {
             200..=299 => Ok(Some(r.body)),
             404 => Ok(None),
             _ => Err(status_error(&r, "GET")),
+        }
+    }
+
+    /// PUTs (creates or replaces) a resource and follows a long-running operation to
+    /// the end.
+    pub async fn put(
+        &self,
+        path: &str,
+        api_version: &str,
+        body: &Value,
+        deadline: Instant,
+    ) -> Result<(), CloudError> {
+        let r = self
+            .call_with(
+                reqwest::Method::PUT,
+                &self.url(path, api_version),
+                Some(body),
+                deadline,
+            )
+            .await?;
+        match r.status {
+            200..=299 => self.follow(&r, deadline).await,
+            _ => Err(status_error(&r, "PUT")),
+        }
+    }
+
+    /// POSTs an action with no body (e.g. `acknowledge`) and returns its answer.
+    pub async fn post(
+        &self,
+        path: &str,
+        api_version: &str,
+        deadline: Instant,
+    ) -> Result<Value, CloudError> {
+        let r = self
+            .call(
+                reqwest::Method::POST,
+                &self.url(path, api_version),
+                deadline,
+            )
+            .await?;
+        match r.status {
+            200..=299 => Ok(r.body),
+            _ => Err(status_error(&r, "POST")),
         }
     }
 

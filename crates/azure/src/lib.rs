@@ -4,6 +4,7 @@
 
 pub mod alerts;
 pub mod arm;
+pub mod drain;
 pub mod notice;
 pub mod nsg;
 pub mod resource;

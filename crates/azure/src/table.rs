@@ -93,6 +93,18 @@ pub fn parse_connection_string(cs: &str) -> Result<(String, String, Secret), Str
     Ok((endpoint, account, Secret::new(key)))
 }
 
+/// Percent-encodes a query value (RFC 3986 unreserved characters pass).
+fn urlencode(v: &str) -> String {
+    v.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 fn now() -> u64 {
     epoch_secs(SystemTime::now())
 }
@@ -113,6 +125,8 @@ struct Reply {
     status: u16,
     etag: Option<String>,
     body: Value,
+    /// A query's `x-ms-continuation-NextPartitionKey` / `NextRowKey`.
+    next: Option<(String, String)>,
 }
 
 impl TableStore {
@@ -191,6 +205,18 @@ impl TableStore {
             .get("etag")
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
+        let header = |name: &str| {
+            resp.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let next = header("x-ms-continuation-nextpartitionkey").map(|pk| {
+            (
+                pk,
+                header("x-ms-continuation-nextrowkey").unwrap_or_default(),
+            )
+        });
         let text = resp.text().await.unwrap_or_default();
         let body = serde_json::from_str(&text).unwrap_or(Value::Null);
         match status {
@@ -202,7 +228,12 @@ impl TableStore {
                 format!("table storage answered HTTP {status}"),
                 true,
             )),
-            _ => Ok(Reply { status, etag, body }),
+            _ => Ok(Reply {
+                status,
+                etag,
+                body,
+                next,
+            }),
         }
     }
 
@@ -247,7 +278,7 @@ impl TableStore {
         props
     }
 
-    async fn get(&self, key: &str) -> Result<Option<(Value, String)>, StoreError> {
+    async fn row(&self, key: &str) -> Result<Option<(Value, String)>, StoreError> {
         self.ensure_table().await?;
         let r = self
             .request(reqwest::Method::GET, &self.entity_path(key), None, None)
@@ -316,6 +347,23 @@ fn expires_at(row: &Value) -> u64 {
     int(&row["ExpiresAt"])
 }
 
+/// The smallest string above every string that starts with `prefix` (ASCII keys).
+fn prefix_end(prefix: &str) -> String {
+    let mut bytes = prefix.as_bytes().to_vec();
+    while let Some(last) = bytes.pop() {
+        if last < 0x7e {
+            bytes.push(last + 1);
+            return String::from_utf8(bytes).unwrap_or_default();
+        }
+    }
+    "~".into()
+}
+
+/// A string literal for an OData `$filter`.
+fn odata(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
 #[async_trait::async_trait]
 impl Store for TableStore {
     async fn claim(&self, key: &str, lease: Duration) -> Result<bool, StoreError> {
@@ -324,7 +372,7 @@ impl Store for TableStore {
             return Ok(true);
         }
         // Taken: an expired claim may be taken over, once, by whoever swaps first.
-        match self.get(key).await? {
+        match self.row(key).await? {
             Some((row, etag)) if expires_at(&row) < now() => {
                 self.replace(key, &entity, Some(&etag)).await
             }
@@ -355,7 +403,7 @@ impl Store for TableStore {
     }
 
     async fn thread(&self, key: &str) -> Result<Option<ThreadRef>, StoreError> {
-        let Some((row, _)) = self.get(key).await? else {
+        let Some((row, _)) = self.row(key).await? else {
             return Ok(None);
         };
         if expires_at(&row) < now() {
@@ -382,10 +430,74 @@ impl Store for TableStore {
         self.replace(key, &entity, None).await.map(|_| ())
     }
 
+    async fn put(&self, key: &str, value: &str, ttl: Duration) -> Result<(), StoreError> {
+        let entity = self.entity(
+            key,
+            json!({ "Record": value }),
+            epoch_secs(SystemTime::now() + ttl),
+        );
+        self.replace(key, &entity, None).await.map(|_| ())
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .row(key)
+            .await?
+            .filter(|(row, _)| expires_at(row) >= now())
+            .and_then(|(row, _)| row["Record"].as_str().map(str::to_string)))
+    }
+
+    /// A query on the partition for `Key` in `[prefix, prefix_end)`, following
+    /// continuation tokens to the end.
+    async fn list(&self, prefix: &str) -> Result<Vec<(String, String)>, StoreError> {
+        self.ensure_table().await?;
+        let filter = format!(
+            "PartitionKey eq {} and Key ge {} and Key lt {}",
+            odata(PARTITION),
+            odata(prefix),
+            odata(&prefix_end(prefix))
+        );
+        let mut out = Vec::new();
+        let mut next: Option<(String, String)> = None;
+        loop {
+            let mut query = vec![("$filter", filter.as_str())];
+            if let Some((pk, rk)) = &next {
+                query.push(("NextPartitionKey", pk));
+                query.push(("NextRowKey", rk));
+            }
+            let qs: String = query
+                .iter()
+                .map(|(k, v)| format!("{k}={}", urlencode(v)))
+                .collect::<Vec<_>>()
+                .join("&");
+            let resource = format!("{}()?{qs}", self.table);
+            let r = self
+                .request(reqwest::Method::GET, &resource, None, None)
+                .await?;
+            if r.status != 200 {
+                return Err(unexpected("query", r.status, &r.body));
+            }
+            for row in r.body["value"].as_array().into_iter().flatten() {
+                if expires_at(row) < now() {
+                    continue;
+                }
+                if let (Some(k), Some(v)) = (row["Key"].as_str(), row["Record"].as_str()) {
+                    out.push((k.to_string(), v.to_string()));
+                }
+            }
+            match r.next {
+                Some(n) => next = Some(n),
+                None => break,
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
     async fn count(&self, key: &str, ttl: Duration) -> Result<u64, StoreError> {
         let started = Instant::now();
         for _ in 0..CAS_ROUNDS {
-            let (hits, etag, expires) = match self.get(key).await? {
+            let (hits, etag, expires) = match self.row(key).await? {
                 Some((row, etag)) if expires_at(&row) >= now() => {
                     (int(&row["Hits"]), Some(etag), expires_at(&row))
                 }

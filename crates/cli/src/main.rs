@@ -53,6 +53,10 @@ enum Command {
 const FUNCTIONS: &[(&str, &[&str])] = &[
     (close_open_ports::NAME, close_open_ports::TRIGGERS),
     (alert_to_slack::NAME, alert_to_slack::TRIGGERS),
+    (
+        drain_before_maintenance::NAME,
+        drain_before_maintenance::TRIGGERS,
+    ),
 ];
 
 /// Builds a function's dependencies from `env`, once.
@@ -62,6 +66,8 @@ async fn build(
 ) -> Result<Box<dyn reflex_runtime::Function>, reflex_core::ConfigError> {
     Ok(if name == alert_to_slack::NAME {
         Box::new(alert_to_slack::Deps::from_lookup(env).await?)
+    } else if name == drain_before_maintenance::NAME {
+        Box::new(drain_before_maintenance::Deps::from_lookup(env).await?)
     } else {
         Box::new(close_open_ports::Deps::from_lookup(env).await?)
     })

@@ -150,6 +150,13 @@ pub struct Maintenance {
     pub scope: Option<String>,
 }
 
+/// What a payload announced: maintenance, or why it needs nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Announced {
+    Maintenance(Box<Maintenance>),
+    Ignored { trigger: String, reason: String },
+}
+
 /// What to do about one kind of event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case", tag = "when", content = "secs")]

@@ -114,6 +114,10 @@ pub struct Outcome {
     pub notices: Vec<crate::notice::Notice>,
     pub actions: Vec<ActionRecord>,
     pub notifications: Vec<NotificationRecord>,
+    /// Event Grid's subscription handshake: a webhook endpoint proves itself by
+    /// answering `{"validationResponse": code}`.
+    #[serde(rename = "validationResponse", skip_serializing_if = "Option::is_none")]
+    pub validation_response: Option<String>,
 }
 
 impl Outcome {
@@ -130,6 +134,7 @@ impl Outcome {
             notices: Vec::new(),
             actions: Vec::new(),
             notifications: Vec::new(),
+            validation_response: None,
         }
     }
 

@@ -1,6 +1,7 @@
 //! The state `alert-to-slack` keeps between deliveries: which notifications were
 //! already posted (dedup), which Slack message is an alert's thread, and how many
-//! times something happened in a window (bursts). DynamoDB on AWS, Azure Table
+//! times something happened in a window (bursts); and `drain-before-maintenance`'s
+//! records of drained nodes and waits to resume. DynamoDB on AWS, Azure Table
 //! storage on Azure, and [`MemoryStore`] for the CLI.
 
 use std::collections::HashMap;
@@ -62,6 +63,47 @@ impl ThreadRef {
     }
 }
 
+/// Where the dedup / thread / burst state lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreSetting {
+    /// In this process only (the CLI; tests).
+    Memory,
+    /// `REFLEX_DYNAMODB_TABLE`.
+    DynamoDb(String),
+    /// `REFLEX_AZURE_TABLE`, with the connection string from
+    /// `REFLEX_AZURE_STORAGE_CONNECTION` or `AzureWebJobsStorage`.
+    AzureTable { table: String, connection: String },
+}
+
+impl StoreSetting {
+    /// `REFLEX_DYNAMODB_TABLE`, else `REFLEX_AZURE_TABLE` (with its connection
+    /// string), else memory.
+    pub fn from_lookup(env: &impl crate::settings::Lookup) -> Result<Self, crate::ConfigError> {
+        Ok(
+            match (
+                env.get("REFLEX_DYNAMODB_TABLE"),
+                env.get("REFLEX_AZURE_TABLE"),
+            ) {
+                (Some(t), _) => StoreSetting::DynamoDb(t),
+                (None, Some(table)) => {
+                    let connection = env
+                    .get("REFLEX_AZURE_STORAGE_CONNECTION")
+                    .or_else(|| env.get("AzureWebJobsStorage"))
+                    .ok_or_else(|| {
+                        crate::ConfigError::new(
+                            "REFLEX_AZURE_TABLE",
+                            &table,
+                            "needs a storage connection string: set REFLEX_AZURE_STORAGE_CONNECTION or AzureWebJobsStorage",
+                        )
+                    })?;
+                    StoreSetting::AzureTable { table, connection }
+                }
+                (None, None) => StoreSetting::Memory,
+            },
+        )
+    }
+}
+
 /// Seconds since the epoch: what DynamoDB's TTL reads.
 pub fn epoch_secs(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
@@ -89,6 +131,12 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     ) -> Result<(), StoreError>;
     /// Adds one to the counter `key` (which lives for `ttl`) and returns the new count.
     async fn count(&self, key: &str, ttl: Duration) -> Result<u64, StoreError>;
+    /// Saves (or replaces) a record: JSON text under `key`, kept for `ttl`.
+    async fn put(&self, key: &str, value: &str, ttl: Duration) -> Result<(), StoreError>;
+    /// The live record under `key`.
+    async fn get(&self, key: &str) -> Result<Option<String>, StoreError>;
+    /// Every live record whose key starts with `prefix`, as `(key, value)`, sorted by key.
+    async fn list(&self, prefix: &str) -> Result<Vec<(String, String)>, StoreError>;
 }
 
 #[derive(Debug, Clone)]
@@ -96,6 +144,7 @@ enum Entry {
     Claim,
     Thread(ThreadRef),
     Count(u64),
+    Record(String),
 }
 
 /// An in-process store: the CLI, and tests of everything above the store.
@@ -177,6 +226,37 @@ impl Store for MemoryStore {
             };
             e.0 = Entry::Count(n);
             n
+        })
+    }
+
+    async fn put(&self, key: &str, value: &str, ttl: Duration) -> Result<(), StoreError> {
+        self.with(|m| {
+            m.insert(
+                key.to_string(),
+                (Entry::Record(value.to_string()), SystemTime::now() + ttl),
+            );
+        })
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<String>, StoreError> {
+        self.with(|m| match m.get(key) {
+            Some((Entry::Record(v), _)) => Some(v.clone()),
+            _ => None,
+        })
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<(String, String)>, StoreError> {
+        self.with(|m| {
+            let mut out: Vec<(String, String)> = m
+                .iter()
+                .filter(|(k, _)| k.starts_with(prefix))
+                .filter_map(|(k, (e, _))| match e {
+                    Entry::Record(v) => Some((k.clone(), v.clone())),
+                    _ => None,
+                })
+                .collect();
+            out.sort();
+            out
         })
     }
 }

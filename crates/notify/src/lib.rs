@@ -3,6 +3,7 @@
 
 pub mod blockkit;
 pub mod message;
+pub mod reporting;
 pub mod slack;
 pub mod slack_api;
 pub mod sns;
@@ -14,6 +15,7 @@ use reflex_core::NotificationRecord;
 
 pub use message::{Message, Severity};
 pub use reflex_runtime::retry;
+pub use reporting::Reporting;
 pub use slack::{SlackWebhook, UrlSource};
 pub use slack_api::{Posted, SlackApi};
 pub use sns::SnsPublisher;

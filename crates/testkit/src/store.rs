@@ -77,6 +77,42 @@ pub async fn store_contract(store: Arc<dyn Store>, tag: &str) {
         1
     );
 
+    // Records: put, replace, get, and a prefix listing that skips other keys and
+    // expired records.
+    let day = Duration::from_secs(86_400);
+    let r = |n: &str| format!("{tag}:drain/{n}");
+    assert_eq!(store.get(&r("i-1")).await.unwrap(), None);
+    store.put(&r("i-1"), r#"{"n":1}"#, day).await.unwrap();
+    store
+        .put(&r("i-1"), r#"{"n":2,"q":"a'b"}"#, day)
+        .await
+        .unwrap();
+    store.put(&r("i-2"), "{}", day).await.unwrap();
+    store
+        .put(&format!("{tag}:drain0"), "{}", day)
+        .await
+        .unwrap();
+    store
+        .put(&r("i-3"), "{}", Duration::from_secs(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get(&r("i-1")).await.unwrap().as_deref(),
+        Some(r#"{"n":2,"q":"a'b"}"#)
+    );
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(store.get(&r("i-3")).await.unwrap(), None, "expired");
+    let listed = store.list(&format!("{tag}:drain/")).await.unwrap();
+    assert_eq!(
+        listed,
+        vec![
+            (r("i-1"), r#"{"n":2,"q":"a'b"}"#.to_string()),
+            (r("i-2"), "{}".to_string())
+        ]
+    );
+    store.release(&r("i-2")).await.unwrap();
+    assert_eq!(store.list(&format!("{tag}:drain/")).await.unwrap().len(), 1);
+
     let race = format!("{tag}:delivery:race");
     let mut tasks = Vec::new();
     for _ in 0..10 {

@@ -4,19 +4,8 @@ use std::time::Duration;
 
 use reflex_aws::secrets::{SecretSetting, check_url};
 use reflex_core::settings::{Lookup, flag};
+pub use reflex_core::store::StoreSetting;
 use reflex_core::{ConfigError, Routes, Target};
-
-/// Where the dedup / thread / burst state lives.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StoreSetting {
-    /// In this process only (the CLI; tests).
-    Memory,
-    /// `REFLEX_DYNAMODB_TABLE`.
-    DynamoDb(String),
-    /// `REFLEX_AZURE_TABLE`, with the connection string from
-    /// `REFLEX_AZURE_STORAGE_CONNECTION` or `AzureWebJobsStorage`.
-    AzureTable { table: String, connection: String },
-}
 
 /// `REFLEX_DENIED_BURST`: this many denials by one principal within the window make
 /// one alert.
@@ -129,26 +118,7 @@ impl Config {
                 "routes to channels need a bot token: set REFLEX_SLACK_BOT_TOKEN (or _SECRET), or route to webhook URLs",
             ));
         }
-        let store = match (
-            env.get("REFLEX_DYNAMODB_TABLE"),
-            env.get("REFLEX_AZURE_TABLE"),
-        ) {
-            (Some(t), _) => StoreSetting::DynamoDb(t),
-            (None, Some(table)) => {
-                let connection = env
-                    .get("REFLEX_AZURE_STORAGE_CONNECTION")
-                    .or_else(|| env.get("AzureWebJobsStorage"))
-                    .ok_or_else(|| {
-                        ConfigError::new(
-                            "REFLEX_AZURE_TABLE",
-                            &table,
-                            "needs a storage connection string: set REFLEX_AZURE_STORAGE_CONNECTION or AzureWebJobsStorage",
-                        )
-                    })?;
-                StoreSetting::AzureTable { table, connection }
-            }
-            (None, None) => StoreSetting::Memory,
-        };
+        let store = StoreSetting::from_lookup(env)?;
         Ok(Self {
             dry_run: flag(env, "REFLEX_DRY_RUN", false)?,
             webhook,

@@ -72,7 +72,7 @@ impl Deps {
         let nsgs = Arc::new(reflex_azure::ArmNsgs::new(
             reflex_azure::ArmClient::from_lookup(env)?,
         ));
-        let notifiers = config.notifiers(&sdk).await;
+        let notifiers = config.reporting.notifiers(&sdk).await;
         Ok(Self {
             config,
             groups: Arc::new(LazyEc2::new(sdk)),
@@ -153,6 +153,7 @@ pub(crate) fn start(deps: &Deps, signal: &Signal, observed: Value) -> Outcome {
         notices: Vec::new(),
         actions: Vec::new(),
         notifications: Vec::new(),
+        validation_response: None,
     }
 }
 

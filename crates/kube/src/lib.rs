@@ -1,0 +1,325 @@
+//! Kubernetes node drain through kube-rs: find the node of a machine, cordon it
+//! with Reflex's marker taint, evict its pods through the Eviction API (which
+//! honours PodDisruptionBudgets), and uncordon only nodes Reflex cordoned.
+
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use reflex_core::settings::Lookup;
+use reflex_core::{CloudError, CloudErrorKind, ConfigError};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+/// The taint Reflex adds when it cordons a node. Its presence is how recovery knows
+/// the cordon is Reflex's (an operator's cordon is left alone).
+pub const MARKER_TAINT: &str = "reflex.dev/draining";
+/// kubelet's annotation on static (mirror) pods, which the API cannot evict.
+const MIRROR_ANNOTATION: &str = "kubernetes.io/config.mirror";
+/// The grace period a pod gets when its spec gives none.
+const DEFAULT_GRACE_SECS: i64 = 30;
+/// The first wait after a PDB refusal (429); it doubles up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(500);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// A node, as the drain needs it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NodeView {
+    pub name: String,
+    pub unschedulable: bool,
+    /// Whether it carries [`MARKER_TAINT`].
+    pub marked: bool,
+}
+
+/// What an eviction pass did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Evictions {
+    /// `namespace/name` of each pod evicted, with the grace period it got.
+    pub evicted: Vec<(String, i64)>,
+    /// Pods left alone, and why (DaemonSet, mirror pod, already terminating).
+    pub skipped: Vec<(String, String)>,
+    /// Pods a PodDisruptionBudget still protected when time ran out.
+    pub blocked: Vec<String>,
+    /// PDB refusals (429) answered along the way.
+    pub refusals: u32,
+}
+
+/// The node operations of a drain.
+#[async_trait]
+pub trait Nodes: Send + Sync {
+    /// The node running `machine` (an EC2 instance id or Azure VM name), matched on
+    /// `spec.providerID` (`aws:///zone/i-…`, `azure:///…/virtualMachines/vm`) or the
+    /// node name.
+    async fn find(&self, machine: &str) -> Result<Option<NodeView>, CloudError>;
+    /// Marks the node unschedulable and adds the marker taint (value: `reason`).
+    async fn cordon(&self, node: &str, reason: &str) -> Result<(), CloudError>;
+    /// Evicts every evictable pod on the node, retrying PDB refusals until `deadline`;
+    /// grace periods are clamped to the time left.
+    async fn evict(&self, node: &str, deadline: Instant) -> Result<Evictions, CloudError>;
+    /// Removes the marker and makes the node schedulable again. `false` (and nothing
+    /// changed) when the node does not carry the marker.
+    async fn uncordon(&self, node: &str) -> Result<bool, CloudError>;
+}
+
+/// Connection settings: `REFLEX_KUBE_API_URL`, `REFLEX_KUBE_TOKEN` (a service
+/// account token) and optionally `REFLEX_KUBE_CA_FILE` (PEM).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KubeSettings {
+    pub url: String,
+    token: Option<String>,
+    pub ca_file: Option<String>,
+}
+
+impl KubeSettings {
+    /// `None` when no API server is configured (Kubernetes steps are then skipped).
+    pub fn from_lookup(env: &impl Lookup) -> Result<Option<Self>, ConfigError> {
+        let Some(url) = env.get("REFLEX_KUBE_API_URL") else {
+            return Ok(None);
+        };
+        if !(url.starts_with("https://") || url.starts_with("http://")) {
+            return Err(ConfigError::new(
+                "REFLEX_KUBE_API_URL",
+                &url,
+                "expected the API server's URL, e.g. https://ABC.gr7.eu-west-1.eks.amazonaws.com",
+            ));
+        }
+        Ok(Some(Self {
+            url,
+            token: env.get("REFLEX_KUBE_TOKEN"),
+            ca_file: env.get("REFLEX_KUBE_CA_FILE"),
+        }))
+    }
+}
+
+/// [`Nodes`] on kube-rs.
+#[derive(Clone)]
+pub struct KubeNodes {
+    client: kube::Client,
+}
+
+impl std::fmt::Debug for KubeNodes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KubeNodes").finish_non_exhaustive()
+    }
+}
+
+impl KubeNodes {
+    pub fn new(settings: &KubeSettings) -> Result<Self, ConfigError> {
+        let bad = |why: String| ConfigError::new("REFLEX_KUBE_API_URL", &settings.url, why);
+        let uri = settings
+            .url
+            .parse()
+            .map_err(|e| bad(format!("not a URL: {e}")))?;
+        let mut config = kube::Config::new(uri);
+        config.auth_info.token = settings.token.clone().map(secrecy::SecretString::from);
+        config.root_cert_file = settings.ca_file.clone().map(Into::into);
+        config.read_timeout = Some(Duration::from_secs(15));
+        let client = kube::Client::try_from(config).map_err(|e| bad(e.to_string()))?;
+        Ok(Self { client })
+    }
+
+    fn nodes(&self) -> Api<Node> {
+        Api::all(self.client.clone())
+    }
+}
+
+/// A kube-rs error in Reflex's terms.
+fn cloud(e: &kube::Error) -> CloudError {
+    match e {
+        kube::Error::Api(s) => {
+            let kind = match s.code {
+                404 => CloudErrorKind::NotFound,
+                429 => CloudErrorKind::Throttled,
+                401 | 403 => CloudErrorKind::Denied,
+                500..=599 => CloudErrorKind::Transient,
+                _ => CloudErrorKind::Other,
+            };
+            CloudError::new(kind, format!("Kube{}", s.reason), s.message.clone())
+        }
+        other => CloudError::new(
+            CloudErrorKind::Transient,
+            "KubeUnavailable",
+            other.to_string(),
+        ),
+    }
+}
+
+fn view(node: &Node) -> NodeView {
+    let spec = node.spec.as_ref();
+    NodeView {
+        name: node.metadata.name.clone().unwrap_or_default(),
+        unschedulable: spec.and_then(|s| s.unschedulable).unwrap_or(false),
+        marked: spec
+            .and_then(|s| s.taints.as_ref())
+            .is_some_and(|t| t.iter().any(|t| t.key == MARKER_TAINT)),
+    }
+}
+
+/// Whether the node runs `machine`.
+pub fn runs(node: &Node, machine: &str) -> bool {
+    let by_provider = node
+        .spec
+        .as_ref()
+        .and_then(|s| s.provider_id.as_deref())
+        .and_then(|p| p.rsplit('/').next())
+        .is_some_and(|last| last.eq_ignore_ascii_case(machine));
+    by_provider
+        || node
+            .metadata
+            .name
+            .as_deref()
+            .is_some_and(|n| n.eq_ignore_ascii_case(machine))
+}
+
+/// Why a pod is not evicted, if it is not.
+pub fn not_evictable(pod: &Pod) -> Option<&'static str> {
+    let meta = &pod.metadata;
+    if meta.deletion_timestamp.is_some() {
+        return Some("already terminating");
+    }
+    if meta
+        .annotations
+        .as_ref()
+        .is_some_and(|a| a.contains_key(MIRROR_ANNOTATION))
+    {
+        return Some("mirror (static) pod");
+    }
+    if meta
+        .owner_references
+        .as_ref()
+        .is_some_and(|o| o.iter().any(|r| r.kind == "DaemonSet"))
+    {
+        return Some("DaemonSet pod");
+    }
+    let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+    if matches!(phase, Some("Succeeded" | "Failed")) {
+        return Some("finished");
+    }
+    None
+}
+
+/// The grace period for a pod: its own, clamped to the whole seconds left.
+pub fn grace(pod: &Pod, left: Duration) -> i64 {
+    let own = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.termination_grace_period_seconds)
+        .unwrap_or(DEFAULT_GRACE_SECS);
+    own.clamp(0, i64::try_from(left.as_secs()).unwrap_or(i64::MAX))
+}
+
+#[async_trait]
+impl Nodes for KubeNodes {
+    async fn find(&self, machine: &str) -> Result<Option<NodeView>, CloudError> {
+        let list = self
+            .nodes()
+            .list(&ListParams::default())
+            .await
+            .map_err(|e| cloud(&e))?;
+        Ok(list.items.iter().find(|n| runs(n, machine)).map(view))
+    }
+
+    async fn cordon(&self, node: &str, reason: &str) -> Result<(), CloudError> {
+        let current = self.nodes().get(node).await.map_err(|e| cloud(&e))?;
+        let mut taints: Vec<Value> = current
+            .spec
+            .and_then(|s| s.taints)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|t| t.key != MARKER_TAINT)
+            .filter_map(|t| serde_json::to_value(t).ok())
+            .collect();
+        taints.push(json!({"key": MARKER_TAINT, "value": reason, "effect": "NoSchedule"}));
+        let patch = json!({"spec": {"unschedulable": true, "taints": taints}});
+        self.nodes()
+            .patch(node, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map(|_| ())
+            .map_err(|e| cloud(&e))
+    }
+
+    async fn evict(&self, node: &str, deadline: Instant) -> Result<Evictions, CloudError> {
+        let pods: Api<Pod> = Api::all(self.client.clone());
+        let list = pods
+            .list(&ListParams::default().fields(&format!("spec.nodeName={node}")))
+            .await
+            .map_err(|e| cloud(&e))?;
+        let mut out = Evictions::default();
+        for pod in &list.items {
+            let ns = pod
+                .metadata
+                .namespace
+                .clone()
+                .unwrap_or_else(|| "default".into());
+            let name = pod.metadata.name.clone().unwrap_or_default();
+            let label = format!("{ns}/{name}");
+            if let Some(why) = not_evictable(pod) {
+                out.skipped.push((label, why.to_string()));
+                continue;
+            }
+            let api: Api<Pod> = Api::namespaced(self.client.clone(), &ns);
+            let mut wait = FIRST_BACKOFF;
+            loop {
+                let left = deadline.saturating_duration_since(Instant::now());
+                let secs = grace(pod, left);
+                // kube-rs's `evict` serialises `delete_options` in snake_case, which
+                // the API server ignores; post the documented body ourselves.
+                let body = json!({
+                    "apiVersion": "policy/v1",
+                    "kind": "Eviction",
+                    "metadata": {"name": name, "namespace": ns},
+                    "deleteOptions": {"gracePeriodSeconds": secs},
+                });
+                match api
+                    .create_subresource::<Value, Value>(
+                        "eviction",
+                        &name,
+                        &PostParams::default(),
+                        &body,
+                    )
+                    .await
+                {
+                    Ok(_) => {
+                        out.evicted.push((label, secs));
+                        break;
+                    }
+                    Err(kube::Error::Api(s)) if s.code == 404 => {
+                        out.skipped.push((label, "already gone".into()));
+                        break;
+                    }
+                    Err(kube::Error::Api(s)) if s.code == 429 => {
+                        out.refusals += 1;
+                        if Instant::now() + wait >= deadline {
+                            out.blocked.push(label);
+                            break;
+                        }
+                        tokio::time::sleep(wait).await;
+                        wait = (wait * 2).min(MAX_BACKOFF);
+                    }
+                    Err(e) => return Err(cloud(&e)),
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn uncordon(&self, node: &str) -> Result<bool, CloudError> {
+        let current = self.nodes().get(node).await.map_err(|e| cloud(&e))?;
+        let taints = current.spec.and_then(|s| s.taints).unwrap_or_default();
+        if !taints.iter().any(|t| t.key == MARKER_TAINT) {
+            return Ok(false);
+        }
+        let kept: Vec<Value> = taints
+            .into_iter()
+            .filter(|t| t.key != MARKER_TAINT)
+            .filter_map(|t| serde_json::to_value(t).ok())
+            .collect();
+        let patch = json!({"spec": {"unschedulable": null, "taints": kept}});
+        self.nodes()
+            .patch(node, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map(|_| true)
+            .map_err(|e| cloud(&e))
+    }
+}

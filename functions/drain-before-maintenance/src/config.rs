@@ -1,0 +1,134 @@
+//! Typed configuration, read once at cold start. See the README's table.
+
+use std::time::Duration;
+
+use reflex_core::maintenance::DrainPolicy;
+use reflex_core::settings::{Lookup, flag, tag};
+use reflex_core::store::StoreSetting;
+use reflex_core::{ConfigError, Tag};
+use reflex_notify::Reporting;
+
+/// The function's configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// `REFLEX_DRY_RUN`: plan only, change nothing.
+    pub dry_run: bool,
+    /// `REFLEX_DRAIN_POLICY`: what to do, and when, per kind of event.
+    pub policy: DrainPolicy,
+    /// `REFLEX_DRAIN_TAG` (default `reflex:drain=true`): only nodes carrying it are
+    /// drained; others are ignored without error.
+    pub opt_in: Tag,
+    /// `REFLEX_EXEMPT_TAG` (default `reflex:exempt=true`): wins over the opt-in.
+    pub exempt: Tag,
+    /// `REFLEX_DRAIN_MAX_CONCURRENT` (default 1): drains at once per group (Auto
+    /// Scaling group, else target group, else backend pool).
+    pub max_concurrent: u32,
+    /// `REFLEX_DRAIN_LEASE_SECS` (default 3600): how long a drain slot is held if the
+    /// node is never recovered.
+    pub lease: Duration,
+    /// `REFLEX_DRAIN_POLL_SECS` (default 5): how often a wait re-reads the cloud.
+    pub poll: Duration,
+    /// `REFLEX_AZURE_LB_POOLS`: backend pool ids to set `adminState` in.
+    pub azure_pools: Vec<String>,
+    /// `REFLEX_AZURE_VM_SCOPE`: `/subscriptions/…/resourceGroups/…`, to turn a VM name
+    /// (agent, log alert) into its resource id.
+    pub azure_vm_scope: Option<String>,
+    pub store: StoreSetting,
+    pub reporting: Reporting,
+}
+
+fn number(
+    env: &impl Lookup,
+    name: &'static str,
+    default: u64,
+    max: u64,
+) -> Result<u64, ConfigError> {
+    let Some(v) = env.get(name) else {
+        return Ok(default);
+    };
+    v.trim()
+        .parse::<u64>()
+        .ok()
+        .filter(|n| (1..=max).contains(n))
+        .ok_or_else(|| {
+            ConfigError::new(name, &v, format!("expected a whole number from 1 to {max}"))
+        })
+}
+
+fn ids(env: &impl Lookup, name: &'static str) -> Result<Vec<String>, ConfigError> {
+    let Some(v) = env.get(name) else {
+        return Ok(Vec::new());
+    };
+    v.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|id| {
+            if id.starts_with("/subscriptions/") {
+                Ok(id.trim_end_matches('/').to_string())
+            } else {
+                Err(ConfigError::new(
+                    name,
+                    &v,
+                    format!("`{id}` is not a resource id (/subscriptions/…)"),
+                ))
+            }
+        })
+        .collect()
+}
+
+impl Config {
+    pub fn from_lookup(env: &impl Lookup) -> Result<Self, ConfigError> {
+        let default_tag = |key: &str| Tag {
+            key: key.into(),
+            value: "true".into(),
+        };
+        Ok(Self {
+            dry_run: flag(env, "REFLEX_DRY_RUN", false)?,
+            policy: DrainPolicy::from_lookup(env)?,
+            opt_in: tag(env, "REFLEX_DRAIN_TAG", default_tag("reflex:drain"))?,
+            exempt: tag(env, "REFLEX_EXEMPT_TAG", default_tag("reflex:exempt"))?,
+            max_concurrent: u32::try_from(number(env, "REFLEX_DRAIN_MAX_CONCURRENT", 1, 1000)?)
+                .unwrap_or(1),
+            lease: Duration::from_secs(number(env, "REFLEX_DRAIN_LEASE_SECS", 3600, 7 * 86_400)?),
+            poll: Duration::from_secs(number(env, "REFLEX_DRAIN_POLL_SECS", 5, 300)?),
+            azure_pools: ids(env, "REFLEX_AZURE_LB_POOLS")?,
+            azure_vm_scope: ids(env, "REFLEX_AZURE_VM_SCOPE")?.into_iter().next(),
+            store: StoreSetting::from_lookup(env)?,
+            reporting: Reporting::from_lookup(env)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use reflex_core::settings::from_pairs as env;
+
+    use super::*;
+
+    #[test]
+    fn defaults_are_safe() {
+        let c = Config::from_lookup(&env(&[]));
+        let Ok(c) = c else { panic!("{c:?}") };
+        assert!(!c.dry_run);
+        assert_eq!(c.opt_in.to_string(), "reflex:drain=true");
+        assert_eq!(c.max_concurrent, 1);
+        assert_eq!(c.store, StoreSetting::Memory);
+    }
+
+    #[test]
+    fn mistakes_name_the_setting() {
+        for (name, value, says) in [
+            ("REFLEX_DRAIN_MAX_CONCURRENT", "0", "from 1 to 1000"),
+            ("REFLEX_DRAIN_MAX_CONCURRENT", "many", "from 1 to 1000"),
+            ("REFLEX_DRAIN_TAG", "drain", "key=value"),
+            ("REFLEX_AZURE_LB_POOLS", "pool-1", "not a resource id"),
+            ("REFLEX_DRAIN_POLICY", "spot=now", "not a kind"),
+        ] {
+            let e = Config::from_lookup(&env(&[(name, value)]))
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(e.starts_with(name) && e.contains(says), "{name}: {e}");
+        }
+    }
+}

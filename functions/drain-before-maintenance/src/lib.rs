@@ -1,0 +1,553 @@
+//! `drain-before-maintenance`: the cloud warns that a node is about to be rebooted,
+//! moved, reclaimed or terminated; Reflex takes it out of service first (ELBv2,
+//! Auto Scaling standby or lifecycle hook, Kubernetes, Azure Load Balancer), lets the
+//! maintenance proceed, and brings the node back afterwards.
+//!
+//! parse ([`parse`]) → re-read ([`observe`]) → [`decide`] (pure) → [`act`] → notify
+//! → outcome.
+
+pub mod act;
+mod config;
+pub mod decide;
+mod observe;
+pub mod parse;
+mod report;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use reflex_aws::LazySdk;
+use reflex_aws::fleet::{Fleet, SdkFleet};
+use reflex_core::maintenance::{Announced, Maintenance};
+use reflex_core::settings::Lookup;
+use reflex_core::store::{MemoryStore, StoreSetting};
+use reflex_core::{ActionRecord, ActionStatus, HandleError, Outcome, Store, StoreError};
+use reflex_kube::{KubeNodes, KubeSettings, Nodes};
+use reflex_notify::Notifier;
+use reflex_runtime::Invocation;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+pub use config::Config;
+pub use decide::{Decision, DrainRecord, Observed, Rules, decide};
+pub use parse::{Input, Intent};
+pub use report::{Stage, message};
+
+/// The function's name: crate, binary, Lambda function and Azure folder.
+pub const NAME: &str = "drain-before-maintenance";
+
+/// The triggers it accepts, for `reflex functions`.
+pub const TRIGGERS: &[&str] = &[
+    "aws.health/AWS Health Event (EC2 scheduledChange; instance ids or ARNs)",
+    "aws.ec2/EC2 Spot Instance Interruption Warning",
+    "aws.ec2/EC2 Instance Rebalance Recommendation",
+    "aws.autoscaling/EC2 Instance-terminate Lifecycle Action",
+    "aws.events/Scheduled Event (resume deferred drains and waits)",
+    #[cfg(feature = "azure")]
+    "azure.eventgrid/Microsoft.ResourceNotifications.MaintenanceResources.ScheduledEventEmitted",
+    #[cfg(feature = "azure")]
+    "azure.monitor/Log Alerts V2 on the scheduled-events log (Computer, EventType dimensions)",
+    "reflex-agent (drain / recover calls from the VM)",
+];
+
+/// How long a handled delivery is remembered, so a duplicate changes nothing.
+const SEEN_TTL: Duration = Duration::from_secs(7 * 86_400);
+/// How long a delivery in progress holds its claim.
+const SEEN_LEASE: Duration = Duration::from_secs(900);
+/// How long a drain record is kept if the node is never recovered.
+const RECORD_TTL: Duration = Duration::from_secs(30 * 86_400);
+
+/// Everything built once per cold start.
+pub struct Deps {
+    pub config: Config,
+    pub fleet: Arc<dyn Fleet>,
+    pub nodes: Option<Arc<dyn Nodes>>,
+    #[cfg(feature = "azure")]
+    pub azure: Arc<dyn reflex_azure::drain::AzureFleet>,
+    pub store: Arc<dyn Store>,
+    pub notifiers: Vec<Arc<dyn Notifier>>,
+}
+
+impl std::fmt::Debug for Deps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Deps")
+            .field("config", &self.config)
+            .field("kubernetes", &self.nodes.is_some())
+            .field("store", &self.store)
+            .field("notifiers", &self.notifiers.len())
+            .finish()
+    }
+}
+
+impl Deps {
+    /// Reads the configuration from the environment and builds the clients.
+    pub async fn from_env() -> Result<Self, reflex_core::ConfigError> {
+        Self::from_lookup(&reflex_runtime::env_lookup).await
+    }
+
+    /// Reads the configuration from `env` and builds the clients (which connect on
+    /// first use) and notifiers.
+    pub async fn from_lookup(env: &impl Lookup) -> Result<Self, reflex_core::ConfigError> {
+        let config = Config::from_lookup(env)?;
+        let sdk = LazySdk::default();
+        let store: Arc<dyn Store> = match &config.store {
+            StoreSetting::Memory => Arc::new(MemoryStore::default()),
+            StoreSetting::DynamoDb(table) => Arc::new(reflex_aws::dynamo::DynamoStore::new(
+                sdk.clone(),
+                table.clone(),
+            )),
+            #[cfg(feature = "azure")]
+            StoreSetting::AzureTable { table, connection } => Arc::new(
+                reflex_azure::table::TableStore::from_connection_string(connection, table)
+                    .map_err(|r| {
+                        reflex_core::ConfigError::new(
+                            "REFLEX_AZURE_STORAGE_CONNECTION",
+                            "[redacted]",
+                            r,
+                        )
+                    })?,
+            ),
+            #[cfg(not(feature = "azure"))]
+            StoreSetting::AzureTable { table, .. } => {
+                return Err(reflex_core::ConfigError::new(
+                    "REFLEX_AZURE_TABLE",
+                    table,
+                    "this build has no Azure support (build with the `azure` feature)",
+                ));
+            }
+        };
+        let nodes: Option<Arc<dyn Nodes>> = match KubeSettings::from_lookup(env)? {
+            Some(s) => Some(Arc::new(KubeNodes::new(&s)?)),
+            None => None,
+        };
+        let notifiers = config.reporting.notifiers(&sdk).await;
+        Ok(Self {
+            #[cfg(feature = "azure")]
+            azure: Arc::new(reflex_azure::drain::ArmFleet::new(
+                reflex_azure::ArmClient::from_lookup(env)?,
+            )),
+            config,
+            fleet: Arc::new(SdkFleet::new(sdk)),
+            nodes,
+            store,
+            notifiers,
+        })
+    }
+
+    fn rules(&self) -> Rules<'_> {
+        Rules {
+            policy: &self.config.policy,
+            opt_in: &self.config.opt_in,
+            exempt: &self.config.exempt,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl reflex_runtime::Function for Deps {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    async fn handle(&self, raw: &[u8], invocation: &Invocation) -> Result<Outcome, HandleError> {
+        handle(self, raw, invocation).await
+    }
+}
+
+/// A drain waiting for its time, a free slot, or the end of a long wait.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Pending {
+    pub maintenance: Maintenance,
+    pub node: String,
+    /// Epoch seconds from which the resume may carry on.
+    pub due: i64,
+    pub why: String,
+}
+
+fn store_error(e: StoreError) -> HandleError {
+    if e.retryable {
+        HandleError::Retryable(format!("state store: {}", e.message))
+    } else {
+        HandleError::Fatal(format!("state store: {}", e.message))
+    }
+}
+
+fn outcome(deps: &Deps, trigger: &str) -> Outcome {
+    let mut o = Outcome::ignored(NAME, trigger, deps.config.dry_run, "");
+    o.ignored = None;
+    o.policy = serde_json::to_value(&deps.config.policy).ok();
+    o
+}
+
+/// Handles one payload.
+pub async fn handle(
+    deps: &Deps,
+    raw: &[u8],
+    invocation: &Invocation,
+) -> Result<Outcome, HandleError> {
+    let input = parse::parse(raw)?;
+    let mut out;
+    let mut ignored = Vec::new();
+    let mut observed = Vec::new();
+    match input {
+        Input::Validation(code) => {
+            let mut o = Outcome::ignored(
+                NAME,
+                "azure.eventgrid/SubscriptionValidationEvent",
+                deps.config.dry_run,
+                "Event Grid subscription validation",
+            );
+            o.validation_response = Some(code);
+            return Ok(o);
+        }
+        Input::Resume { trigger } => return resume(deps, &trigger, invocation).await,
+        Input::Agent {
+            intent,
+            maintenance,
+        } => {
+            out = outcome(deps, &maintenance.trigger);
+            for node in &maintenance.targets {
+                node_run(
+                    deps,
+                    &maintenance,
+                    intent,
+                    node,
+                    true,
+                    invocation,
+                    &mut out,
+                    &mut ignored,
+                    &mut observed,
+                )
+                .await?;
+            }
+        }
+        Input::Events(events) => {
+            let trigger = events.first().map_or("unknown".to_string(), |a| match a {
+                Announced::Maintenance(m) => m.trigger.clone(),
+                Announced::Ignored { trigger, .. } => trigger.clone(),
+            });
+            out = outcome(deps, &trigger);
+            for a in events {
+                match a {
+                    Announced::Ignored { reason, .. } => ignored.push(reason),
+                    Announced::Maintenance(m) => {
+                        let intent = Intent::of(m.phase);
+                        for node in &m.targets {
+                            node_run(
+                                deps,
+                                &m,
+                                intent,
+                                node,
+                                true,
+                                invocation,
+                                &mut out,
+                                &mut ignored,
+                                &mut observed,
+                            )
+                            .await?;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if !observed.is_empty() {
+        out.observed = Some(Value::Array(observed));
+    }
+    if out.actions.is_empty() {
+        out.ignored = Some(if ignored.is_empty() {
+            "nothing to do".into()
+        } else {
+            ignored.join("; ")
+        });
+    }
+    Ok(out)
+}
+
+/// The dedup key of one delivery for one node.
+fn seen_key(m: &Maintenance, intent: Intent, node: &str) -> String {
+    format!("seen/{}/{}/{:?}/{node}", m.id, intent.name(), m.phase)
+}
+
+fn record_key(node: &str) -> String {
+    format!("drain/{node}")
+}
+
+fn pending_key(node: &str) -> String {
+    format!("pending/{node}")
+}
+
+/// Handles one node of one event: dedup, re-read, decide, act, record, notify.
+#[allow(clippy::too_many_arguments)]
+async fn node_run(
+    deps: &Deps,
+    m: &Maintenance,
+    intent: Intent,
+    node: &str,
+    dedup: bool,
+    inv: &Invocation,
+    out: &mut Outcome,
+    ignored: &mut Vec<String>,
+    observed: &mut Vec<Value>,
+) -> Result<(), HandleError> {
+    let dry = deps.config.dry_run;
+    let seen = seen_key(m, intent, node);
+    if dedup
+        && !dry
+        && !deps
+            .store
+            .claim(&seen, SEEN_LEASE)
+            .await
+            .map_err(store_error)?
+    {
+        ignored.push(format!(
+            "duplicate delivery of {} for {node}: already handled",
+            m.id
+        ));
+        return Ok(());
+    }
+    let result = node_act(deps, m, intent, node, inv, out, ignored, observed).await;
+    if dedup && !dry {
+        let retry = matches!(&result, Err(e) if e.is_retryable()) || out.needs_retry();
+        let kept = if retry {
+            deps.store.release(&seen).await
+        } else {
+            deps.store.confirm(&seen, SEEN_TTL).await
+        };
+        kept.map_err(store_error)?;
+    }
+    result
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn node_act(
+    deps: &Deps,
+    m: &Maintenance,
+    intent: Intent,
+    node: &str,
+    inv: &Invocation,
+    out: &mut Outcome,
+    ignored: &mut Vec<String>,
+    observed: &mut Vec<Value>,
+) -> Result<(), HandleError> {
+    let now = act::now();
+    let record: Option<DrainRecord> = deps
+        .store
+        .get(&record_key(node))
+        .await
+        .map_err(store_error)?
+        .and_then(|v| serde_json::from_str(&v).ok());
+    let seen = match observe::observe(deps, m, node, record, inv.deadline).await? {
+        Ok(o) => o,
+        Err(why) => {
+            ignored.push(why);
+            return Ok(());
+        }
+    };
+    observed.push(serde_json::to_value(&seen).unwrap_or_default());
+    let (plan, stage) = match decide(m, intent, deps.rules(), &seen, now) {
+        Decision::Ignore(why) => {
+            ignored.push(why);
+            return Ok(());
+        }
+        Decision::Later { at } => {
+            let r = ActionRecord {
+                action: "schedule_drain".into(),
+                target: node.to_string(),
+                detail: json!({"at": at, "policy": deps.config.policy.rule(m.kind).to_string()}),
+                status: if deps.config.dry_run {
+                    ActionStatus::Planned
+                } else {
+                    ActionStatus::Done
+                },
+                reason: format!(
+                    "the drain policy drains {} {} s before it starts",
+                    m.kind,
+                    m.not_before.map_or(0, |nb| nb - at)
+                ),
+                error: None,
+                retryable: false,
+            };
+            if !deps.config.dry_run {
+                save_pending(deps, m, node, at, "scheduled by the drain policy").await?;
+            }
+            notify(
+                deps,
+                Stage::Scheduled,
+                m,
+                node,
+                std::slice::from_ref(&r),
+                inv,
+                out,
+            )
+            .await;
+            out.actions.push(r);
+            return Ok(());
+        }
+        Decision::Drain(plan) => (plan, Stage::Started),
+        Decision::Recover(plan) => (plan, Stage::Recovered),
+    };
+    let mut rec = seen
+        .record
+        .clone()
+        .filter(|r| r.event == m.id || stage == Stage::Recovered)
+        .unwrap_or_else(|| DrainRecord {
+            event: m.id.clone(),
+            kind: m.kind.to_string(),
+            node: node.to_string(),
+            status: "draining".into(),
+            ..DrainRecord::default()
+        });
+    if stage == Stage::Started && !deps.config.dry_run && seen.record.is_none() {
+        notify(deps, Stage::Started, m, node, &[], inv, out).await;
+    }
+    let run = act::run(deps, m, &plan, &mut rec, inv.deadline).await;
+    if !deps.config.dry_run {
+        match stage {
+            Stage::Recovered => {
+                deps.store
+                    .release(&record_key(node))
+                    .await
+                    .map_err(store_error)?;
+                deps.store
+                    .release(&pending_key(node))
+                    .await
+                    .map_err(store_error)?;
+            }
+            _ => {
+                rec.status = if run.stop.is_none() {
+                    "drained".into()
+                } else {
+                    "draining".into()
+                };
+                let text = serde_json::to_string(&rec).unwrap_or_default();
+                deps.store
+                    .put(&record_key(node), &text, RECORD_TTL)
+                    .await
+                    .map_err(store_error)?;
+                match &run.stop {
+                    Some(act::Stop::Deferred(why)) => save_pending(deps, m, node, now, why).await?,
+                    _ => deps
+                        .store
+                        .release(&pending_key(node))
+                        .await
+                        .map_err(store_error)?,
+                }
+            }
+        }
+    }
+    let finished = if stage == Stage::Recovered {
+        Stage::Recovered
+    } else {
+        Stage::Finished
+    };
+    let deferred_only = matches!(run.stop, Some(act::Stop::Deferred(_)))
+        && !run
+            .records
+            .iter()
+            .any(|r| matches!(r.status, ActionStatus::Done | ActionStatus::Failed));
+    if !deferred_only {
+        notify(deps, finished, m, node, &run.records, inv, out).await;
+    }
+    out.actions.extend(run.records);
+    Ok(())
+}
+
+async fn save_pending(
+    deps: &Deps,
+    m: &Maintenance,
+    node: &str,
+    due: i64,
+    why: &str,
+) -> Result<(), HandleError> {
+    let p = Pending {
+        maintenance: m.clone(),
+        node: node.to_string(),
+        due,
+        why: why.to_string(),
+    };
+    let keep = m.not_before.map_or(RECORD_TTL, |nb| {
+        Duration::from_secs(u64::try_from(nb - act::now() + 86_400).unwrap_or(86_400))
+    });
+    let text = serde_json::to_string(&p).unwrap_or_default();
+    deps.store
+        .put(&pending_key(node), &text, keep)
+        .await
+        .map_err(store_error)
+}
+
+async fn notify(
+    deps: &Deps,
+    stage: Stage,
+    m: &Maintenance,
+    node: &str,
+    records: &[ActionRecord],
+    inv: &Invocation,
+    out: &mut Outcome,
+) {
+    let msg = message(stage, m, node, records, deps.config.dry_run, act::now());
+    for n in &deps.notifiers {
+        out.notifications.push(n.send(&msg, inv.deadline).await);
+    }
+}
+
+/// The scheduled re-invocation: every pending drain whose time has come is run
+/// again from the top (re-read, decide, act), which carries on where it stopped.
+async fn resume(deps: &Deps, trigger: &str, inv: &Invocation) -> Result<Outcome, HandleError> {
+    let mut out = outcome(deps, trigger);
+    let mut ignored = Vec::new();
+    let mut observed = Vec::new();
+    let now = act::now();
+    let pending = deps.store.list("pending/").await.map_err(store_error)?;
+    let mut due = 0;
+    for (key, text) in pending {
+        let Ok(p) = serde_json::from_str::<Pending>(&text) else {
+            tracing::warn!(key = %key, "Unreadable pending drain dropped");
+            deps.store.release(&key).await.map_err(store_error)?;
+            continue;
+        };
+        if p.due > now {
+            continue;
+        }
+        if inv.deadline.saturating_duration_since(Instant::now()) < Duration::from_secs(10) {
+            break;
+        }
+        due += 1;
+        node_run(
+            deps,
+            &p.maintenance,
+            Intent::Drain,
+            &p.node,
+            false,
+            inv,
+            &mut out,
+            &mut ignored,
+            &mut observed,
+        )
+        .await?;
+        if !deps.config.dry_run
+            && !out
+                .actions
+                .iter()
+                .any(|a| a.target == p.node && a.action == "schedule_drain")
+        {
+            // Ran (or was ignored): the record now says what is left; a new deferral
+            // wrote a fresh pending entry.
+            let still = deps.store.get(&key).await.map_err(store_error)?;
+            if still.as_deref() == Some(text.as_str()) {
+                deps.store.release(&key).await.map_err(store_error)?;
+            }
+        }
+    }
+    if !observed.is_empty() {
+        out.observed = Some(Value::Array(observed));
+    }
+    if out.actions.is_empty() {
+        out.ignored = Some(if due == 0 {
+            "no pending drain is due".into()
+        } else {
+            ignored.join("; ")
+        });
+    }
+    Ok(out)
+}

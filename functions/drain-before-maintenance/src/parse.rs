@@ -1,0 +1,160 @@
+//! Every payload the function accepts, recognised from the payload itself.
+
+use reflex_core::ParseError;
+use reflex_core::json::{parse_json, typed};
+use reflex_core::maintenance::{Announced, Maintenance, Phase};
+use serde::Deserialize;
+use serde_json::Value;
+
+/// What a payload asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    /// Event Grid's subscription handshake: answer with the code.
+    Validation(String),
+    /// Announced maintenance (one, or an Event Grid batch), or why it needs nothing.
+    Events(Vec<Announced>),
+    /// `reflex-agent` on the VM: drain or recover this node now.
+    Agent {
+        intent: Intent,
+        maintenance: Box<Maintenance>,
+    },
+    /// The scheduled re-invocation: carry on with deferred drains and waits.
+    Resume { trigger: String },
+}
+
+/// Take a node out of service, or bring it back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Intent {
+    Drain,
+    Recover,
+}
+
+impl Intent {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Drain => "drain",
+            Self::Recover => "recover",
+        }
+    }
+
+    /// What an event's phase asks for.
+    pub fn of(phase: Phase) -> Self {
+        if phase.is_over() {
+            Self::Recover
+        } else {
+            Self::Drain
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct AgentCall {
+    action: String,
+    maintenance: Maintenance,
+}
+
+/// Parses any payload: an EventBridge notice, an Event Grid delivery, an Azure log
+/// alert, a call from `reflex-agent`, or a resume tick.
+pub fn parse(raw: &[u8]) -> Result<Input, ParseError> {
+    let v = parse_json(raw)?;
+    #[cfg(feature = "azure")]
+    if reflex_azure::scheduled::is_event_grid(&v) {
+        return Ok(match reflex_azure::scheduled::parse_event_grid(v)? {
+            reflex_azure::scheduled::Delivery::Validation { code } => Input::Validation(code),
+            reflex_azure::scheduled::Delivery::Events(e) => Input::Events(e),
+        });
+    }
+    let Value::Object(o) = &v else {
+        return Err(ParseError::at(
+            "",
+            format!(
+                "expected a JSON object, found {}",
+                reflex_core::json::kind_of(&v)
+            ),
+        ));
+    };
+    match (
+        o.get("source").and_then(Value::as_str),
+        o.get("detail-type").and_then(Value::as_str),
+    ) {
+        (Some("reflex-agent"), _) => {
+            let call: AgentCall = typed(v, "")?;
+            let intent = match call.action.as_str() {
+                "drain" => Intent::Drain,
+                "recover" => Intent::Recover,
+                other => {
+                    return Err(ParseError::at(
+                        "action",
+                        format!("`{other}`: expected drain or recover"),
+                    ));
+                }
+            };
+            return Ok(Input::Agent {
+                intent,
+                maintenance: Box::new(call.maintenance),
+            });
+        }
+        (Some("reflex"), _) if o.get("action").and_then(Value::as_str) == Some("resume") => {
+            return Ok(Input::Resume {
+                trigger: "reflex/resume".into(),
+            });
+        }
+        (Some("aws.events"), Some("Scheduled Event")) => {
+            return Ok(Input::Resume {
+                trigger: "aws.events/Scheduled Event".into(),
+            });
+        }
+        _ => {}
+    }
+    if let Some(parsed) = reflex_aws::maintenance::parse(&v) {
+        return parsed.map(|a| Input::Events(vec![a]));
+    }
+    #[cfg(feature = "azure")]
+    if reflex_azure::alerts::is_azure_alert(&v) {
+        return match reflex_azure::scheduled::from_log_alert(&v) {
+            Some(parsed) => parsed.map(|a| Input::Events(vec![a])),
+            None => Ok(Input::Events(vec![Announced::Ignored {
+                trigger: "azure.monitor/alert".into(),
+                reason: "an Azure Monitor alert that is not about scheduled events (no Computer and EventType dimensions)".into(),
+            }])),
+        };
+    }
+    let trigger = match (
+        o.get("source").and_then(Value::as_str),
+        o.get("detail-type").and_then(Value::as_str),
+    ) {
+        (Some(s), Some(d)) => format!("{s}/{d}"),
+        _ => "unknown".into(),
+    };
+    Ok(Input::Events(vec![Announced::Ignored {
+        trigger,
+        reason: "not a maintenance or interruption notice".into(),
+    }]))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_input_is_one_line_and_unknown_events_are_ignored() {
+        assert!(parse(b"").is_err());
+        assert!(parse(b"{\"detail-type\": ").is_err());
+        assert!(parse(b"[1,2]").is_err());
+        let e = parse(br#"{"source":"reflex-agent","action":"reboot","maintenance":{}}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("maintenance") || e.starts_with("action"),
+            "{e}"
+        );
+        let i = parse(br#"{"source":"aws.ec2","detail-type":"EC2 Instance State-change Notification","detail":{}}"#)
+            .unwrap();
+        assert!(matches!(i, Input::Events(ref a) if matches!(a[0], Announced::Ignored { .. })));
+        assert!(matches!(
+            parse(br#"{"source":"reflex","action":"resume"}"#).unwrap(),
+            Input::Resume { .. }
+        ));
+    }
+}

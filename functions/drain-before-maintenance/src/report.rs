@@ -1,0 +1,124 @@
+//! The Slack messages: drain started, drain done (or failed), node recovered.
+
+use reflex_core::maintenance::Maintenance;
+use reflex_core::{ActionRecord, ActionStatus};
+use reflex_notify::message::{Message, Severity};
+
+use crate::NAME;
+
+/// Which message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    Started,
+    Finished,
+    Recovered,
+    Scheduled,
+}
+
+fn line(r: &ActionRecord) -> String {
+    let status = match r.status {
+        ActionStatus::Done => "done",
+        ActionStatus::Planned => "planned",
+        ActionStatus::Skipped => "skipped",
+        ActionStatus::Failed => "FAILED",
+    };
+    let mut s = format!("{status}: {} {}", r.action.replace('_', " "), r.target);
+    match (&r.error, r.status) {
+        (Some(e), _) => s.push_str(&format!(" ({e})")),
+        (None, ActionStatus::Skipped) => s.push_str(&format!(" ({})", r.reason)),
+        _ => {}
+    }
+    s
+}
+
+fn when(m: &Maintenance, now: i64) -> String {
+    match m.not_before {
+        Some(t) if t > now => format!("{} in {} s", m.kind, t - now),
+        Some(_) => format!("{} due now", m.kind),
+        None => m.kind.to_string(),
+    }
+}
+
+/// One message about `node`.
+pub fn message(
+    stage: Stage,
+    m: &Maintenance,
+    node: &str,
+    records: &[ActionRecord],
+    dry_run: bool,
+    now: i64,
+) -> Message {
+    let failed = records.iter().any(|r| r.status == ActionStatus::Failed);
+    let (severity, title, summary) = match stage {
+        Stage::Started => (
+            Severity::Info,
+            format!("Draining {node}: {}", when(m, now)),
+            format!(
+                "Reflex is taking {node} out of service before the {} ({}).",
+                m.kind, m.cloud
+            ),
+        ),
+        Stage::Scheduled => (
+            Severity::Info,
+            format!("Drain of {node} scheduled: {}", when(m, now)),
+            "The drain policy starts the drain closer to the event.".to_string(),
+        ),
+        Stage::Finished if dry_run => (
+            Severity::Planned,
+            format!("DRY RUN: would drain {node}"),
+            "Nothing was changed.".to_string(),
+        ),
+        Stage::Finished if failed => (
+            Severity::Failed,
+            format!("Drain of {node} incomplete"),
+            "A step failed: the maintenance was not acknowledged early. Check the node."
+                .to_string(),
+        ),
+        Stage::Finished => (
+            Severity::Remediated,
+            format!("Drained {node}"),
+            format!("{node} is out of service; the {} may proceed.", m.kind),
+        ),
+        Stage::Recovered => (
+            if failed {
+                Severity::Failed
+            } else {
+                Severity::Resolved
+            },
+            format!("Recovered {node}"),
+            format!("The {} is over; {node} is back in service.", m.kind),
+        ),
+    };
+    let mut fields = vec![
+        ("Event".to_string(), m.kind.to_string()),
+        ("Node".to_string(), node.to_string()),
+    ];
+    if let Some(scope) = &m.scope {
+        fields.push(("Where".into(), scope.clone()));
+    }
+    if let Some(d) = &m.description {
+        fields.push(("Description".into(), d.clone()));
+    }
+    let sections = if records.is_empty() {
+        Vec::new()
+    } else {
+        vec![(
+            "What Reflex did".to_string(),
+            records.iter().map(line).collect(),
+        )]
+    };
+    Message {
+        severity,
+        title,
+        banner: dry_run.then(|| "DRY RUN: nothing was changed".to_string()),
+        summary,
+        fields,
+        sections,
+        footer: vec![
+            format!("event {}", m.id),
+            format!("trigger {}", m.trigger),
+            NAME.to_string(),
+        ],
+        links: Vec::new(),
+    }
+}
