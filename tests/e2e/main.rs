@@ -7,6 +7,7 @@
 mod alert_to_slack;
 mod azure_host;
 mod bad_input;
+mod drain;
 mod support;
 
 mod close_open_ports;

@@ -13,6 +13,19 @@ pub const MAX_PAYLOAD_BYTES: usize = 6 * 1024 * 1024;
 
 /// Parses raw bytes as a JSON object, with a one-line error for everything else.
 pub fn parse_json(raw: &[u8]) -> Result<Value, ParseError> {
+    let v = parse_json_any(raw)?;
+    if !v.is_object() {
+        return Err(ParseError::at(
+            "",
+            format!("expected a JSON object, found {}", kind_of(&v)),
+        ));
+    }
+    Ok(v)
+}
+
+/// Parses raw bytes as any JSON document (an Event Grid batch is an array), with
+/// the same size and emptiness checks.
+pub fn parse_json_any(raw: &[u8]) -> Result<Value, ParseError> {
     if raw.len() > MAX_PAYLOAD_BYTES {
         return Err(ParseError::at(
             "",
@@ -25,15 +38,7 @@ pub fn parse_json(raw: &[u8]) -> Result<Value, ParseError> {
     if raw.iter().all(u8::is_ascii_whitespace) {
         return Err(ParseError::at("", "empty payload: expected a JSON event"));
     }
-    let v: Value = serde_json::from_slice(raw)
-        .map_err(|e| ParseError::at("", format!("not valid JSON: {e}")))?;
-    if !v.is_object() {
-        return Err(ParseError::at(
-            "",
-            format!("expected a JSON object, found {}", kind_of(&v)),
-        ));
-    }
-    Ok(v)
+    serde_json::from_slice(raw).map_err(|e| ParseError::at("", format!("not valid JSON: {e}")))
 }
 
 /// `a string`, `an array`, … for error messages.

@@ -6,7 +6,10 @@
 //! - `DELETE {nsg id}/securityRules/{name}?api-version=…`: 202 with
 //!   `Azure-AsyncOperation` and `Retry-After`, or 200 (see [`DeleteMode`]); 204 when
 //!   the rule does not exist. The rule disappears when the operation succeeds.
-//! - `PUT {nsg id}`: creates or replaces the NSG (for the demo).
+//! - `PUT {id}`: creates or replaces any resource (NSGs for the demo; VMs and
+//!   load-balancer backend pools for the drain), and `GET {id}` reads it back.
+//! - `POST {vm id}/providers/Microsoft.Maintenance/scheduledevents/{id}/acknowledge`:
+//!   200 `{"value": "Successfully Approved"}`, or 404 when the VM does not exist.
 //! - `GET /operations/{n}`: `{"status": "InProgress"}` once, then `Succeeded`.
 //! - `GET /common/discovery/v2.0/keys`: the JWKS holding the test signing key's public
 //!   half ([`entra_token`] signs with its private half).
@@ -71,6 +74,8 @@ pub struct ArmRequest {
     pub path: String,
     pub query: String,
     pub authorization: Option<String>,
+    pub body: Value,
+    pub at: SystemTime,
 }
 
 #[derive(Debug)]
@@ -138,6 +143,8 @@ async fn handle(
                 .get("authorization")
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string),
+            body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+            at: SystemTime::now(),
         });
         inner.script.pop_front()
     };
@@ -270,6 +277,29 @@ async fn handle(
                 }
             }
         }
+        // Microsoft.Maintenance/scheduledevents/{id}/acknowledge on a VM or scale set.
+        Method::POST
+            if k.ends_with("/acknowledge")
+                && k.contains("/providers/microsoft.maintenance/scheduledevents/") =>
+        {
+            let owner = k
+                .split("/providers/microsoft.maintenance/")
+                .next()
+                .unwrap_or_default();
+            if inner.nsgs.contains_key(owner) {
+                (
+                    StatusCode::OK,
+                    axum::Json(json!({"value": "Successfully Approved"})),
+                )
+                    .into_response()
+            } else {
+                error(
+                    StatusCode::NOT_FOUND,
+                    "ResourceNotFound",
+                    "The Resource was not found.",
+                )
+            }
+        }
         _ => error(StatusCode::METHOD_NOT_ALLOWED, "NotSupported", "method"),
     }
 }
@@ -396,6 +426,11 @@ impl ArmFake {
     pub fn put_nsg(&self, doc: Value) {
         let id = key(doc["id"].as_str().unwrap_or_default());
         self.shared.lock().unwrap().nsgs.insert(id, doc);
+    }
+
+    /// A resource as it is now (a backend pool after the drain's PUT, …).
+    pub fn resource(&self, id: &str) -> Option<Value> {
+        self.shared.lock().unwrap().nsgs.get(&key(id)).cloned()
     }
 
     /// The names of the NSG's rules now.

@@ -6,6 +6,8 @@
 //! - [`ArmFake`]: ARM for NSGs (GET, DELETE, async operations, 404, 429) and the
 //!   managed-identity token endpoint.
 //! - [`ImdsFake`]: Azure IMDS scheduled events and AWS IMDSv2 for `reflex-agent`.
+//! - [`KubeFake`]: the Kubernetes API endpoints of a node drain (nodes, pods,
+//!   evictions with PDB refusals).
 //! - [`Moto`]: starts `moto_server` on a free loopback port and stops it on drop.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test support: failing loudly is the point
@@ -13,6 +15,8 @@
 pub mod arm;
 mod azurite;
 pub mod imds;
+pub mod kube;
+mod lifecycle;
 mod moto;
 mod slack;
 mod store;
@@ -20,6 +24,8 @@ mod store;
 pub use arm::{ArmFake, ArmReply, DeleteMode};
 pub use azurite::{AZURITE_KEY, Azurite};
 pub use imds::{ImdsFake, ImdsReply, azure_event, not_before_in};
+pub use kube::{KubeFake, node_doc, pod_doc};
+pub use lifecycle::{AsgFront, LifecycleCall};
 pub use moto::Moto;
 pub use slack::{
     BOT_TOKEN, Posted, Recorded, Reply, SlackSink, blocks, channel_id, print_message,
@@ -41,6 +47,34 @@ pub(crate) async fn serve(
         let _ = axum::serve(listener, app).await;
     });
     (addr, task)
+}
+
+/// Decodes `%XX` escapes and `+` (form encoding).
+pub(crate) fn url_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = b
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (b[i], hex) {
+            (b'%', Some(v)) => {
+                out.push(v);
+                i += 3;
+            }
+            (b'+', _) => {
+                out.push(b' ');
+                i += 1;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// An Event Grid delivery under `events/azure/event-grid/`: a JSON array, which only

@@ -1,7 +1,7 @@
 //! Every payload the function accepts, recognised from the payload itself.
 
 use reflex_core::ParseError;
-use reflex_core::json::{parse_json, typed};
+use reflex_core::json::{parse_json_any, typed};
 use reflex_core::maintenance::{Announced, Maintenance, Phase};
 use serde::Deserialize;
 use serde_json::Value;
@@ -56,7 +56,7 @@ struct AgentCall {
 /// Parses any payload: an EventBridge notice, an Event Grid delivery, an Azure log
 /// alert, a call from `reflex-agent`, or a resume tick.
 pub fn parse(raw: &[u8]) -> Result<Input, ParseError> {
-    let v = parse_json(raw)?;
+    let v = parse_json_any(raw)?;
     #[cfg(feature = "azure")]
     if reflex_azure::scheduled::is_event_grid(&v) {
         return Ok(match reflex_azure::scheduled::parse_event_grid(v)? {

@@ -1,0 +1,757 @@
+//! drain-before-maintenance end to end: the real `reflex` binary against moto (EC2,
+//! ELBv2, Auto Scaling, DynamoDB), the Auto Scaling lifecycle front, the Kubernetes
+//! API stand-in and the ARM stand-in.
+
+use std::time::{Duration, SystemTime};
+
+use aws_sdk_autoscaling::types::LaunchTemplateSpecification;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+};
+use aws_sdk_ec2::types::Tag;
+use aws_sdk_elasticloadbalancingv2::types::TargetDescription;
+use reflex_testkit::{ArmFake, AsgFront, KubeFake, node_doc, pod_doc};
+use serde_json::{Value, json};
+
+use crate::support::{Run, World, events_dir, world};
+
+const FUNCTION: &str = "drain-before-maintenance";
+const TABLE: &str = "reflex-state";
+
+/// A fleet on moto: `n` instances in Auto Scaling group `asg-web`, all registered in
+/// target group `web` on port 80; `tagged` ones carry `reflex:drain=true`.
+struct Fleet {
+    w: World,
+    elb: aws_sdk_elasticloadbalancingv2::Client,
+    asg: aws_sdk_autoscaling::Client,
+    tg: String,
+    ids: Vec<String>,
+}
+
+/// The state table (drain records, slots, dedup) on the world's moto.
+async fn table(w: &World) {
+    aws_sdk_dynamodb::Client::new(&w.sdk)
+        .create_table()
+        .table_name(TABLE)
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("pk")
+                .key_type(KeyType::Hash)
+                .build()
+                .unwrap(),
+        )
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("pk")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .unwrap(),
+        )
+        .billing_mode(BillingMode::PayPerRequest)
+        .send()
+        .await
+        .unwrap();
+}
+
+async fn fleet(n: i32, tagged: bool) -> Fleet {
+    let w = world().await;
+    let elb = aws_sdk_elasticloadbalancingv2::Client::new(&w.sdk);
+    let asg = aws_sdk_autoscaling::Client::new(&w.sdk);
+    table(&w).await;
+    let image = w
+        .ec2
+        .describe_images()
+        .send()
+        .await
+        .unwrap()
+        .images
+        .unwrap()[0]
+        .image_id
+        .clone()
+        .unwrap();
+    let vpc = w
+        .ec2
+        .create_vpc()
+        .cidr_block("10.0.0.0/16")
+        .send()
+        .await
+        .unwrap()
+        .vpc
+        .unwrap()
+        .vpc_id
+        .unwrap();
+    let subnet = w
+        .ec2
+        .create_subnet()
+        .vpc_id(&vpc)
+        .cidr_block("10.0.1.0/24")
+        .availability_zone("us-east-1a")
+        .send()
+        .await
+        .unwrap()
+        .subnet
+        .unwrap()
+        .subnet_id
+        .unwrap();
+    w.ec2
+        .create_launch_template()
+        .launch_template_name("lt-web")
+        .launch_template_data(
+            aws_sdk_ec2::types::RequestLaunchTemplateData::builder()
+                .image_id(image)
+                .instance_type("t3.micro".into())
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    asg.create_auto_scaling_group()
+        .auto_scaling_group_name("asg-web")
+        .min_size(0)
+        .max_size(10)
+        .desired_capacity(n)
+        .launch_template(
+            LaunchTemplateSpecification::builder()
+                .launch_template_name("lt-web")
+                .build(),
+        )
+        .vpc_zone_identifier(&subnet)
+        .send()
+        .await
+        .unwrap();
+    let ids: Vec<String> = asg
+        .describe_auto_scaling_groups()
+        .send()
+        .await
+        .unwrap()
+        .auto_scaling_groups
+        .unwrap()[0]
+        .instances
+        .clone()
+        .unwrap()
+        .into_iter()
+        .filter_map(|i| i.instance_id)
+        .collect();
+    assert_eq!(ids.len(), usize::try_from(n).unwrap());
+    if tagged {
+        w.ec2
+            .create_tags()
+            .set_resources(Some(ids.clone()))
+            .tags(Tag::builder().key("reflex:drain").value("true").build())
+            .send()
+            .await
+            .unwrap();
+    }
+    let tg = elb
+        .create_target_group()
+        .name("web")
+        .protocol("HTTP".into())
+        .port(80)
+        .vpc_id(&vpc)
+        .target_type("instance".into())
+        .send()
+        .await
+        .unwrap()
+        .target_groups
+        .unwrap()[0]
+        .target_group_arn
+        .clone()
+        .unwrap();
+    let mut reg = elb.register_targets().target_group_arn(&tg);
+    for id in &ids {
+        reg = reg.targets(TargetDescription::builder().id(id).build());
+    }
+    reg.send().await.unwrap();
+    Fleet {
+        w,
+        elb,
+        asg,
+        tg,
+        ids,
+    }
+}
+
+impl Fleet {
+    async fn registered(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .elb
+            .describe_target_health()
+            .target_group_arn(&self.tg)
+            .send()
+            .await
+            .unwrap()
+            .target_health_descriptions
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|d| d.target.and_then(|t| t.id))
+            .collect();
+        v.sort();
+        v
+    }
+
+    async fn lifecycle_state(&self, id: &str) -> String {
+        self.asg
+            .describe_auto_scaling_instances()
+            .instance_ids(id)
+            .send()
+            .await
+            .unwrap()
+            .auto_scaling_instances
+            .unwrap()[0]
+            .lifecycle_state
+            .clone()
+            .unwrap()
+    }
+
+    async fn invoke(&self, payload: &Value, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let mut all = vec![
+            ("REFLEX_DYNAMODB_TABLE", TABLE),
+            ("REFLEX_DRAIN_POLL_SECS", "1"),
+        ];
+        all.extend_from_slice(env);
+        self.w
+            .invoke_fn(FUNCTION, &serde_json::to_vec(payload).unwrap(), args, &all)
+            .await
+    }
+}
+
+fn fixture(rel: &str) -> Value {
+    serde_json::from_slice(&std::fs::read(events_dir().join(rel)).unwrap()).unwrap()
+}
+
+fn rfc3339(t: SystemTime) -> String {
+    chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+fn spot(id: &str, event: &str) -> Value {
+    let mut v = fixture("aws/ec2/spot-interruption-warning.json");
+    v["id"] = event.into();
+    v["time"] = rfc3339(SystemTime::now()).into();
+    v["detail"]["instance-id"] = id.into();
+    v
+}
+
+fn health(ids: &[&str], status: &str, start_in: i64) -> Value {
+    let mut v = fixture("aws/health/ec2-maintenance-closed.json");
+    let start = SystemTime::now() + Duration::from_secs(u64::try_from(start_in.max(0)).unwrap());
+    v["detail"]["statusCode"] = status.into();
+    v["detail"]["startTime"] = httpdate::fmt_http_date(start).into();
+    v["detail"]["affectedEntities"] = ids.iter().map(|i| json!({"entityValue": i})).collect();
+    v["id"] = format!("health-{status}-{}", ids.join("-")).into();
+    v
+}
+
+fn actions(run: &Run) -> Vec<(String, String)> {
+    run.outcome["actions"]
+        .as_array()
+        .unwrap_or(&Vec::new())
+        .iter()
+        .map(|a| {
+            (
+                a["action"].as_str().unwrap_or_default().to_string(),
+                a["status"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+    list.iter()
+        .map(|(a, b)| ((*a).to_string(), (*b).to_string()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spot_warning_drains_the_target_once_and_a_completed_event_brings_it_back() {
+    let f = fleet(2, true).await;
+    let (a, b) = (f.ids[0].clone(), f.ids[1].clone());
+    let warning = spot(&a, "spot-1");
+    let run = f.invoke(&warning, &[], &[]).await;
+    assert_eq!(run.code, 0, "{}\n{}", run.stderr, run.stdout);
+    assert_eq!(
+        actions(&run),
+        pairs(&[
+            ("take_drain_slot", "done"),
+            ("deregister_target", "done"),
+            ("enter_standby", "done"),
+            ("wait_draining", "done"),
+        ])
+    );
+    assert_eq!(
+        f.registered().await,
+        vec![b.clone()],
+        "the warned instance left the target group"
+    );
+    assert_eq!(f.lifecycle_state(&a).await, "Standby");
+    let posts = f.w.slack.requests();
+    assert_eq!(posts.len(), 2, "start and done");
+    let text = |i: usize| posts[i].body.to_string();
+    assert!(text(0).contains(&format!("Draining {a}")), "{}", text(0));
+    assert!(text(1).contains(&format!("Drained {a}")), "{}", text(1));
+
+    // The same delivery again: nothing changes, nothing is posted.
+    let again = f.invoke(&warning, &[], &[]).await;
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert!(actions(&again).is_empty());
+    assert!(
+        again.outcome["ignored"]
+            .as_str()
+            .unwrap()
+            .contains("duplicate delivery"),
+        "{}",
+        again.outcome
+    );
+    assert_eq!(f.w.slack.requests().len(), 2);
+
+    // The maintenance is over: register again, leave Standby, free the slot.
+    let closed = health(&[&a], "closed", -600);
+    let back = f.invoke(&closed, &[], &[]).await;
+    assert_eq!(back.code, 0, "{}", back.stderr);
+    assert_eq!(
+        actions(&back),
+        pairs(&[
+            ("register_target", "done"),
+            ("exit_standby", "done"),
+            ("release_drain_slot", "done")
+        ])
+    );
+    let mut both = vec![a.clone(), b];
+    both.sort();
+    assert_eq!(f.registered().await, both);
+    assert_eq!(f.lifecycle_state(&a).await, "InService");
+    assert!(
+        f.w.slack.requests()[2]
+            .body
+            .to_string()
+            .contains(&format!("Recovered {a}"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_terminate_lifecycle_hook_is_continued_only_after_the_drain() {
+    let f = fleet(1, true).await;
+    let front = AsgFront::start(&f.w.moto.endpoint()).await;
+    let id = f.ids[0].clone();
+    let mut event = fixture("aws/autoscaling/terminate-lifecycle-action.json");
+    event["detail"]["EC2InstanceId"] = id.clone().into();
+    let run = f
+        .invoke(
+            &event,
+            &[],
+            &[("AWS_ENDPOINT_URL_AUTO_SCALING", &front.endpoint())],
+        )
+        .await;
+    assert_eq!(run.code, 0, "{}\n{}", run.stderr, run.stdout);
+    assert_eq!(
+        actions(&run),
+        pairs(&[
+            ("take_drain_slot", "done"),
+            ("deregister_target", "done"),
+            ("wait_draining", "done"),
+            ("complete_lifecycle_action", "done"),
+        ])
+    );
+    assert!(f.registered().await.is_empty());
+    assert_eq!(
+        f.lifecycle_state(&id).await,
+        "InService",
+        "never put in Standby while terminating"
+    );
+    let calls = front.calls();
+    let kinds: Vec<&str> = calls.iter().map(|c| c.action.as_str()).collect();
+    assert_eq!(
+        kinds,
+        ["RecordLifecycleActionHeartbeat", "CompleteLifecycleAction"]
+    );
+    let done = &calls[1];
+    assert_eq!(
+        (
+            done.group.as_str(),
+            done.hook.as_str(),
+            done.instance.as_str(),
+            done.result.as_deref()
+        ),
+        (
+            "asg-web",
+            "reflex-drain-before-terminate",
+            id.as_str(),
+            Some("CONTINUE")
+        )
+    );
+    assert_eq!(
+        done.token.as_deref(),
+        Some("15337553-35c6-4b22-b936-23715260b9f5")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_nodes_warned_at_once_drain_within_the_cap_and_the_rest_resume_later() {
+    let f = fleet(5, true).await;
+    let cap = [("REFLEX_DRAIN_MAX_CONCURRENT", "2")];
+    let runs = futures_join(&f, &cap).await;
+    let drained: Vec<&Run> = runs
+        .iter()
+        .filter(|r| actions(r).contains(&("deregister_target".into(), "done".into())))
+        .collect();
+    let held: Vec<&Run> = runs
+        .iter()
+        .filter(|r| {
+            actions(r).first() == Some(&("take_drain_slot".to_string(), "skipped".to_string()))
+        })
+        .collect();
+    assert_eq!(drained.len(), 2, "{runs:#?}");
+    assert_eq!(held.len(), 3);
+    assert!(
+        held[0].outcome["actions"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("already in progress")
+    );
+    assert_eq!(
+        f.registered().await.len(),
+        3,
+        "only two left the target group"
+    );
+
+    // One drained node comes back; the next resume drains one more, not more.
+    let node = drained[0].outcome["observed"][0]["node"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let back = f.invoke(&health(&[&node], "closed", -60), &[], &cap).await;
+    assert!(
+        actions(&back).contains(&("release_drain_slot".into(), "done".into())),
+        "{}",
+        back.stdout
+    );
+    let tick = fixture("aws/scheduled/daily-sweep.json");
+    let resumed = f.invoke(&tick, &[], &cap).await;
+    assert_eq!(resumed.code, 0, "{}", resumed.stderr);
+    let done = actions(&resumed)
+        .iter()
+        .filter(|a| a.0 == "deregister_target" && a.1 == "done")
+        .count();
+    assert_eq!(done, 1, "{}", resumed.stdout);
+    assert_eq!(f.registered().await.len(), 3, "one back, one more out");
+}
+
+async fn futures_join(f: &Fleet, env: &[(&str, &str)]) -> Vec<Run> {
+    let payloads: Vec<Value> = f
+        .ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| spot(id, &format!("spot-{i}")))
+        .collect();
+    let mut handles = Vec::new();
+    for p in &payloads {
+        handles.push(f.invoke(p, &[], env));
+    }
+    let mut out = Vec::new();
+    // Start all five processes before awaiting any of them.
+    let started: Vec<_> = handles.into_iter().map(Box::pin).collect();
+    for r in join_all(started).await {
+        out.push(r);
+    }
+    out
+}
+
+/// Polls every future to completion concurrently (no extra crate).
+async fn join_all<F: std::future::Future + Unpin>(mut futs: Vec<F>) -> Vec<F::Output> {
+    let mut out: Vec<Option<F::Output>> = futs.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (i, f) in futs.iter_mut().enumerate() {
+            if out[i].is_none() {
+                match std::pin::Pin::new(f).poll(cx) {
+                    std::task::Poll::Ready(v) => out[i] = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    out.into_iter().map(Option::unwrap).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_plans_the_drain_and_changes_nothing() {
+    let f = fleet(1, true).await;
+    let id = f.ids[0].clone();
+    let run = f.invoke(&spot(&id, "spot-dry"), &["--dry-run"], &[]).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.outcome["dry_run"], true);
+    assert!(
+        actions(&run).iter().all(|a| a.1 == "planned"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(actions(&run).len(), 4);
+    assert_eq!(f.registered().await, vec![id.clone()]);
+    assert_eq!(f.lifecycle_state(&id).await, "InService");
+    let posts = f.w.slack.requests();
+    assert_eq!(posts.len(), 1);
+    assert!(posts[0].body.to_string().contains("DRY RUN"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_without_the_opt_in_tag_are_ignored_without_error() {
+    let f = fleet(1, false).await;
+    let id = f.ids[0].clone();
+    let run = f.invoke(&spot(&id, "spot-untagged"), &[], &[]).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.outcome["ignored"]
+            .as_str()
+            .unwrap()
+            .contains("reflex:drain=true missing"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(f.registered().await, vec![id]);
+    assert!(f.w.slack.requests().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn maintenance_days_ahead_is_scheduled_and_drained_by_a_later_resume() {
+    let f = fleet(1, true).await;
+    let id = f.ids[0].clone();
+    // Drain 1 s before a start 3 s away: due in about 2 s.
+    let policy = [("REFLEX_DRAIN_POLICY", "maintenance=before:1")];
+    let run = f.invoke(&health(&[&id], "upcoming", 3), &[], &policy).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(actions(&run), pairs(&[("schedule_drain", "done")]));
+    assert_eq!(f.registered().await, vec![id.clone()], "nothing yet");
+    let tick = fixture("aws/scheduled/daily-sweep.json");
+    let early = f.invoke(&tick, &[], &policy).await;
+    assert!(
+        early.outcome["ignored"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("no pending drain is due"),
+        "{}",
+        early.stdout
+    );
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let resumed = f.invoke(&tick, &[], &policy).await;
+    assert!(
+        actions(&resumed).contains(&("deregister_target".into(), "done".into())),
+        "{}",
+        resumed.stdout
+    );
+    assert!(f.registered().await.is_empty());
+}
+
+// ---------------------------------------------------------------- Azure
+
+const SUB: &str = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-web";
+
+fn vm_id(name: &str) -> String {
+    format!("{SUB}/providers/Microsoft.Compute/virtualMachines/{name}")
+}
+
+fn nic(name: &str) -> String {
+    format!("{SUB}/providers/Microsoft.Network/networkInterfaces/{name}-nic")
+}
+
+const POOL: &str = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-web/providers/Microsoft.Network/loadBalancers/lb-web/backendAddressPools/web";
+
+fn azure_world(arm: &ArmFake, kube: &KubeFake) {
+    for vm in ["vm-web-1", "vm-web-2"] {
+        let put = json!({"name": vm, "tags": {"reflex:drain": "true"}, "properties": {"networkProfile": {"networkInterfaces": [{"id": nic(vm)}]}}});
+        arm_put(arm, &vm_id(vm), put);
+    }
+    let address = |vm: &str| json!({"name": vm, "properties": {"networkInterfaceIPConfiguration": {"id": format!("{}/ipConfigurations/ipconfig1", nic(vm))}}});
+    arm_put(
+        arm,
+        POOL,
+        json!({"properties": {"loadBalancerBackendAddresses": [address("vm-web-1"), address("vm-web-2")]}}),
+    );
+    kube.add_node(node_doc(
+        "aks-web-1",
+        &format!("azure://{}", vm_id("vm-web-1")),
+    ));
+    kube.add_pod(pod_doc(
+        "shop",
+        "web-1",
+        "aks-web-1",
+        Some("ReplicaSet"),
+        false,
+        600,
+    ));
+    kube.add_pod(pod_doc(
+        "shop",
+        "api-1",
+        "aks-web-1",
+        Some("ReplicaSet"),
+        false,
+        30,
+    ));
+    kube.add_pod(pod_doc(
+        "kube-system",
+        "node-agent",
+        "aks-web-1",
+        Some("DaemonSet"),
+        false,
+        30,
+    ));
+    kube.add_pod(pod_doc(
+        "kube-system",
+        "static-proxy",
+        "aks-web-1",
+        None,
+        true,
+        30,
+    ));
+    kube.refuse("shop/api-1", 2);
+}
+
+fn arm_put(arm: &ArmFake, id: &str, mut doc: Value) {
+    doc["id"] = id.into();
+    arm.put_nsg(doc);
+}
+
+fn scheduled(status: &str, not_before_in: u64) -> Value {
+    let mut v = fixture("azure/event-grid/scheduled-event-redeploy-scheduled.json");
+    let props = &mut v[0]["data"]["resourceInfo"]["properties"];
+    props["EventStatus"] = status.into();
+    props["NotBefore"] =
+        httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(not_before_in)).into();
+    v[0]["id"] = format!("eg-{status}").into();
+    v
+}
+
+fn admin_states(arm: &ArmFake) -> Vec<(String, Option<String>)> {
+    arm.resource(POOL).unwrap()["properties"]["loadBalancerBackendAddresses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["name"].as_str().unwrap().to_string(),
+                a["properties"]["adminState"].as_str().map(str::to_string),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_azure_redeploy_drains_pool_and_node_then_acknowledges_and_recovers_after_completion() {
+    let w = world().await;
+    table(&w).await;
+    let arm = ArmFake::start().await;
+    let kube = KubeFake::start().await;
+    azure_world(&arm, &kube);
+    let env = [
+        ("REFLEX_ARM_ENDPOINT", arm.endpoint()),
+        ("REFLEX_ARM_TOKEN", "test-token".to_string()),
+        ("REFLEX_AZURE_LB_POOLS", POOL.to_string()),
+        ("REFLEX_KUBE_API_URL", kube.url()),
+        ("REFLEX_KUBE_TOKEN", "kube-token".to_string()),
+        ("REFLEX_DYNAMODB_TABLE", TABLE.to_string()),
+    ];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    // A long invocation budget, so the notice (120 s) is what clamps the grace periods.
+    let budget = ["--timeout", "600"];
+    let run = w
+        .invoke_fn(
+            FUNCTION,
+            &serde_json::to_vec(&scheduled("Scheduled", 120)).unwrap(),
+            &budget,
+            &env,
+        )
+        .await;
+    assert_eq!(run.code, 0, "{}\n{}", run.stderr, run.stdout);
+    assert_eq!(
+        actions(&run),
+        pairs(&[
+            ("take_drain_slot", "done"),
+            ("lb_admin_down", "done"),
+            ("cordon_node", "done"),
+            ("evict_pods", "done"),
+            ("acknowledge_event", "done"),
+        ])
+    );
+    assert_eq!(
+        admin_states(&arm),
+        vec![
+            ("vm-web-1".into(), Some("Down".into())),
+            ("vm-web-2".into(), None)
+        ]
+    );
+    let node = kube.node("aks-web-1").unwrap();
+    assert_eq!(node["spec"]["unschedulable"], true);
+    assert_eq!(node["spec"]["taints"][0]["key"], "reflex.dev/draining");
+    assert_eq!(
+        kube.pods(),
+        ["kube-system/node-agent", "kube-system/static-proxy"],
+        "DaemonSet and mirror pods stay"
+    );
+    let evictions: Vec<_> = kube
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.ends_with("/eviction"))
+        .collect();
+    assert_eq!(
+        evictions.len(),
+        4,
+        "api-1 refused twice by its PDB, then evicted; web-1 once"
+    );
+    let web = evictions
+        .iter()
+        .find(|r| r.path.contains("/web-1/"))
+        .unwrap();
+    let grace = web.body["deleteOptions"]["gracePeriodSeconds"]
+        .as_i64()
+        .unwrap();
+    assert!(
+        (100..=115).contains(&grace),
+        "600 s clamped to the notice left: {grace}"
+    );
+    let ack = arm
+        .requests()
+        .into_iter()
+        .find(|r| r.method == "POST")
+        .unwrap();
+    assert!(ack.path.ends_with("/providers/Microsoft.Maintenance/scheduledevents/88eaf97d-81f7-4057-874e-e5e2d41ce741/acknowledge"), "{}", ack.path);
+    assert!(ack.query.contains("api-version=2025-11-01"));
+    let pool_put = arm
+        .requests()
+        .into_iter()
+        .find(|r| r.method == "PUT")
+        .unwrap();
+    let last_eviction = evictions.last().unwrap().at;
+    assert!(
+        pool_put.at <= ack.at && last_eviction <= ack.at,
+        "the acknowledge comes after the drain"
+    );
+
+    let done = w
+        .invoke_fn(
+            FUNCTION,
+            &serde_json::to_vec(&scheduled("Completed", 0)).unwrap(),
+            &[],
+            &env,
+        )
+        .await;
+    assert_eq!(done.code, 0, "{}\n{}", done.stderr, done.stdout);
+    assert_eq!(
+        actions(&done),
+        pairs(&[
+            ("lb_admin_up", "done"),
+            ("uncordon_node", "done"),
+            ("release_drain_slot", "done")
+        ])
+    );
+    assert_eq!(
+        admin_states(&arm)[0],
+        ("vm-web-1".into(), Some("None".into()))
+    );
+    let node = kube.node("aks-web-1").unwrap();
+    assert!(node["spec"].get("unschedulable").is_none(), "{node}");
+    assert_eq!(node["spec"]["taints"], json!([]));
+}
