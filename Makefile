@@ -41,11 +41,11 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
 	# The Lambda binaries' own feature set (no `azure`), which the workspace build unifies away.
-	$(CARGO) clippy -p close-open-ports -p alert-to-slack --all-targets -- -D warnings
+	$(CARGO) clippy -p close-open-ports -p alert-to-slack -p drain-before-maintenance --all-targets -- -D warnings
 
 test: tools lint
 	REFLEX_MOTO_SERVER=$(CURDIR)/$(VENV)/bin/moto_server REFLEX_AZURITE=$(CURDIR)/.tools/node_modules/.bin/azurite-table $(CARGO) test --workspace
-	$(CARGO) test -p close-open-ports -p alert-to-slack
+	$(CARGO) test -p close-open-ports -p alert-to-slack -p drain-before-maintenance
 	$(CARGO) build -p reflex-agent
 	tests/agent/check_unit.sh target/debug/reflex-agent
 	$(PY) tests/templates/check_sam.py

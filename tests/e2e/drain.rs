@@ -10,7 +10,10 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_ec2::types::Tag;
 use aws_sdk_elasticloadbalancingv2::types::TargetDescription;
-use reflex_testkit::{ArmFake, AsgFront, KubeFake, node_doc, pod_doc};
+use clap::Parser;
+use reflex_testkit::{
+    ArmFake, AsgFront, ImdsFake, KubeFake, azure_event, node_doc, not_before_in, pod_doc,
+};
 use serde_json::{Value, json};
 
 use crate::support::{Run, World, events_dir, world};
@@ -754,4 +757,81 @@ async fn an_azure_redeploy_drains_pool_and_node_then_acknowledges_and_recovers_a
     let node = kube.node("aks-web-1").unwrap();
     assert!(node["spec"].get("unschedulable").is_none(), "{node}");
     assert_eq!(node["spec"]["taints"], json!([]));
+}
+
+/// The agent's path: `reflex-agent` sees the Redeploy in IMDS, calls the function
+/// (behind the Azure host) to drain, and approves in IMDS only after the function
+/// answered; when the event leaves IMDS, it calls the function to recover.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_drains_through_the_function_then_approves_and_recovers() {
+    let arm = ArmFake::start().await;
+    let kube = KubeFake::start().await;
+    azure_world(&arm, &kube);
+    let imds = ImdsFake::start("vm-web-1").await;
+    let arm_url = arm.endpoint();
+    let kube_url = kube.url();
+    // The VM's resource id comes from the agent (IMDS compute.resourceId), so no
+    // REFLEX_AZURE_VM_SCOPE; the in-process host keeps its memory store across calls.
+    let settings = [
+        ("REFLEX_ARM_ENDPOINT", arm_url.as_str()),
+        ("REFLEX_ARM_TOKEN", "test-token"),
+        ("REFLEX_AZURE_LB_POOLS", POOL),
+        ("REFLEX_KUBE_API_URL", kube_url.as_str()),
+        ("REFLEX_KUBE_TOKEN", "kube-token"),
+    ];
+    let lookup = reflex_core::settings::from_pairs(&settings);
+    let deps = drain_before_maintenance::Deps::from_lookup(&lookup)
+        .await
+        .unwrap();
+    let host = crate::support::host(std::sync::Arc::new(deps), &lookup).await;
+    let url = format!("{}/api/drain-before-maintenance", host.url);
+    let args = reflex_agent::Args::try_parse_from([
+        "reflex-agent",
+        "--cloud",
+        "azure",
+        "--drain-url",
+        &url,
+    ])
+    .unwrap();
+    let imds_url = imds.endpoint();
+    let mut agent = args
+        .watcher(&reflex_core::settings::from_pairs(&[(
+            "REFLEX_IMDS_ENDPOINT",
+            imds_url.as_str(),
+        )]))
+        .unwrap();
+
+    imds.put_event(azure_event(
+        "E-77",
+        "Redeploy",
+        "vm-web-1",
+        &not_before_in(600),
+        -1,
+    ));
+    agent.tick().await.unwrap();
+    assert_eq!(imds.approvals(), ["E-77"]);
+    assert_eq!(
+        admin_states(&arm)[0],
+        ("vm-web-1".into(), Some("Down".into()))
+    );
+    assert_eq!(
+        kube.node("aks-web-1").unwrap()["spec"]["unschedulable"],
+        true
+    );
+    assert!(
+        arm.requests().iter().all(|r| r.method != "POST"),
+        "the agent approves through IMDS; the function does not acknowledge through ARM"
+    );
+
+    imds.remove_event("E-77");
+    agent.tick().await.unwrap();
+    assert_eq!(
+        admin_states(&arm)[0],
+        ("vm-web-1".into(), Some("None".into()))
+    );
+    assert!(
+        kube.node("aks-web-1").unwrap()["spec"]
+            .get("unschedulable")
+            .is_none()
+    );
 }

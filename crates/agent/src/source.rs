@@ -106,6 +106,8 @@ pub struct AzureImds {
     http: reqwest::Client,
     base: String,
     vm: Option<String>,
+    /// `compute.resourceId`: lets the drain function find the VM in ARM.
+    resource_id: Option<String>,
     /// The first call enables the service and can take minutes to answer.
     answered: bool,
     first_timeout: Duration,
@@ -121,6 +123,7 @@ impl AzureImds {
             http,
             base: base.trim_end_matches('/').to_string(),
             vm,
+            resource_id: None,
             answered: false,
             first_timeout: Duration::from_secs(300),
             timeout: Duration::from_secs(10),
@@ -159,6 +162,10 @@ impl Source for AzureImds {
                 PollError::fatal("Azure IMDS: compute.name missing from the instance metadata")
             })?
             .to_string();
+        self.resource_id = compute["resourceId"]
+            .as_str()
+            .filter(|r| r.starts_with("/subscriptions/"))
+            .map(str::to_string);
         self.vm = Some(name.clone());
         Ok(name)
     }
@@ -186,7 +193,10 @@ impl Source for AzureImds {
             if !event.affects(&vm) {
                 continue;
             }
-            match event.to_maintenance(&format!("azure.imds/{}", event.event_type), None) {
+            match event.to_maintenance(
+                &format!("azure.imds/{}", event.event_type),
+                self.resource_id.as_deref(),
+            ) {
                 Ok(m) => seen.push(Seen {
                     maintenance: m,
                     raw: raw.clone(),

@@ -398,6 +398,12 @@ async fn the_drain_function_is_called_over_http() {
     assert_eq!(body["action"], "drain");
     assert_eq!(body["node"], "vm-web-1");
     assert_eq!(body["maintenance"]["kind"], "redeploy");
+    assert!(
+        body["maintenance"]["scope"]
+            .as_str()
+            .is_some_and(|s| s.ends_with("/virtualMachines/vm-web-1")),
+        "{body}"
+    );
     assert_eq!(body["event"]["EventId"], "E-6");
     assert_eq!(imds.approvals(), ["E-6"]);
 }

@@ -85,7 +85,7 @@ pub fn merge_patch(target: &mut Value, patch: &Value) {
     }
 }
 
-fn list(kind: &str, items: Vec<Value>) -> Response {
+fn list(kind: &str, items: &[Value]) -> Response {
     (
         StatusCode::OK,
         axum::Json(json!({"kind": kind, "apiVersion": "v1", "metadata": {"resourceVersion": "1"}, "items": items})),
@@ -117,9 +117,10 @@ async fn handle(
     });
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
     match (method, parts.as_slice()) {
-        (Method::GET, ["api", "v1", "nodes"]) => {
-            list("NodeList", inner.nodes.values().cloned().collect())
-        }
+        (Method::GET, ["api", "v1", "nodes"]) => list(
+            "NodeList",
+            &inner.nodes.values().cloned().collect::<Vec<_>>(),
+        ),
         (Method::GET, ["api", "v1", "nodes", name]) => match inner.nodes.get(*name) {
             Some(n) => (StatusCode::OK, axum::Json(n.clone())).into_response(),
             None => status(
@@ -155,13 +156,13 @@ async fn handle(
                 .split('&')
                 .find_map(|kv| kv.strip_prefix("fieldSelector=spec.nodeName="))
                 .map(str::to_string);
-            let items = inner
+            let items: Vec<Value> = inner
                 .pods
                 .values()
                 .filter(|p| node.as_deref().is_none_or(|n| p["spec"]["nodeName"] == n))
                 .cloned()
                 .collect();
-            list("PodList", items)
+            list("PodList", &items)
         }
         (Method::POST, ["api", "v1", "namespaces", ns, "pods", name, "eviction"]) => {
             let key = format!("{ns}/{name}");

@@ -274,15 +274,16 @@ fn drain(m: &Maintenance, rules: Rules<'_>, o: &Observed, now: i64) -> Decision 
             ));
         }
     }
-    if let Some(a) = &o.asg {
-        if m.kind != MaintenanceKind::LifecycleTerminate && a.lifecycle_state == "InService" {
-            steps.push(step(
-                Step::EnterStandby {
-                    group: a.group.clone(),
-                },
-                "keep the instance out of the group's traffic; the group launches a replacement",
-            ));
-        }
+    if let Some(a) = &o.asg
+        && m.kind != MaintenanceKind::LifecycleTerminate
+        && a.lifecycle_state == "InService"
+    {
+        steps.push(step(
+            Step::EnterStandby {
+                group: a.group.clone(),
+            },
+            "keep the instance out of the group's traffic; the group launches a replacement",
+        ));
     }
     for p in o.pools.iter().filter(|p| !p.down) {
         steps.push(step(
@@ -390,18 +391,17 @@ fn recover(m: &Maintenance, o: &Observed) -> Decision {
             plan.push(step(s, "serve traffic again"));
         }
     }
-    if let Some(group) = &r.standby {
-        if o.asg
+    if let Some(group) = &r.standby
+        && o.asg
             .as_ref()
             .is_some_and(|a| a.lifecycle_state == "Standby")
-        {
-            plan.push(step(
-                Step::ExitStandby {
-                    group: group.clone(),
-                },
-                "back in service",
-            ));
-        }
+    {
+        plan.push(step(
+            Step::ExitStandby {
+                group: group.clone(),
+            },
+            "back in service",
+        ));
     }
     for p in &r.pools {
         plan.push(step(
@@ -412,13 +412,13 @@ fn recover(m: &Maintenance, o: &Observed) -> Decision {
             "hand the addresses back to the health probes",
         ));
     }
-    if let Some(node) = &r.kube_node {
-        if o.kube_marked {
-            plan.push(step(
-                Step::Uncordon { node: node.clone() },
-                "schedulable again (Reflex's cordon only)",
-            ));
-        }
+    if let Some(node) = &r.kube_node
+        && o.kube_marked
+    {
+        plan.push(step(
+            Step::Uncordon { node: node.clone() },
+            "schedulable again (Reflex's cordon only)",
+        ));
     }
     if let Some(key) = &r.lease {
         plan.push(step(

@@ -165,10 +165,11 @@ pub struct Pending {
 }
 
 fn store_error(e: StoreError) -> HandleError {
-    if e.retryable {
-        HandleError::Retryable(format!("state store: {}", e.message))
+    let StoreError { message, retryable } = e;
+    if retryable {
+        HandleError::Retryable(format!("state store: {message}"))
     } else {
-        HandleError::Fatal(format!("state store: {}", e.message))
+        HandleError::Fatal(format!("state store: {message}"))
     }
 }
 

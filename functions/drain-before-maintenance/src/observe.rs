@@ -35,11 +35,11 @@ pub async fn observe(
         o.registrations = view.registrations;
         o.asg = view.asg;
     }
-    if let (Some(nodes), true) = (&deps.nodes, o.exists) {
-        if let Some(n) = nodes.find(node).await? {
-            o.kube_node = Some(n.name);
-            o.kube_marked = n.marked;
-        }
+    if let (Some(nodes), true) = (&deps.nodes, o.exists)
+        && let Some(n) = nodes.find(node).await?
+    {
+        o.kube_node = Some(n.name);
+        o.kube_marked = n.marked;
     }
     let _ = deadline;
     Ok(Ok(o))
