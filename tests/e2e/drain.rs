@@ -835,3 +835,73 @@ async fn the_agent_drains_through_the_function_then_approves_and_recovers() {
             .is_none()
     );
 }
+
+/// Every fixture in `events/`, plus broken payloads, through the real binary: an
+/// outcome (exit 0) or one clear line (exit 2); never a panic, never a change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_fixture_and_broken_payload_is_handled_or_refused_in_one_line() {
+    let w = world().await;
+    table(&w).await;
+    let arm = ArmFake::start().await;
+    let arm_url = arm.endpoint();
+    let env = [
+        ("REFLEX_DYNAMODB_TABLE", TABLE),
+        ("REFLEX_ARM_ENDPOINT", arm_url.as_str()),
+        ("REFLEX_ARM_TOKEN", "t"),
+        ("REFLEX_AZURE_VM_SCOPE", SUB),
+    ];
+    let mut handled = 0;
+    for path in reflex_testkit::json_files(&events_dir()) {
+        let raw = std::fs::read(&path).unwrap();
+        let run = w.invoke_fn(FUNCTION, &raw, &[], &env).await;
+        let name = path.display();
+        match run.code {
+            0 => {
+                handled += 1;
+                assert!(
+                    run.outcome["function"] == FUNCTION,
+                    "{name}: {}",
+                    run.stdout
+                );
+                assert!(
+                    run.outcome["actions"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .all(|a| a["status"] != "done"),
+                    "{name}: nothing exists here, so nothing may be changed: {}",
+                    run.stdout
+                );
+            }
+            2 => assert_eq!(
+                run.stderr.trim_end().lines().count(),
+                1,
+                "{name}: {}",
+                run.stderr
+            ),
+            other => panic!("{name}: exit {other}: {}", run.stderr),
+        }
+    }
+    assert!(handled > 80, "most fixtures are valid events: {handled}");
+    let spot = serde_json::to_vec(&spot("i-0123456789abcdef0", "bad")).unwrap();
+    let huge = format!(
+        "[{}]",
+        vec!["{\"eventType\":\"x\",\"data\":{}}"; 120_000].join(",")
+    );
+    for (bad, says) in [
+        (spot[..spot.len() / 2].to_vec(), "not valid JSON"),
+        (Vec::new(), "empty payload"),
+        (b"42".to_vec(), "expected a JSON object"),
+        (br#"{"source":"aws.ec2","detail-type":"EC2 Spot Instance Interruption Warning","id":"1","detail":{"instance-id":7}}"#.to_vec(), "detail.instance-id"),
+        (br#"{"source":"reflex-agent","action":"reboot","maintenance":{}}"#.to_vec(), "maintenance"),
+        (br#"[{"eventType":"Microsoft.ResourceNotifications.MaintenanceResources.ScheduledEventEmitted","data":{"resourceInfo":{"id":"x","properties":{"EventId":1}}}}]"#.to_vec(), "[0].data.resourceInfo"),
+        (huge.into_bytes(), "above the 5000 Event Grid delivers at most"),
+    ] {
+        let run = w.invoke_fn(FUNCTION, &bad, &[], &env).await;
+        let head: String = run.stdout.chars().take(400).collect();
+        assert_eq!(run.code, 2, "{says}: {head} {}", run.stderr);
+        assert_eq!(run.stderr.trim_end().lines().count(), 1, "{}", run.stderr);
+        assert!(run.stderr.contains(says), "{says}: {}", run.stderr);
+    }
+    assert!(w.slack.requests().is_empty());
+}

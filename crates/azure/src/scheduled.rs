@@ -12,6 +12,8 @@ use serde_json::Value;
 /// `microsoft.resourcenotifications.MaintenanceResources`).
 pub const EVENT_GRID_TYPE: &str =
     "Microsoft.ResourceNotifications.MaintenanceResources.ScheduledEventEmitted";
+/// Event Grid's largest batch (`maxEventsPerBatch` is 1–5000).
+pub const MAX_BATCH: usize = 5000;
 /// Event Grid's subscription handshake.
 pub const VALIDATION_TYPE: &str = "Microsoft.EventGrid.SubscriptionValidationEvent";
 
@@ -147,6 +149,15 @@ pub fn parse_event_grid(v: Value) -> Result<Delivery, ParseError> {
     };
     if items.is_empty() {
         return Err(ParseError::at("", "an empty Event Grid batch"));
+    }
+    if items.len() > MAX_BATCH {
+        return Err(ParseError::at(
+            "",
+            format!(
+                "an Event Grid batch of {} events, above the {MAX_BATCH} Event Grid delivers at most",
+                items.len()
+            ),
+        ));
     }
     let mut out = Vec::with_capacity(items.len());
     for (i, item) in items.into_iter().enumerate() {

@@ -259,10 +259,37 @@ pub async fn handle(
         out.ignored = Some(if ignored.is_empty() {
             "nothing to do".into()
         } else {
-            ignored.join("; ")
+            summary(&ignored)
         });
     }
     Ok(out)
+}
+
+/// The reasons, each once with its count, at most [`MAX_REASONS`] of them.
+fn summary(reasons: &[String]) -> String {
+    const MAX_REASONS: usize = 10;
+    let mut counted: Vec<(&str, usize)> = Vec::new();
+    for r in reasons {
+        match counted.iter_mut().find(|(x, _)| *x == r.as_str()) {
+            Some((_, n)) => *n += 1,
+            None => counted.push((r, 1)),
+        }
+    }
+    let mut parts: Vec<String> = counted
+        .iter()
+        .take(MAX_REASONS)
+        .map(|(r, n)| {
+            if *n > 1 {
+                format!("{r} (x{n})")
+            } else {
+                (*r).to_string()
+            }
+        })
+        .collect();
+    if counted.len() > MAX_REASONS {
+        parts.push(format!("and {} other reasons", counted.len() - MAX_REASONS));
+    }
+    parts.join("; ")
 }
 
 /// The dedup key of one delivery for one node.
@@ -526,14 +553,9 @@ async fn resume(deps: &Deps, trigger: &str, inv: &Invocation) -> Result<Outcome,
             &mut observed,
         )
         .await?;
-        if !deps.config.dry_run
-            && !out
-                .actions
-                .iter()
-                .any(|a| a.target == p.node && a.action == "schedule_drain")
-        {
-            // Ran (or was ignored): the record now says what is left; a new deferral
-            // wrote a fresh pending entry.
+        if !deps.config.dry_run {
+            // Ran (or was ignored): the record now says what is left, and a new
+            // deferral wrote a fresh pending entry (a later due time).
             let still = deps.store.get(&key).await.map_err(store_error)?;
             if still.as_deref() == Some(text.as_str()) {
                 deps.store.release(&key).await.map_err(store_error)?;
@@ -547,8 +569,24 @@ async fn resume(deps: &Deps, trigger: &str, inv: &Invocation) -> Result<Outcome,
         out.ignored = Some(if due == 0 {
             "no pending drain is due".into()
         } else {
-            ignored.join("; ")
+            summary(&ignored)
         });
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::summary;
+
+    #[test]
+    fn repeated_reasons_are_counted_and_the_list_is_capped() {
+        let mut r = vec!["a".to_string(); 3];
+        r.push("b".into());
+        assert_eq!(summary(&r), "a (x3); b");
+        let many: Vec<String> = (0..15).map(|i| format!("r{i}")).collect();
+        let s = summary(&many);
+        assert!(s.ends_with("and 5 other reasons"), "{s}");
+        assert_eq!(s.matches("; ").count(), 10);
+    }
 }
