@@ -15,6 +15,12 @@ moto (the dedup and thread store), runs `reflex invoke alert-to-slack` on a Clou
 alarm (through SNS) firing, on a duplicate delivery of it, and on the alarm resolving,
 and shows the channel as one threaded conversation.
 
+drain-before-maintenance: an Auto Scaling group of two instances tagged
+`reflex:drain=true` behind an ELBv2 target group on moto; a spot interruption warning
+for one of them: it leaves the target group and goes to Standby (Slack: start, done);
+the same warning again changes nothing; when the notice goes away, the agent's
+recover call brings it back.
+
 reflex-agent: starts the IMDS stand-in and `reflex-agent --cloud azure` with drain and
 recover hooks, announces an Azure Redeploy for the VM, and shows the agent's records:
 logged, drained, approved (only after the drain), and, once the event is over,
@@ -193,6 +199,78 @@ def alert_to_slack(endpoint, slack_port):
         raise SystemExit("demo: expected one edited parent with one reply in #alerts")
 
 
+def drain(endpoint, slack_port, tmp):
+    import boto3
+
+    kw = dict(endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="demo", aws_secret_access_key="demo")
+    ec2, elb, asg, ddb = (boto3.client(s, **kw) for s in ("ec2", "elbv2", "autoscaling", "dynamodb"))
+    step("drain-before-maintenance: an Auto Scaling group of two tagged instances behind target group web")
+    image = ec2.describe_images()["Images"][0]["ImageId"]
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.1.0/24", AvailabilityZone="us-east-1a")["Subnet"]["SubnetId"]
+    ec2.create_launch_template(LaunchTemplateName="lt-web", LaunchTemplateData={"ImageId": image, "InstanceType": "t3.micro"})
+    asg.create_auto_scaling_group(AutoScalingGroupName="asg-web", MinSize=0, MaxSize=4, DesiredCapacity=2,
+                                  LaunchTemplate={"LaunchTemplateName": "lt-web"}, VPCZoneIdentifier=subnet)
+    ids = [i["InstanceId"] for i in asg.describe_auto_scaling_groups()["AutoScalingGroups"][0]["Instances"]]
+    ec2.create_tags(Resources=ids, Tags=[{"Key": "reflex:drain", "Value": "true"}])
+    tg = elb.create_target_group(Name="web", Protocol="HTTP", Port=80, VpcId=vpc, TargetType="instance")["TargetGroups"][0]["TargetGroupArn"]
+    elb.register_targets(TargetGroupArn=tg, Targets=[{"Id": i} for i in ids])
+    ddb.create_table(TableName="reflex-drain", KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+                     AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}], BillingMode="PAY_PER_REQUEST")
+
+    def targets():
+        return sorted(d["Target"]["Id"] for d in elb.describe_target_health(TargetGroupArn=tg)["TargetHealthDescriptions"])
+
+    def state(i):
+        return asg.describe_auto_scaling_instances(InstanceIds=[i])["AutoScalingInstances"][0]["LifecycleState"]
+
+    print(f"  target group web: {targets()}")
+    victim = ids[0]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REFLEX_")}
+    env.update(AWS_ENDPOINT_URL=endpoint, AWS_ACCESS_KEY_ID="demo", AWS_SECRET_ACCESS_KEY="demo",
+               AWS_REGION="us-east-1", AWS_EC2_METADATA_DISABLED="true", REFLEX_DYNAMODB_TABLE="reflex-drain",
+               REFLEX_DRAIN_POLL_SECS="1",
+               REFLEX_SLACK_WEBHOOK_URL=f"http://127.0.0.1:{slack_port}/services/T0/B0/demo")
+    slack_log = tmp / "slack.log"
+
+    def invoke(label, event):
+        step(label)
+        f = tmp / "drain-event.json"
+        f.write_text(json.dumps(event))
+        seen = len(slack_log.read_text())
+        run = subprocess.run([str(TARGET / "reflex"), "invoke", "drain-before-maintenance", str(f)],
+                             env=env, capture_output=True, text=True)
+        if run.returncode != 0:
+            raise SystemExit(f"demo: reflex exited {run.returncode}: {run.stderr.strip()}")
+        outcome = json.loads(run.stdout)
+        if outcome["ignored"]:
+            print(f"   ignored  {outcome['ignored']}")
+        for a in outcome["actions"]:
+            print(f"  {a['status']:>8}  {a['action']} {a['target'].split(':')[-1]}: {a['reason']}")
+        time.sleep(0.3)
+        new = slack_log.read_text()[seen:].strip()
+        print("  Slack: " + (new.replace("\n", "\n  ") if new else "(nothing posted)"))
+        return outcome
+
+    spot = json.loads((ROOT / "events/aws/ec2/spot-interruption-warning.json").read_text())
+    spot["detail"]["instance-id"] = victim
+    spot["time"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    invoke(f"EC2 warns: spot interruption of {victim} in two minutes (EventBridge)", spot)
+    print(f"\n  target group web now: {targets()}; {victim} is {state(victim)}")
+    if victim in targets() or state(victim) != "Standby":
+        raise SystemExit("demo: the warned instance should have left the target group and be in Standby")
+    invoke("EventBridge delivers the same warning again", spot)
+    # reflex-agent on the instance calls the function when the notice leaves IMDS.
+    recover = {"source": "reflex-agent", "action": "recover", "node": victim, "maintenance": {
+        "cloud": "aws", "id": spot["id"], "kind": "spot-interruption", "phase": "completed", "targets": [victim],
+        "not_before": None, "duration_secs": None, "description": None, "lifecycle": None,
+        "trigger": "aws.imds/spot-interruption", "scope": "us-east-1"}}
+    invoke(f"The instance was not reclaimed after all: reflex-agent on {victim} sees the notice gone and calls recover", recover)
+    print(f"\n  target group web now: {targets()}; {victim} is {state(victim)}")
+    if victim not in targets() or state(victim) != "InService":
+        raise SystemExit("demo: the instance should be registered again and InService")
+
+
 def agent(procs, tmp):
     port = free_port()
     step(f"reflex-agent: the IMDS stand-in on 127.0.0.1:{port} (VM vm-web-1), the agent polling every second")
@@ -320,6 +398,8 @@ def main():
         print(f"  notifications: {o2['notifications']}")
 
         alert_to_slack(endpoint, slack_port)
+        slack_log.flush()
+        drain(endpoint, slack_port, tmp)
         azure(procs, tmp, slack_port)
         agent(procs, tmp)
     finally:
