@@ -905,3 +905,50 @@ async fn every_fixture_and_broken_payload_is_handled_or_refused_in_one_line() {
     }
     assert!(w.slack.requests().is_empty());
 }
+
+/// Event Grid proves a webhook endpoint with a validation event; the function (behind
+/// the Azure host's forwarded HTTP route) answers `{"validationResponse": code}`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_azure_route_answers_the_event_grid_handshake() {
+    let arm = ArmFake::start().await;
+    let arm_url = arm.endpoint();
+    let settings = [
+        ("REFLEX_ARM_ENDPOINT", arm_url.as_str()),
+        ("REFLEX_ARM_TOKEN", "t"),
+    ];
+    let lookup = reflex_core::settings::from_pairs(&settings);
+    let deps = drain_before_maintenance::Deps::from_lookup(&lookup)
+        .await
+        .unwrap();
+    let host = crate::support::host(std::sync::Arc::new(deps), &lookup).await;
+    let http = reqwest::Client::new();
+    let post = |body: Vec<u8>| {
+        http.post(format!("{}/api/drain-before-maintenance", host.url))
+            .header("content-type", "application/json")
+            .header("aeg-event-type", "SubscriptionValidation")
+            .body(body)
+            .send()
+    };
+    let raw =
+        std::fs::read(events_dir().join("azure/event-grid/subscription-validation.json")).unwrap();
+    let res = post(raw).await.unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(
+        body["validationResponse"],
+        "f3a1c9e7-52b4-4d8e-a0c6-1b7e9d3f5a28"
+    );
+    // A scheduled event for a VM ARM does not know: ignored, nothing changed.
+    let raw = std::fs::read(
+        events_dir().join("azure/event-grid/scheduled-event-redeploy-scheduled.json"),
+    )
+    .unwrap();
+    let res = post(raw).await.unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    let body: Value = res.json().await.unwrap();
+    assert!(
+        body["ignored"].as_str().unwrap().contains("does not exist"),
+        "{body}"
+    );
+    assert!(arm.requests().iter().all(|r| r.method == "GET"));
+}
