@@ -154,6 +154,21 @@ def azure(procs, tmp, slack_port):
     print(text[text.rfind("┌─ Slack message"):])
 
 
+def invoke_function(env, function, path, target=False):
+    """`reflex invoke FUNCTION PATH`: prints what was ignored or done, returns the outcome."""
+    run = subprocess.run([str(TARGET / "reflex"), "invoke", function, str(path)],
+                         env=env, capture_output=True, text=True)
+    if run.returncode != 0:
+        raise SystemExit(f"demo: reflex exited {run.returncode}: {run.stderr.strip()}")
+    outcome = json.loads(run.stdout)
+    if outcome["ignored"]:
+        print(f"   ignored  {outcome['ignored']}")
+    for a in outcome["actions"]:
+        where = f" {a['target'].split(':')[-1]}" if target else ""
+        print(f"  {a['status']:>8}  {a['action']}{where}: {a['reason']}")
+    return outcome
+
+
 def alert_to_slack(endpoint, slack_port):
     import boto3
 
@@ -173,15 +188,7 @@ def alert_to_slack(endpoint, slack_port):
 
     def invoke(label, fixture):
         step(f"{label}: reflex invoke alert-to-slack {fixture}")
-        run = subprocess.run([str(TARGET / "reflex"), "invoke", "alert-to-slack", str(ROOT / fixture)],
-                             env=env, capture_output=True, text=True)
-        if run.returncode != 0:
-            raise SystemExit(f"demo: reflex exited {run.returncode}: {run.stderr.strip()}")
-        outcome = json.loads(run.stdout)
-        if outcome["ignored"]:
-            print(f"   ignored  {outcome['ignored']}")
-        for a in outcome["actions"]:
-            print(f"  {a['status']:>8}  {a['action']}: {a['reason']}")
+        invoke_function(env, "alert-to-slack", ROOT / fixture)
 
     def channel(label):
         step(label)
@@ -238,15 +245,7 @@ def drain(endpoint, slack_port, tmp):
         f = tmp / "drain-event.json"
         f.write_text(json.dumps(event))
         seen = len(slack_log.read_text())
-        run = subprocess.run([str(TARGET / "reflex"), "invoke", "drain-before-maintenance", str(f)],
-                             env=env, capture_output=True, text=True)
-        if run.returncode != 0:
-            raise SystemExit(f"demo: reflex exited {run.returncode}: {run.stderr.strip()}")
-        outcome = json.loads(run.stdout)
-        if outcome["ignored"]:
-            print(f"   ignored  {outcome['ignored']}")
-        for a in outcome["actions"]:
-            print(f"  {a['status']:>8}  {a['action']} {a['target'].split(':')[-1]}: {a['reason']}")
+        outcome = invoke_function(env, "drain-before-maintenance", f, target=True)
         time.sleep(0.3)
         new = slack_log.read_text()[seen:].strip()
         print("  Slack: " + (new.replace("\n", "\n  ") if new else "(nothing posted)"))

@@ -4,37 +4,10 @@
 
 use std::sync::Arc;
 
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-};
 use reflex_testkit::{Azurite, BOT_TOKEN, store_contract};
 use serde_json::Value;
 
-use crate::support::{events_dir, host, world};
-
-async fn table(sdk: &aws_config::SdkConfig, name: &str) {
-    aws_sdk_dynamodb::Client::new(sdk)
-        .create_table()
-        .table_name(name)
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("pk")
-                .key_type(KeyType::Hash)
-                .build()
-                .unwrap(),
-        )
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("pk")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .unwrap(),
-        )
-        .billing_mode(BillingMode::PayPerRequest)
-        .send()
-        .await
-        .unwrap();
-}
+use crate::support::{events_dir, host, table, world};
 
 /// The bot posting to `#alerts`, with its state in the `reflex-alerts` table.
 fn bot_env(api: &str) -> [(&'static str, &str); 4] {

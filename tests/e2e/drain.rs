@@ -5,9 +5,6 @@
 use std::time::{Duration, SystemTime};
 
 use aws_sdk_autoscaling::types::LaunchTemplateSpecification;
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-};
 use aws_sdk_ec2::types::Tag;
 use aws_sdk_elasticloadbalancingv2::types::TargetDescription;
 use clap::Parser;
@@ -16,7 +13,7 @@ use reflex_testkit::{
 };
 use serde_json::{Value, json};
 
-use crate::support::{Run, World, events_dir, world};
+use crate::support::{Run, World, events_dir, table, world};
 
 const FUNCTION: &str = "drain-before-maintenance";
 const TABLE: &str = "reflex-state";
@@ -31,36 +28,11 @@ struct Fleet {
     ids: Vec<String>,
 }
 
-/// The state table (drain records, slots, dedup) on the world's moto.
-async fn table(w: &World) {
-    aws_sdk_dynamodb::Client::new(&w.sdk)
-        .create_table()
-        .table_name(TABLE)
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("pk")
-                .key_type(KeyType::Hash)
-                .build()
-                .unwrap(),
-        )
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("pk")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .unwrap(),
-        )
-        .billing_mode(BillingMode::PayPerRequest)
-        .send()
-        .await
-        .unwrap();
-}
-
 async fn fleet(n: i32, tagged: bool) -> Fleet {
     let w = world().await;
     let elb = aws_sdk_elasticloadbalancingv2::Client::new(&w.sdk);
     let asg = aws_sdk_autoscaling::Client::new(&w.sdk);
-    table(&w).await;
+    table(&w.sdk, TABLE).await;
     let image = w
         .ec2
         .describe_images()
@@ -645,7 +617,7 @@ fn admin_states(arm: &ArmFake) -> Vec<(String, Option<String>)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_azure_redeploy_drains_pool_and_node_then_acknowledges_and_recovers_after_completion() {
     let w = world().await;
-    table(&w).await;
+    table(&w.sdk, TABLE).await;
     let arm = ArmFake::start().await;
     let kube = KubeFake::start().await;
     azure_world(&arm, &kube);
@@ -779,11 +751,7 @@ async fn the_agent_drains_through_the_function_then_approves_and_recovers() {
         ("REFLEX_KUBE_API_URL", kube_url.as_str()),
         ("REFLEX_KUBE_TOKEN", "kube-token"),
     ];
-    let lookup = reflex_core::settings::from_pairs(&settings);
-    let deps = drain_before_maintenance::Deps::from_lookup(&lookup)
-        .await
-        .unwrap();
-    let host = crate::support::host(std::sync::Arc::new(deps), &lookup).await;
+    let host = drain_host(&settings).await;
     let url = format!("{}/api/drain-before-maintenance", host.url);
     let args = reflex_agent::Args::try_parse_from([
         "reflex-agent",
@@ -841,7 +809,7 @@ async fn the_agent_drains_through_the_function_then_approves_and_recovers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_fixture_and_broken_payload_is_handled_or_refused_in_one_line() {
     let w = world().await;
-    table(&w).await;
+    table(&w.sdk, TABLE).await;
     let arm = ArmFake::start().await;
     let arm_url = arm.endpoint();
     let env = [
@@ -906,6 +874,15 @@ async fn every_fixture_and_broken_payload_is_handled_or_refused_in_one_line() {
     assert!(w.slack.requests().is_empty());
 }
 
+/// The function behind the Azure host (in process, memory store), with `settings`.
+async fn drain_host(settings: &[(&str, &str)]) -> crate::support::Host {
+    let lookup = reflex_core::settings::from_pairs(settings);
+    let deps = drain_before_maintenance::Deps::from_lookup(&lookup)
+        .await
+        .unwrap();
+    crate::support::host(std::sync::Arc::new(deps), &lookup).await
+}
+
 /// Event Grid proves a webhook endpoint with a validation event; the function (behind
 /// the Azure host's forwarded HTTP route) answers `{"validationResponse": code}`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -916,11 +893,7 @@ async fn the_azure_route_answers_the_event_grid_handshake() {
         ("REFLEX_ARM_ENDPOINT", arm_url.as_str()),
         ("REFLEX_ARM_TOKEN", "t"),
     ];
-    let lookup = reflex_core::settings::from_pairs(&settings);
-    let deps = drain_before_maintenance::Deps::from_lookup(&lookup)
-        .await
-        .unwrap();
-    let host = crate::support::host(std::sync::Arc::new(deps), &lookup).await;
+    let host = drain_host(&settings).await;
     let http = reqwest::Client::new();
     let post = |body: Vec<u8>| {
         http.post(format!("{}/api/drain-before-maintenance", host.url))

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Checks template.yaml (AWS SAM) for the Reflex functions close-open-ports and alert-to-slack.
+"""Checks template.yaml (AWS SAM) for the Reflex functions close-open-ports, alert-to-slack and
+drain-before-maintenance.
 
     python3 tests/templates/check_sam.py                    # check ./template.yaml
     python3 tests/templates/check_sam.py --template PATH    # check another copy
@@ -10,8 +11,9 @@
 2. Translates the template with the SAM translator into plain CloudFormation
    and asserts on the result: each function, its events (EventBridge patterns are
    matched against inline events and the fixtures under events/aws), dead-letter
-   queues, environment, least-privilege IAM policies, alert-to-slack's DynamoDB table
-   and its alarm topic subscription.
+   queues, environment, least-privilege IAM policies, the DynamoDB tables of alert-to-slack
+   and drain-before-maintenance, alert-to-slack's alarm topic subscription, and
+   drain-before-maintenance's tag-conditioned ELBv2 / Auto Scaling grants and resume tick.
 
 Dependencies: python3 stdlib, cfn-lint, aws-sam-translator. Exit status is 0 only
 when every check passes.
@@ -45,7 +47,11 @@ ALERT_ID = "AlertToSlackFunction"
 ALERT_BINARY = "alert-to-slack"
 ALERT_TABLE = "AlertToSlackTable"
 ALARM_TOPIC = "AlarmTopic"  # created when AlarmTopicArn is empty
-FUNCTION_IDS = (FUNCTION_ID, ALERT_ID)
+DRAIN_ID = "DrainBeforeMaintenanceFunction"
+DRAIN_BINARY = "drain-before-maintenance"
+DRAIN_TABLE = "DrainBeforeMaintenanceTable"
+FUNCTION_IDS = (FUNCTION_ID, ALERT_ID, DRAIN_ID)
+TABLES = (ALERT_TABLE, DRAIN_TABLE)
 
 # Parameter -> (default, close-open-ports environment variable it feeds).
 PARAMETERS = {
@@ -63,6 +69,11 @@ PARAMETERS = {
     "SlackRoutes": ("", None),
     "DeniedBurst": ("5/300", None),
     "AlarmTopicArn": ("", None),
+    # drain-before-maintenance only (see DRAIN_ENV)
+    "DrainPolicy": ("", None),
+    "DrainMaxConcurrent": ("1", None),
+    "DrainResumeSchedule": ("rate(1 minute)", None),
+    "KubeApiUrl": ("", None),
 }
 ENV_VARS = {env for _, env in PARAMETERS.values() if env}
 
@@ -77,10 +88,26 @@ ALERT_ENV = {
     "REFLEX_DENIED_BURST": {"Ref": "DeniedBurst"},
     "REFLEX_SNS_TOPIC_ARN": {"Ref": "SnsTopicArn"},
 }
+# drain-before-maintenance: environment variable -> the value that must feed it.
+# The opt-in tag is fixed: it must equal the aws:ResourceTag condition of the role, and IAM
+# condition keys cannot come from a parameter.
+DRAIN_TAG_KEY, DRAIN_TAG_VALUE = "reflex:drain", "true"
+DRAIN_ENV = {
+    "REFLEX_DRY_RUN": {"Ref": "DryRun"},
+    "REFLEX_DYNAMODB_TABLE": {"Ref": DRAIN_TABLE},
+    "REFLEX_DRAIN_POLICY": {"Ref": "DrainPolicy"},
+    "REFLEX_DRAIN_TAG": f"{DRAIN_TAG_KEY}={DRAIN_TAG_VALUE}",
+    "REFLEX_DRAIN_MAX_CONCURRENT": {"Ref": "DrainMaxConcurrent"},
+    "REFLEX_SLACK_WEBHOOK_SECRET": {"Ref": "SlackWebhookSecret"},
+    "REFLEX_SNS_TOPIC_ARN": {"Ref": "SnsTopicArn"},
+    # Only when KubeApiUrl is set: the function rejects an empty URL.
+    "REFLEX_KUBE_API_URL": {"Fn::If": ["HasKubeApiUrl", {"Ref": "KubeApiUrl"}, {"Ref": "AWS::NoValue"}]},
+}
 # Which Slack secret parameters each function's role may read.
 SECRET_PARAMETERS = {
     FUNCTION_ID: ("SlackWebhookSecret",),
     ALERT_ID: ("SlackWebhookSecret", "SlackBotTokenSecret"),
+    DRAIN_ID: ("SlackWebhookSecret",),
 }
 
 # Every action the function's role may be granted. Anything else is a regression.
@@ -103,7 +130,25 @@ ALLOWED_ROLE_ACTIONS = COMMON_ROLE_ACTIONS | {
 # Every action alert-to-slack's role may be granted.
 ALERT_DYNAMODB_ACTIONS = {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
 ALERT_ROLE_ACTIONS = ALERT_DYNAMODB_ACTIONS | COMMON_ROLE_ACTIONS
-ROLE_ACTIONS = {FUNCTION_ID: ALLOWED_ROLE_ACTIONS, ALERT_ID: ALERT_ROLE_ACTIONS}
+# drain-before-maintenance. Read-only calls without resource-level permissions (Resource "*"):
+DRAIN_READ_ACTIONS = {
+    "ec2:DescribeInstances",
+    "elasticloadbalancing:DescribeTargetGroups",
+    "elasticloadbalancing:DescribeTargetHealth",
+    "autoscaling:DescribeAutoScalingInstances",
+}
+# Mutating calls: only on this account's target groups / Auto Scaling groups carrying the tag.
+DRAIN_ELB_ACTIONS = {"elasticloadbalancing:DeregisterTargets", "elasticloadbalancing:RegisterTargets"}
+DRAIN_ASG_ACTIONS = {"autoscaling:EnterStandby", "autoscaling:ExitStandby", "autoscaling:CompleteLifecycleAction",
+                     "autoscaling:RecordLifecycleActionHeartbeat"}
+DRAIN_TARGET_GROUP_ARN = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/*/*"
+DRAIN_ASG_ARN = "arn:aws:autoscaling:us-east-1:123456789012:autoScalingGroup:*:autoScalingGroupName/*"
+# Its own table: item calls, and Scan to list the pending drains.
+DRAIN_DYNAMODB_ACTIONS = {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:Scan"}
+DRAIN_ROLE_ACTIONS = DRAIN_READ_ACTIONS | DRAIN_ELB_ACTIONS | DRAIN_ASG_ACTIONS | DRAIN_DYNAMODB_ACTIONS | COMMON_ROLE_ACTIONS
+ROLE_ACTIONS = {FUNCTION_ID: ALLOWED_ROLE_ACTIONS, ALERT_ID: ALERT_ROLE_ACTIONS, DRAIN_ID: DRAIN_ROLE_ACTIONS}
+# Read-only actions that may be granted on Resource "*" (besides ec2:Describe* and logs).
+READ_ONLY_ON_STAR = DRAIN_READ_ACTIONS
 # Managed policies tolerated on the role (logs only). The template uses none.
 ALLOWED_MANAGED_POLICY_SUFFIXES = ("policy/service-role/AWSLambdaBasicExecutionRole",)
 
@@ -731,6 +776,82 @@ def _(ctx: Ctx) -> None:
     require(ctx.resources.get(ALERT_TABLE, {}).get("Type") == "AWS::DynamoDB::Table", f"{ALERT_TABLE} is not a DynamoDB table")
 
 
+@check("drain-before-maintenance is built by cargo-lambda from the workspace binary drain-before-maintenance")
+def _(ctx: Ctx) -> None:
+    require_cargo_lambda_build(ctx, DRAIN_ID, DRAIN_BINARY)
+
+
+@check("drain-before-maintenance is provided.al2023 / arm64 / bootstrap, 128 MB, 900 s, no reserved concurrency")
+def _(ctx: Ctx) -> None:
+    p = function(ctx.cfn, DRAIN_ID)["Properties"]
+    require(p.get("Runtime") == "provided.al2023", f"Runtime is {p.get('Runtime')!r}")
+    require(p.get("Architectures") == ["arm64"], f"Architectures is {p.get('Architectures')!r}")
+    require(p.get("Handler") == "bootstrap", f"Handler is {p.get('Handler')!r}")
+    require(p.get("MemorySize") == 128, f"MemorySize is {p.get('MemorySize')!r}")
+    # ELBv2 draining is waited for within the notice (spot: 2 minutes, deregistration delay up
+    # to the target group's setting); longer waits are resumed by the schedule.
+    require(p.get("Timeout") == 900, f"Timeout is {p.get('Timeout')!r}, expected 900")
+    # The drain cap is a lease in the table; a reservation would only delay drains.
+    require("ReservedConcurrentExecutions" not in p,
+            f"ReservedConcurrentExecutions is {p.get('ReservedConcurrentExecutions')!r}; it must not be set")
+
+
+def resolve(env: Env, node: Any) -> Any:
+    """The value an environment variable gets: Fn::If branches taken, None for AWS::NoValue."""
+    while isinstance(node, dict) and set(node) == {"Fn::If"}:
+        name, yes, no = node["Fn::If"]
+        node = yes if env.condition(name) else no
+    return None if is_no_value(node) else env.eval(node)
+
+
+@check("drain-before-maintenance environment: exactly its REFLEX_* variables; REFLEX_KUBE_API_URL only when KubeApiUrl is set")
+def _(ctx: Ctx) -> None:
+    env = function(ctx.cfn, DRAIN_ID)["Properties"].get("Environment", {}).get("Variables", {})
+    missing, extra = set(DRAIN_ENV) - set(env), set(env) - set(DRAIN_ENV)
+    require(not missing, f"missing environment variables: {sorted(missing)}")
+    require(not extra, f"unexpected environment variables: {sorted(extra)}")
+    for var, want in DRAIN_ENV.items():
+        require(env[var] == want, f"{var} is {env[var]!r}, expected {want!r}")
+    require(ctx.resources.get(DRAIN_TABLE, {}).get("Type") == "AWS::DynamoDB::Table", f"{DRAIN_TABLE} is not a DynamoDB table")
+    url = "https://ABC.gr7.eu-west-1.eks.amazonaws.com"
+    for value, want in (("", None), (url, url)):
+        got = resolve(Env(ctx.source, {"KubeApiUrl": value}), env["REFLEX_KUBE_API_URL"])
+        require(got == want, f"KubeApiUrl={value!r}: REFLEX_KUBE_API_URL is {got!r}, expected {'unset' if want is None else want!r}")
+    for var, value in env.items():
+        if var != "REFLEX_KUBE_API_URL":
+            require(not (isinstance(value, dict) and "Fn::If" in value), f"{var} depends on a condition")
+
+
+@check("drain-before-maintenance parameters: DrainPolicy, DrainMaxConcurrent (1-1000), DrainResumeSchedule, KubeApiUrl constraints")
+def _(ctx: Ctx) -> None:
+    params = ctx.source.get("Parameters", {})
+
+    def pattern_of(name: str) -> str:
+        pat = params.get(name, {}).get("AllowedPattern")
+        require(pat, f"parameter {name} has no AllowedPattern")
+        return pat
+
+    cases = {
+        "DrainPolicy": (["", "freeze=ignore-under:60, maintenance=before:900", "rebalance=now,spot-interruption=ignore"],
+                        ["freeze=now; reboot=now", "$(reboot)", "freeze=\"now\""]),
+        "DrainResumeSchedule": (["rate(1 minute)", "rate(5 minutes)", "cron(0/2 * * * ? *)"],
+                                ["", "1 minute", "every minute", "rate 1 minute"]),
+        "KubeApiUrl": (["", "https://ABC.gr7.eu-west-1.eks.amazonaws.com", "https://10.0.0.1:6443", "http://127.0.0.1:8001"],
+                       ["ABC.gr7.eu-west-1.eks.amazonaws.com", "ftp://k8s.example", " ", "https://"]),
+    }
+    for name, (good, bad) in cases.items():
+        pat = pattern_of(name)
+        for v in good:
+            require(re.fullmatch(pat, v), f"{name} AllowedPattern rejects {v!r}")
+        for v in bad:
+            require(not re.fullmatch(pat, v), f"{name} AllowedPattern accepts {v!r}")
+    mc = params.get("DrainMaxConcurrent", {})
+    # The function accepts 1 to 1000 and fails at cold start outside that range.
+    require(mc.get("Type") == "Number", f"DrainMaxConcurrent Type is {mc.get('Type')!r}, expected Number")
+    require(mc.get("MinValue") == 1 and mc.get("MaxValue") == 1000,
+            f"DrainMaxConcurrent range is {mc.get('MinValue')!r}..{mc.get('MaxValue')!r}, expected 1..1000")
+
+
 @check("EventBridge rule: CloudTrail AuthorizeSecurityGroupIngress / ModifySecurityGroupRules")
 def _(ctx: Ctx) -> None:
     _, rule = rule_with(ctx.cfn, source_is("aws.ec2"), "CloudTrail (aws.ec2)")
@@ -785,6 +906,8 @@ def _(ctx: Ctx) -> None:
 # alert-to-slack's EventBridge rules: SAM event name -> logical ID of the generated rule.
 ALERT_RULES = {name: ALERT_ID + name for name in
                ("CloudWatchAlarm", "CloudTrailSecurity", "ConsoleSignIn", "ConfigCompliance", "Health", "GuardDuty")}
+# drain-before-maintenance's rules (the last one is the resume schedule).
+DRAIN_RULES = {name: DRAIN_ID + name for name in ("Health", "SpotAndRebalance", "LifecycleTerminate", "Resume")}
 COP_CLOUDTRAIL = FUNCTION_ID + "CloudTrailIngress"
 COP_CONFIG = FUNCTION_ID + "ConfigCompliance"
 
@@ -844,6 +967,18 @@ FIXTURE_ROUTES: dict[str, tuple[str, ...]] = {
     "cloudtrail-security/security-group-egress-authorized.json": (ALERT_RULES["CloudTrailSecurity"],),
     "eventbridge/custom-app-event.json": (),
     "eventbridge/ecs-task-state-change.json": (),
+    # drain-before-maintenance: EC2 scheduled changes reach it and alert-to-slack (which reports them).
+    "health/ec2-instance-retirement-scheduled.json": (ALERT_RULES["Health"], DRAIN_RULES["Health"]),
+    "health/ec2-maintenance-closed.json": (ALERT_RULES["Health"], DRAIN_RULES["Health"]),  # recovers
+    "health/ec2-maintenance-entity-arn.json": (ALERT_RULES["Health"], DRAIN_RULES["Health"]),
+    "health/ec2-scheduled-maintenance.json": (ALERT_RULES["Health"], DRAIN_RULES["Health"]),
+    "health/service-issue-closed.json": (ALERT_RULES["Health"],),  # an issue, not a scheduled change
+    "health/service-issue-open.json": (ALERT_RULES["Health"],),
+    "ec2/rebalance-recommendation.json": (DRAIN_RULES["SpotAndRebalance"],),
+    "ec2/spot-interruption-stop.json": (DRAIN_RULES["SpotAndRebalance"],),
+    "ec2/spot-interruption-warning.json": (DRAIN_RULES["SpotAndRebalance"],),
+    "autoscaling/terminate-lifecycle-action.json": (DRAIN_RULES["LifecycleTerminate"],),
+    "autoscaling/launch-lifecycle-action.json": (),  # only terminate hooks drain
 }
 # Fixtures not listed above get the expectation of their directory (new fixtures there are
 # checked without editing this file). sns/ holds Lambda SNS events (Records[].Sns): they come
@@ -852,6 +987,7 @@ FIXTURE_DIR_ROUTES: dict[str, tuple[str, ...]] = {
     "cloudwatch/": (ALERT_RULES["CloudWatchAlarm"],),
     "guardduty/": (ALERT_RULES["GuardDuty"],),
     "health/": (ALERT_RULES["Health"],),
+    "ec2/": (DRAIN_RULES["SpotAndRebalance"],),
     "sns/": (),
 }
 
@@ -1039,6 +1175,120 @@ def _(ctx: Ctx) -> None:
         require(len(hits) == 1, f"a {event['detail-type']} event ({event['detail'].get('eventName', '')}) reaches {hits or 'no rule'}: one rule each, or the function runs twice")
 
 
+def drain_health_event(service: str = "EC2", category: str = "scheduledChange", status: str = "upcoming",
+                       source: str = "aws.health") -> dict:
+    return {
+        "source": source,
+        "detail-type": "AWS Health Event",
+        "resources": ["i-0123456789abcdef0"],
+        "detail": {"eventArn": f"arn:aws:health:us-east-1::event/{service}/AWS_{service}_MAINTENANCE_SCHEDULED/x",
+                   "service": service, "eventTypeCode": f"AWS_{service}_MAINTENANCE_SCHEDULED",
+                   "eventTypeCategory": category, "statusCode": status,
+                   "affectedEntities": [{"entityValue": "i-0123456789abcdef0"}]},
+    }
+
+
+def ec2_notice(detail_type: str, source: str = "aws.ec2") -> dict:
+    detail = {"instance-id": "i-0123456789abcdef0"}
+    if detail_type == "EC2 Spot Instance Interruption Warning":
+        detail["instance-action"] = "terminate"
+    return {"source": source, "detail-type": detail_type, "resources": ["arn:aws:ec2:us-east-1:123456789012:instance/i-0123456789abcdef0"],
+            "detail": detail}
+
+
+def lifecycle_event(transition: str = "terminate") -> dict:
+    return {
+        "source": "aws.autoscaling",
+        "detail-type": f"EC2 Instance-{transition} Lifecycle Action",
+        "resources": ["arn:aws:autoscaling:us-east-1:123456789012:autoScalingGroup:1a2b:autoScalingGroupName/web"],
+        "detail": {"LifecycleActionToken": "87654321-4321-4321-4321-210987654321", "AutoScalingGroupName": "web",
+                   "LifecycleHookName": "drain", "EC2InstanceId": "i-0123456789abcdef0",
+                   "LifecycleTransition": f"autoscaling:EC2_INSTANCE_{'TERMINATING' if transition == 'terminate' else 'LAUNCHING'}"},
+    }
+
+
+def drain_rule(ctx: Ctx, name: str) -> dict:
+    """Properties of drain-before-maintenance's rule from SAM event `name`."""
+    rid = DRAIN_RULES[name]
+    rules = function_rules(ctx.cfn, DRAIN_ID)
+    require(rid in rules, f"no rule {rid} targeting {DRAIN_ID} (found {sorted(rules)})")
+    return rules[rid]["Properties"]
+
+
+def drain_pattern(ctx: Ctx, name: str, want: dict) -> dict:
+    props = drain_rule(ctx, name)
+    require_state(props, None)
+    pat = props.get("EventPattern")
+    require(isinstance(pat, dict), f"{DRAIN_RULES[name]} has no EventPattern object")
+    norm = {k: (sorted(v) if isinstance(v, list) else v) for k, v in pat.items()}
+    require(norm == want, f"{DRAIN_RULES[name]} pattern is {pat!r}, expected exactly {want!r}")
+    return pat
+
+
+@check("drain-before-maintenance rule Health: AWS Health EC2 scheduledChange events only")
+def _(ctx: Ctx) -> None:
+    pat = drain_pattern(ctx, "Health", {"source": ["aws.health"], "detail-type": ["AWS Health Event"],
+                                         "detail": {"service": ["EC2"], "eventTypeCategory": ["scheduledChange"]}})
+    require_matches(pat, [(f"an EC2 scheduledChange ({s})", drain_health_event(status=s)) for s in ("upcoming", "open", "closed")], [
+        ("an EC2 issue", drain_health_event(category="issue", status="open")),
+        ("an EC2 account notification", drain_health_event(category="accountNotification")),
+        ("an RDS scheduledChange", drain_health_event(service="RDS")),
+        ("a forged Health event (custom source)", drain_health_event(source="custom.attacker")),
+        ("a spot warning", ec2_notice("EC2 Spot Instance Interruption Warning")),
+    ])
+
+
+@check("drain-before-maintenance rule SpotAndRebalance: aws.ec2 spot interruption warnings and rebalance recommendations only")
+def _(ctx: Ctx) -> None:
+    pat = drain_pattern(ctx, "SpotAndRebalance", {"source": ["aws.ec2"], "detail-type": sorted(
+        ["EC2 Spot Instance Interruption Warning", "EC2 Instance Rebalance Recommendation"])})
+    require_matches(pat, [
+        ("a spot interruption warning", ec2_notice("EC2 Spot Instance Interruption Warning")),
+        ("a rebalance recommendation", ec2_notice("EC2 Instance Rebalance Recommendation")),
+    ], [
+        ("an instance state change", ec2_notice("EC2 Instance State-change Notification")),
+        ("a forged spot warning (custom source)", ec2_notice("EC2 Spot Instance Interruption Warning", source="custom.attacker")),
+        ("a CloudTrail EC2 call", cloudtrail_event("AuthorizeSecurityGroupIngress")),
+    ])
+
+
+@check("drain-before-maintenance rule LifecycleTerminate: Auto Scaling terminate lifecycle actions only")
+def _(ctx: Ctx) -> None:
+    pat = drain_pattern(ctx, "LifecycleTerminate", {"source": ["aws.autoscaling"], "detail-type": ["EC2 Instance-terminate Lifecycle Action"]})
+    require_matches(pat, [("a terminate lifecycle action", lifecycle_event("terminate"))],
+                    [("a launch lifecycle action", lifecycle_event("launch"))])
+
+
+@check("drain-before-maintenance rule Resume: schedule from DrainResumeSchedule (default rate(1 minute)) with the reflex resume input")
+def _(ctx: Ctx) -> None:
+    props = drain_rule(ctx, "Resume")
+    require_state(props, None)
+    require("EventPattern" not in props, "the resume rule also has an EventPattern")
+    require(props.get("ScheduleExpression") == {"Ref": "DrainResumeSchedule"},
+            f"ScheduleExpression is {props.get('ScheduleExpression')!r}, expected Ref DrainResumeSchedule")
+    targets = [t for t in props.get("Targets", []) if getatt_target(t.get("Arn")) == DRAIN_ID]
+    require(len(targets) == 1, f"expected one target on {DRAIN_ID}, found {len(targets)}")
+    raw = targets[0].get("Input")
+    try:
+        got = json.loads(raw) if isinstance(raw, str) else None
+    except json.JSONDecodeError:
+        got = None
+    require(got == {"source": "reflex", "action": "resume"}, f"target Input is {raw!r}, expected the resume payload")
+    default = str(ctx.source.get("Parameters", {}).get("DrainResumeSchedule", {}).get("Default"))
+    require(default == "rate(1 minute)", f"DrainResumeSchedule defaults to {default!r}, expected rate(1 minute)")
+
+
+@check("drain-before-maintenance: exactly the four rules (three patterns, one schedule); no event reaches two of them")
+def _(ctx: Ctx) -> None:
+    rules = function_rules(ctx.cfn, DRAIN_ID)
+    require(sorted(rules) == sorted(DRAIN_RULES.values()), f"rules targeting {DRAIN_ID}: {sorted(rules)}, expected {sorted(DRAIN_RULES.values())}")
+    samples = [drain_health_event(), ec2_notice("EC2 Spot Instance Interruption Warning"),
+               ec2_notice("EC2 Instance Rebalance Recommendation"), lifecycle_event("terminate")]
+    for event in samples:
+        hits = [rid for rid, r in rules.items() if r["Properties"].get("EventPattern") and pattern_matches(r["Properties"]["EventPattern"], event)]
+        require(len(hits) == 1, f"a {event['detail-type']} event reaches {hits or 'no rule'}: one rule each, or the function runs twice")
+
+
 @check("EventBridge rule: scheduled sweep from the SweepSchedule parameter")
 def _(ctx: Ctx) -> None:
     _, rule = rule_with(ctx.cfn, lambda p: "ScheduleExpression" in p, "schedule")
@@ -1159,32 +1409,88 @@ def _(ctx: Ctx) -> None:
         require(not ddb, f"{st.label()}: close-open-ports must not touch DynamoDB ({ddb})")
 
 
+def tag_condition(st: Statement) -> dict:
+    return st.raw.get("Condition") or {}
+
+
+@check("drain-before-maintenance role: Describe* on '*'; ELBv2 / Auto Scaling changes only on this account's target groups / groups tagged reflex:drain=true; DynamoDB on its table only")
+def _(ctx: Ctx) -> None:
+    env = Env(ctx.source)
+    table_arn = {"Fn::GetAtt": [DRAIN_TABLE, "Arn"]}
+    drain_tag = function(ctx.cfn, DRAIN_ID)["Properties"].get("Environment", {}).get("Variables", {}).get("REFLEX_DRAIN_TAG")
+    require(isinstance(drain_tag, str) and "=" in drain_tag, f"REFLEX_DRAIN_TAG is {drain_tag!r}, not a literal key=value")
+    tag_key, tag_value = drain_tag.split("=", 1)
+    # The opt-in tag the function checks on instances is the tag IAM requires on what it changes.
+    want_cond = {"StringEquals": {f"aws:ResourceTag/{tag_key}": tag_value}}
+    scoped = {frozenset(DRAIN_ELB_ACTIONS): DRAIN_TARGET_GROUP_ARN, frozenset(DRAIN_ASG_ACTIONS): DRAIN_ASG_ARN}
+    granted: set[str] = set()
+    for st in role_statements(ctx.cfn, DRAIN_ID):
+        if st.effect != "Allow":
+            continue
+        acts = set(st.actions)
+        wild = [a for a in acts if "*" in a]
+        require(not wild, f"{st.label()}: wildcard actions {wild}")
+        if "*" in st.resources:
+            require(acts <= DRAIN_READ_ACTIONS, f"{st.label()}: {sorted(acts - DRAIN_READ_ACTIONS)} on Resource '*' (only the read-only Describe calls may be)")
+            require(st.resources == ["*"] and not st.conds, f"{st.label()}: the Describe calls must be granted unconditionally on '*' alone")
+        mutating = acts & (DRAIN_ELB_ACTIONS | DRAIN_ASG_ACTIONS)
+        if mutating:
+            group = next((g for g in scoped if mutating <= g), None)
+            require(group is not None and acts <= group,
+                    f"{st.label()}: {sorted(acts)} mixes actions of different services or with other actions")
+            got = [env.eval(r) for r in st.resources]
+            require(got == [scoped[group]], f"{st.label()}: {sorted(acts)} on {got}, expected [{scoped[group]}]")
+            require(tag_condition(st) == want_cond,
+                    f"{st.label()}: Condition is {tag_condition(st)!r}, expected {want_cond!r} (the REFLEX_DRAIN_TAG opt-in)")
+            require(not st.conds, f"{st.label()}: must not depend on a template condition")
+        ddb = {a for a in acts if a.lower().startswith("dynamodb:")}
+        if ddb:
+            require(st.resources == [table_arn], f"{st.label()}: {sorted(ddb)} on {st.resources!r}, expected only {table_arn}")
+            require(not st.conds, f"{st.label()}: DynamoDB access must not depend on a condition")
+        if not st.conds:
+            granted |= acts
+    want = DRAIN_READ_ACTIONS | DRAIN_ELB_ACTIONS | DRAIN_ASG_ACTIONS | DRAIN_DYNAMODB_ACTIONS | {
+        "logs:CreateLogStream", "logs:PutLogEvents", "sqs:SendMessage"}
+    require(granted == want, f"unconditional actions {sorted(granted)}; missing {sorted(want - granted)}, unexpected {sorted(granted - want)}")
+    for fid in (FUNCTION_ID, ALERT_ID):
+        for st in role_statements(ctx.cfn, fid):
+            other = set(st.actions) & (DRAIN_ELB_ACTIONS | DRAIN_ASG_ACTIONS | DRAIN_READ_ACTIONS)
+            require(not other, f"{st.label()}: {fid} must not have drain actions {sorted(other)}")
+
+
 @check("DynamoDB table: key pk (S) only, on-demand, TTL on expires_at, SSE, point-in-time recovery, explicit deletion policy")
 def _(ctx: Ctx) -> None:
-    res = ctx.source["Resources"].get(ALERT_TABLE, {})
-    require(res.get("Type") == "AWS::DynamoDB::Table", f"{ALERT_TABLE} is not an AWS::DynamoDB::Table")
+    # alert-to-slack's and drain-before-maintenance's tables: same store layout (reflex_core::store).
+    for table in TABLES:
+        require_table(ctx, table)
+
+
+def require_table(ctx: Ctx, table: str) -> None:
+    res = ctx.source["Resources"].get(table, {})
+    require(res.get("Type") == "AWS::DynamoDB::Table", f"{table} is not an AWS::DynamoDB::Table")
     p = res.get("Properties", {})
-    require(p.get("KeySchema") == [{"AttributeName": "pk", "KeyType": "HASH"}], f"KeySchema is {p.get('KeySchema')!r}, expected HASH pk only")
+    require(p.get("KeySchema") == [{"AttributeName": "pk", "KeyType": "HASH"}], f"{table} KeySchema is {p.get('KeySchema')!r}, expected HASH pk only")
     require(p.get("AttributeDefinitions") == [{"AttributeName": "pk", "AttributeType": "S"}],
-            f"AttributeDefinitions is {p.get('AttributeDefinitions')!r}, expected pk (S) only")
-    require(p.get("BillingMode") == "PAY_PER_REQUEST", f"BillingMode is {p.get('BillingMode')!r}")
+            f"{table} AttributeDefinitions is {p.get('AttributeDefinitions')!r}, expected pk (S) only")
+    require(p.get("BillingMode") == "PAY_PER_REQUEST", f"{table} BillingMode is {p.get('BillingMode')!r}")
     ttl = p.get("TimeToLiveSpecification") or {}
-    require(ttl.get("AttributeName") == "expires_at" and ttl.get("Enabled") is True, f"TimeToLiveSpecification is {ttl!r}, expected expires_at enabled")
-    require((p.get("SSESpecification") or {}).get("SSEEnabled") is True, f"SSESpecification is {p.get('SSESpecification')!r}")
+    require(ttl.get("AttributeName") == "expires_at" and ttl.get("Enabled") is True,
+            f"{table} TimeToLiveSpecification is {ttl!r}, expected expires_at enabled")
+    require((p.get("SSESpecification") or {}).get("SSEEnabled") is True, f"{table} SSESpecification is {p.get('SSESpecification')!r}")
     pitr = p.get("PointInTimeRecoverySpecification") or {}
-    require(pitr.get("PointInTimeRecoveryEnabled") is True, f"PointInTimeRecoverySpecification is {pitr!r}")
-    require("TableName" not in p, "TableName is fixed: a second stack in the account/region would collide")
+    require(pitr.get("PointInTimeRecoveryEnabled") is True, f"{table} PointInTimeRecoverySpecification is {pitr!r}")
+    require("TableName" not in p, f"{table} TableName is fixed: a second stack in the account/region would collide")
     for key in ("DeletionPolicy", "UpdateReplacePolicy"):
-        require(res.get(key) in ("Delete", "Retain", "Snapshot", "RetainExceptOnCreate"), f"{ALERT_TABLE} has no explicit {key}")
-    require(not p.get("StreamSpecification") and not p.get("GlobalSecondaryIndexes"), "table has streams or GSIs the function does not use")
+        require(res.get(key) in ("Delete", "Retain", "Snapshot", "RetainExceptOnCreate"), f"{table} has no explicit {key}")
+    require(not p.get("StreamSpecification") and not p.get("GlobalSecondaryIndexes"), f"{table} has streams or GSIs the function does not use")
 
 
-@check("Resource '*' only on ec2:Describe* (and logs)")
+@check("Resource '*' only on read-only Describe* actions (and logs)")
 def _(ctx: Ctx) -> None:
     for st in statements(ctx.resources):
         if st.effect != "Allow" or "*" not in st.resources:
             continue
-        bad = [a for a in st.actions if not (a.startswith("ec2:Describe") or a.startswith("logs:"))]
+        bad = [a for a in st.actions if not (a.startswith("ec2:Describe") or a.startswith("logs:") or a in READ_ONLY_ON_STAR)]
         require(not bad, f"{st.label()}: Resource '*' with {bad}")
     describe = [s for s in role_statements(ctx.cfn) if "ec2:DescribeSecurityGroups" in s.actions]
     require(describe and not describe[0].conds, "ec2:DescribeSecurityGroups is not granted unconditionally")
@@ -1334,7 +1640,7 @@ def _(ctx: Ctx) -> None:
         require(ok == allowed, f"parameters {args or 'defaults'}: the template's Rules {'reject' if allowed else 'accept'} them")
 
 
-@check("outputs: function ARN and DLQ URL")
+@check("outputs: function ARN and DLQ URL of each function, table names")
 def _(ctx: Ctx) -> None:
     outs = ctx.cfn.get("Outputs", {})
     values = [o.get("Value") for o in outs.values()]
@@ -1342,7 +1648,8 @@ def _(ctx: Ctx) -> None:
         require({"Fn::GetAtt": [fid, "Arn"]} in values, f"no output with the {fid} ARN")
         qid = getatt_target(function(ctx.cfn, fid)["Properties"].get("DeadLetterConfig", {}).get("TargetArn"))
         require({"Ref": qid} in values or {"Fn::GetAtt": [qid, "QueueUrl"]} in values, f"no output with the URL of {qid}")
-    require({"Ref": ALERT_TABLE} in values, f"no output with the {ALERT_TABLE} name")
+    for table in TABLES:
+        require({"Ref": table} in values, f"no output with the {table} name")
     require({"Ref": "EventDeliveryDLQ"} in values, "no output with the EventDeliveryDLQ URL")
 
 
@@ -1396,7 +1703,7 @@ MUTATIONS: list[tuple[str, Callable[[dict], None], str]] = [
      "no IAM statement anywhere has Action '*' or 'service:*' (or NotAction)"),
     ("sns:Publish on Resource '*'",
      lambda t: _role_statements_list(t).append({"Effect": "Allow", "Action": "sns:Publish", "Resource": "*"}),
-     "Resource '*' only on ec2:Describe* (and logs)"),
+     "Resource '*' only on read-only Describe* actions (and logs)"),
     ("broad managed policy",
      lambda t: t["Resources"]["CloseOpenPortsRole"]["Properties"].__setitem__(
          "ManagedPolicyArns", ["arn:aws:iam::aws:policy/AmazonEC2FullAccess"]),
@@ -1514,7 +1821,7 @@ T_TOPIC = "alarm topic: created only when AlarmTopicArn is empty; only this acco
 T_SUB = ("SNS subscription: alert-to-slack on the alarm topic (AlarmTopicArn or the created one), invoke permission "
          "for that topic, redrive to a DLQ that allows it")
 T_RULES = "Rules: SnsTopicArn may not be the alarm topic (the function would receive its own messages)"
-T_OUT = "outputs: function ARN and DLQ URL"
+T_OUT = "outputs: function ARN and DLQ URL of each function, table names"
 
 MUTATIONS += [
     # role
@@ -1623,6 +1930,155 @@ MUTATIONS += [
     ("alarm topic ARN output removed", lambda t: t["Outputs"].pop("AlarmTopicArn"), T_SUB),
 ]
 
+
+
+# ----- drain-before-maintenance broken copies
+
+def _drain_props(t: dict) -> dict:
+    return t["Resources"][DRAIN_ID]["Properties"]
+
+
+def _drain_role_list(t: dict) -> list:
+    return t["Resources"]["DrainBeforeMaintenanceRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+
+
+def _drain_stmt(t: dict, sid: str) -> dict:
+    for st in _drain_role_list(t):
+        body = st["Fn::If"][1] if "Fn::If" in st else st
+        if body.get("Sid") == sid:
+            return body
+    raise KeyError(sid)
+
+
+def _drain_unguard(t: dict, sid: str) -> None:
+    stmts = _drain_role_list(t)
+    for i, st in enumerate(stmts):
+        if "Fn::If" in st and st["Fn::If"][1].get("Sid") == sid:
+            stmts[i] = st["Fn::If"][1]
+            return
+    raise KeyError(sid)
+
+
+def _drain_event(t: dict, name: str) -> dict:
+    return _drain_props(t)["Events"][name]["Properties"]
+
+
+def _drain_env(t: dict) -> dict:
+    return _drain_props(t)["Environment"]["Variables"]
+
+
+def _drop_drain_event(t: dict, name: str) -> None:
+    _drain_props(t)["Events"].pop(name)
+    _dlq_source_arns(t).remove({"Fn::GetAtt": [DRAIN_RULES[name], "Arn"]})
+
+
+T_DRAIN_FN = "drain-before-maintenance is provided.al2023 / arm64 / bootstrap, 128 MB, 900 s, no reserved concurrency"
+T_DRAIN_BUILD = "drain-before-maintenance is built by cargo-lambda from the workspace binary drain-before-maintenance"
+T_DRAIN_ENV = "drain-before-maintenance environment: exactly its REFLEX_* variables; REFLEX_KUBE_API_URL only when KubeApiUrl is set"
+T_DRAIN_PARAMS = "drain-before-maintenance parameters: DrainPolicy, DrainMaxConcurrent (1-1000), DrainResumeSchedule, KubeApiUrl constraints"
+T_DRAIN_HEALTH = "drain-before-maintenance rule Health: AWS Health EC2 scheduledChange events only"
+T_SPOT = "drain-before-maintenance rule SpotAndRebalance: aws.ec2 spot interruption warnings and rebalance recommendations only"
+T_LIFECYCLE = "drain-before-maintenance rule LifecycleTerminate: Auto Scaling terminate lifecycle actions only"
+T_RESUME = "drain-before-maintenance rule Resume: schedule from DrainResumeSchedule (default rate(1 minute)) with the reflex resume input"
+T_DRAIN_MATRIX = "drain-before-maintenance: exactly the four rules (three patterns, one schedule); no event reaches two of them"
+T_DRAIN_ROLE = ("drain-before-maintenance role: Describe* on '*'; ELBv2 / Auto Scaling changes only on this account's target groups / "
+                "groups tagged reflex:drain=true; DynamoDB on its table only")
+T_WILDCARD = "no IAM statement anywhere has Action '*' or 'service:*' (or NotAction)"
+T_STAR = "Resource '*' only on read-only Describe* actions (and logs)"
+T_LOGS = "JSON logging into a log group with retention"
+T_PARAMS = "parameters exist with the expected defaults"
+T_GROUPS = ("alert-to-slack parameters: DeniedBurst, SlackBotTokenSecret, SlackChannel, AlarmTopicArn patterns; "
+            "every parameter in a ParameterGroup")
+
+MUTATIONS += [
+    # function and build
+    ("drain Timeout 300", lambda t: _drain_props(t).__setitem__("Timeout", 300), T_DRAIN_FN),
+    ("drain runtime provided.al2", lambda t: _drain_props(t).__setitem__("Runtime", "provided.al2"), T_DRAIN_FN),
+    ("drain on x86_64", lambda t: _drain_props(t).__setitem__("Architectures", ["x86_64"]), T_DRAIN_FN),
+    ("drain reserved concurrency 1", lambda t: _drain_props(t).__setitem__("ReservedConcurrentExecutions", 1), T_DRAIN_FN),
+    ("drain built from the alert-to-slack binary",
+     lambda t: t["Resources"][DRAIN_ID]["Metadata"]["BuildProperties"].__setitem__("Binary", ALERT_BINARY), T_DRAIN_BUILD),
+    ("drain shares alert-to-slack's log group",
+     lambda t: _drain_props(t)["LoggingConfig"].__setitem__("LogGroup", {"Ref": "AlertToSlackLogGroup"}), T_LOGS),
+    # environment and parameters
+    ("REFLEX_KUBE_API_URL set even when KubeApiUrl is empty",
+     lambda t: _drain_env(t).__setitem__("REFLEX_KUBE_API_URL", {"Ref": "KubeApiUrl"}), T_DRAIN_ENV),
+    ("REFLEX_DRAIN_TAG not the tag IAM requires", lambda t: _drain_env(t).__setitem__("REFLEX_DRAIN_TAG", "team=web"), T_DRAIN_ENV),
+    ("drain state in alert-to-slack's table",
+     lambda t: _drain_env(t).__setitem__("REFLEX_DYNAMODB_TABLE", {"Ref": ALERT_TABLE}), T_DRAIN_ENV),
+    ("REFLEX_DRAIN_MAX_CONCURRENT hard-coded", lambda t: _drain_env(t).__setitem__("REFLEX_DRAIN_MAX_CONCURRENT", "5"), T_DRAIN_ENV),
+    ("REFLEX_DRAIN_POLICY removed", lambda t: _drain_env(t).pop("REFLEX_DRAIN_POLICY"), T_DRAIN_ENV),
+    ("DrainMaxConcurrent allows 0", lambda t: t["Parameters"]["DrainMaxConcurrent"].__setitem__("MinValue", 0), T_DRAIN_PARAMS),
+    ("KubeApiUrl accepts anything", lambda t: t["Parameters"]["KubeApiUrl"].__setitem__("AllowedPattern", ".*"), T_DRAIN_PARAMS),
+    ("DrainResumeSchedule without AllowedPattern", lambda t: t["Parameters"]["DrainResumeSchedule"].pop("AllowedPattern"), T_DRAIN_PARAMS),
+    ("DrainMaxConcurrent default 3", lambda t: t["Parameters"]["DrainMaxConcurrent"].__setitem__("Default", 3), T_PARAMS),
+    ("KubeApiUrl in no ParameterGroup", lambda t: _remove_from_group(t, "KubeApiUrl"), T_GROUPS),
+    # rules
+    ("drain Health rule without the scheduledChange filter",
+     lambda t: _drain_event(t, "Health")["Pattern"]["detail"].pop("eventTypeCategory"), T_DRAIN_HEALTH),
+    ("drain Health rule for every service", lambda t: _drain_event(t, "Health")["Pattern"]["detail"].pop("service"), T_DRAIN_HEALTH),
+    ("drain Health rule on issues", lambda t: _drain_event(t, "Health")["Pattern"]["detail"].__setitem__("eventTypeCategory", ["issue"]), T_DRAIN_HEALTH),
+    ("spot warnings dropped (rebalance only)",
+     lambda t: _drain_event(t, "SpotAndRebalance")["Pattern"].__setitem__("detail-type", ["EC2 Instance Rebalance Recommendation"]), T_SPOT),
+    ("spot rule removed", lambda t: _drop_drain_event(t, "SpotAndRebalance"), T_SPOT),
+    ("spot rule accepts forged events (no source)", lambda t: _drain_event(t, "SpotAndRebalance")["Pattern"].pop("source"), T_SPOT),
+    ("lifecycle rule also takes launch actions",
+     lambda t: _drain_event(t, "LifecycleTerminate")["Pattern"]["detail-type"].append("EC2 Instance-launch Lifecycle Action"), T_LIFECYCLE),
+    ("lifecycle rule removed", lambda t: _drop_drain_event(t, "LifecycleTerminate"), T_LIFECYCLE),
+    ("resume rule removed", lambda t: _drop_drain_event(t, "Resume"), T_RESUME),
+    ("resume schedule hard-coded", lambda t: _drain_event(t, "Resume").__setitem__("Schedule", "rate(1 hour)"), T_RESUME),
+    ("resume input is not the resume payload",
+     lambda t: _drain_event(t, "Resume").__setitem__("Input", '{"source":"reflex","action":"drain"}'), T_RESUME),
+    ("resume default rate(1 hour)", lambda t: t["Parameters"]["DrainResumeSchedule"].__setitem__("Default", "rate(1 hour)"), T_RESUME),
+    ("a fifth rule on drain-before-maintenance",
+     lambda t: _drain_props(t)["Events"].__setitem__("Extra", copy.deepcopy(_drain_props(t)["Events"]["LifecycleTerminate"])), T_DRAIN_MATRIX),
+    ("drain Health rule missing from the DLQ policy",
+     lambda t: _dlq_source_arns(t).remove({"Fn::GetAtt": [DRAIN_RULES["Health"], "Arn"]}), T_RULE_DLQ),
+    ("drain Resume rule without a DeadLetterConfig", lambda t: _drain_event(t, "Resume").pop("DeadLetterConfig"), T_RULE_DLQ),
+    ("spot fixture no longer reaches the drain (detail-type typo)",
+     lambda t: _drain_event(t, "SpotAndRebalance")["Pattern"].__setitem__(
+         "detail-type", ["EC2 Spot Instance Interruption Warnings", "EC2 Instance Rebalance Recommendation"]), T_FIXTURES),
+    # DLQ, table, outputs
+    ("drain DLQ removed", lambda t: _drain_props(t).pop("DeadLetterQueue"), T_FN_DLQ),
+    ("drain DLQ is alert-to-slack's",
+     lambda t: _drain_props(t)["DeadLetterQueue"].__setitem__("TargetArn", {"Fn::GetAtt": ["AlertToSlackDLQ", "Arn"]}), T_FN_DLQ),
+    ("drain table without TTL", lambda t: t["Resources"][DRAIN_TABLE]["Properties"].pop("TimeToLiveSpecification"), T_TABLE),
+    ("drain table point-in-time recovery off",
+     lambda t: t["Resources"][DRAIN_TABLE]["Properties"]["PointInTimeRecoverySpecification"].__setitem__("PointInTimeRecoveryEnabled", False), T_TABLE),
+    ("drain table provisioned", lambda t: t["Resources"][DRAIN_TABLE]["Properties"].__setitem__("BillingMode", "PROVISIONED"), T_TABLE),
+    ("drain table without SSE", lambda t: t["Resources"][DRAIN_TABLE]["Properties"].pop("SSESpecification"), T_TABLE),
+    ("drain table name output removed", lambda t: t["Outputs"].pop("DrainBeforeMaintenanceTableName"), T_OUT),
+    ("drain DLQ URL output removed", lambda t: t["Outputs"].pop("DrainBeforeMaintenanceDLQUrl"), T_OUT),
+    # role
+    ("ELBv2 statement without the tag condition", lambda t: _drain_stmt(t, "DrainTaggedTargetGroups").pop("Condition"), T_DRAIN_ROLE),
+    ("Auto Scaling statement without the tag condition", lambda t: _drain_stmt(t, "DrainTaggedAutoScalingGroups").pop("Condition"), T_DRAIN_ROLE),
+    ("tag condition on the exempt tag",
+     lambda t: _drain_stmt(t, "DrainTaggedTargetGroups").__setitem__("Condition", {"StringEquals": {"aws:ResourceTag/reflex:exempt": "true"}}), T_DRAIN_ROLE),
+    ("tag condition StringLike '*'",
+     lambda t: _drain_stmt(t, "DrainTaggedAutoScalingGroups").__setitem__("Condition", {"StringLike": {"aws:ResourceTag/reflex:drain": "*"}}), T_DRAIN_ROLE),
+    ("elasticloadbalancing:* added",
+     lambda t: _drain_stmt(t, "DrainTaggedTargetGroups")["Action"].append("elasticloadbalancing:*"), T_WILDCARD),
+    ("DeregisterTargets on Resource '*'", lambda t: _drain_stmt(t, "DrainTaggedTargetGroups").__setitem__("Resource", "*"), T_DRAIN_ROLE),
+    ("EnterStandby on every partition's groups",
+     lambda t: _drain_stmt(t, "DrainTaggedAutoScalingGroups").__setitem__("Resource", "arn:aws:autoscaling:*:*:autoScalingGroup:*:autoScalingGroupName/*"), T_DRAIN_ROLE),
+    ("autoscaling:SetDesiredCapacity added", lambda t: _drain_stmt(t, "DrainTaggedAutoScalingGroups")["Action"].append("autoscaling:SetDesiredCapacity"), T_DRAIN_ROLE),
+    ("ExitStandby dropped (no recovery)", lambda t: _drain_stmt(t, "DrainTaggedAutoScalingGroups")["Action"].remove("autoscaling:ExitStandby"), T_DRAIN_ROLE),
+    ("RegisterTargets dropped (no recovery)", lambda t: _drain_stmt(t, "DrainTaggedTargetGroups")["Action"].remove("elasticloadbalancing:RegisterTargets"), T_DRAIN_ROLE),
+    ("ec2:TerminateInstances with the Describe calls", lambda t: _drain_stmt(t, "DescribeFleet")["Action"].append("ec2:TerminateInstances"), T_STAR),
+    ("dynamodb:Query added", lambda t: _drain_stmt(t, "DrainState")["Action"].append("dynamodb:Query"), T_DRAIN_ROLE),
+    ("dynamodb:Scan dropped (pending drains never listed)", lambda t: _drain_stmt(t, "DrainState")["Action"].remove("dynamodb:Scan"), T_DRAIN_ROLE),
+    ("drain DynamoDB on alert-to-slack's table",
+     lambda t: _drain_stmt(t, "DrainState").__setitem__("Resource", {"Fn::GetAtt": [ALERT_TABLE, "Arn"]}), T_DRAIN_ROLE),
+    ("close-open-ports may deregister targets",
+     lambda t: _role_statements_list(t).append({"Effect": "Allow", "Action": "elasticloadbalancing:DeregisterTargets", "Resource": {
+         "Fn::Sub": "arn:${AWS::Partition}:elasticloadbalancing:${AWS::Region}:${AWS::AccountId}:targetgroup/*/*"}}), T_DRAIN_ROLE),
+    ("drain uses close-open-ports' role",
+     lambda t: _drain_props(t).__setitem__("Role", {"Fn::GetAtt": ["CloseOpenPortsRole", "Arn"]}), T_ROLE),
+    ("drain sns:Publish not guarded by HasSnsTopic", lambda t: _drain_unguard(t, "PublishReports"), T_SNS),
+    ("drain may read any SSM parameter",
+     lambda t: _drain_stmt(t, "ReadSlackWebhookParameter").__setitem__(
+         "Resource", {"Fn::Sub": "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/*"}), T_SECRET),
+]
 
 def self_test(path: Path) -> int:
     source = load_source(path)

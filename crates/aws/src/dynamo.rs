@@ -14,6 +14,40 @@ use tokio::sync::OnceCell;
 use crate::LazySdk;
 use crate::errors::classify;
 
+/// Opens an Azure Table store: `(table, connection string)`.
+pub type OpenAzureTable =
+    fn(&str, &str) -> Result<std::sync::Arc<dyn Store>, reflex_core::ConfigError>;
+
+/// The store a [`StoreSetting`](reflex_core::store::StoreSetting) names. Azure
+/// tables come from `azure` (`reflex_azure::table::open`, or
+/// [`no_azure`] in builds without Azure), so this crate needs no Azure code.
+pub fn store(
+    setting: &reflex_core::store::StoreSetting,
+    sdk: &LazySdk,
+    azure: OpenAzureTable,
+) -> Result<std::sync::Arc<dyn Store>, reflex_core::ConfigError> {
+    use reflex_core::store::{MemoryStore, StoreSetting};
+    Ok(match setting {
+        StoreSetting::Memory => std::sync::Arc::new(MemoryStore::default()),
+        StoreSetting::DynamoDb(table) => {
+            std::sync::Arc::new(DynamoStore::new(sdk.clone(), table.clone()))
+        }
+        StoreSetting::AzureTable { table, connection } => azure(table, connection)?,
+    })
+}
+
+/// The [`OpenAzureTable`] of a build without Azure: a configuration error.
+pub fn no_azure(
+    table: &str,
+    _: &str,
+) -> Result<std::sync::Arc<dyn Store>, reflex_core::ConfigError> {
+    Err(reflex_core::ConfigError::new(
+        "REFLEX_AZURE_TABLE",
+        table,
+        "this build has no Azure support (build with the `azure` feature)",
+    ))
+}
+
 /// The store on one DynamoDB table.
 #[derive(Debug)]
 pub struct DynamoStore {
@@ -64,6 +98,21 @@ impl DynamoStore {
         self.client
             .get_or_init(|| async { Client::new(self.sdk.get().await) })
             .await
+    }
+
+    /// The item under `key`, read consistently, if it has not expired.
+    async fn live_item(&self, key: &str) -> Result<Option<Item>, StoreError> {
+        let out = self
+            .client()
+            .await
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(key))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| failed(&e))?;
+        Ok(out.item.filter(is_live))
     }
 }
 
@@ -119,22 +168,9 @@ impl Store for DynamoStore {
     }
 
     async fn thread(&self, key: &str) -> Result<Option<ThreadRef>, StoreError> {
-        let out = self
-            .client()
-            .await
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", s(key))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| failed(&e))?;
-        let Some(item) = out.item else {
-            return Ok(None);
-        };
-        Ok(is_live(&item)
-            .then(|| ThreadRef::from_columns(|k| item.get(k).and_then(|v| v.as_s().ok()).cloned()))
-            .flatten())
+        Ok(self.live_item(key).await?.and_then(|item| {
+            ThreadRef::from_columns(|k| item.get(k).and_then(|v| v.as_s().ok()).cloned())
+        }))
     }
 
     async fn save_thread(
@@ -193,17 +229,7 @@ impl Store for DynamoStore {
     }
 
     async fn get(&self, key: &str) -> Result<Option<String>, StoreError> {
-        let out = self
-            .client()
-            .await
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", s(key))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| failed(&e))?;
-        Ok(out.item.as_ref().and_then(live_record))
+        Ok(self.live_item(key).await?.as_ref().and_then(live_record))
     }
 
     /// A filtered scan: the table holds short-lived rows only (claims, threads,

@@ -347,6 +347,18 @@ fn expires_at(row: &Value) -> u64 {
     int(&row["ExpiresAt"])
 }
 
+/// Opens the store on `table` from a connection string, as a configuration step
+/// (matches `reflex_aws::dynamo::OpenAzureTable`).
+pub fn open(
+    table: &str,
+    connection: &str,
+) -> Result<std::sync::Arc<dyn Store>, reflex_core::ConfigError> {
+    let store = TableStore::from_connection_string(connection, table).map_err(|r| {
+        reflex_core::ConfigError::new("REFLEX_AZURE_STORAGE_CONNECTION", "[redacted]", r)
+    })?;
+    Ok(std::sync::Arc::new(store))
+}
+
 /// The smallest string above every string that starts with `prefix` (ASCII keys).
 fn prefix_end(prefix: &str) -> String {
     let mut bytes = prefix.as_bytes().to_vec();

@@ -18,8 +18,8 @@ use reflex_core::json::parse_json;
 use reflex_core::settings::Lookup;
 use reflex_core::store::epoch_secs;
 use reflex_core::{
-    ActionRecord, ActionStatus, HandleError, MemoryStore, Notice, NoticeState, Noticed, Outcome,
-    ParseError, Route, Store, StoreError, Target, ThreadRef,
+    ActionRecord, ActionStatus, HandleError, Notice, NoticeState, Noticed, Outcome, ParseError,
+    Route, Store, StoreError, Target, ThreadRef,
 };
 use reflex_notify::blockkit::render;
 use reflex_notify::retry::GaveUp;
@@ -89,14 +89,7 @@ impl Deps {
     pub async fn from_lookup(env: &impl Lookup) -> Result<Self, reflex_core::ConfigError> {
         let config = Config::from_lookup(env)?;
         let sdk = LazySdk::default();
-        let store: Arc<dyn Store> = match &config.store {
-            StoreSetting::Memory => Arc::new(MemoryStore::default()),
-            StoreSetting::DynamoDb(table) => Arc::new(reflex_aws::dynamo::DynamoStore::new(
-                sdk.clone(),
-                table.clone(),
-            )),
-            StoreSetting::AzureTable { table, connection } => azure_store(table, connection)?,
-        };
+        let store = reflex_aws::dynamo::store(&config.store, &sdk, AZURE_TABLE)?;
         let api = config
             .bot_token
             .source(&sdk, "bot_token")
@@ -134,22 +127,9 @@ impl Deps {
 }
 
 #[cfg(feature = "azure")]
-fn azure_store(table: &str, connection: &str) -> Result<Arc<dyn Store>, reflex_core::ConfigError> {
-    let store = reflex_azure::table::TableStore::from_connection_string(connection, table)
-        .map_err(|r| {
-            reflex_core::ConfigError::new("REFLEX_AZURE_STORAGE_CONNECTION", "[redacted]", r)
-        })?;
-    Ok(Arc::new(store))
-}
-
+const AZURE_TABLE: reflex_aws::dynamo::OpenAzureTable = reflex_azure::table::open;
 #[cfg(not(feature = "azure"))]
-fn azure_store(table: &str, _: &str) -> Result<Arc<dyn Store>, reflex_core::ConfigError> {
-    Err(reflex_core::ConfigError::new(
-        "REFLEX_AZURE_TABLE",
-        table,
-        "this build has no Azure support (build with the `azure` feature)",
-    ))
-}
+const AZURE_TABLE: reflex_aws::dynamo::OpenAzureTable = reflex_aws::dynamo::no_azure;
 
 #[async_trait::async_trait]
 impl reflex_runtime::Function for Deps {

@@ -472,16 +472,29 @@ mod tests {
         }
     }
 
-    fn tags() -> (DrainPolicy, Tag, Tag) {
-        let t = |k: &str| Tag {
-            key: k.into(),
-            value: "true".into(),
-        };
-        (
-            DrainPolicy::default(),
-            t("reflex:drain"),
-            t("reflex:exempt"),
-        )
+    /// The default policy and tags.
+    struct Defaults(DrainPolicy, Tag, Tag);
+
+    impl Defaults {
+        fn new() -> Self {
+            let t = |k: &str| Tag {
+                key: k.into(),
+                value: "true".into(),
+            };
+            Self(
+                DrainPolicy::default(),
+                t("reflex:drain"),
+                t("reflex:exempt"),
+            )
+        }
+
+        fn rules(&self) -> Rules<'_> {
+            Rules {
+                policy: &self.0,
+                opt_in: &self.1,
+                exempt: &self.2,
+            }
+        }
     }
 
     fn names(d: &Decision) -> Vec<&'static str> {
@@ -493,12 +506,8 @@ mod tests {
 
     #[test]
     fn a_spot_warning_drains_in_order_with_the_slot_first() {
-        let (p, o, e) = tags();
-        let rules = Rules {
-            policy: &p,
-            opt_in: &o,
-            exempt: &e,
-        };
+        let fix = Defaults::new();
+        let rules = fix.rules();
         let d = decide(&spot(), Intent::Drain, rules, &opted_in(), NOW);
         assert_eq!(
             names(&d),
@@ -513,12 +522,8 @@ mod tests {
 
     #[test]
     fn a_lifecycle_hook_is_completed_last_and_never_standby() {
-        let (p, o, e) = tags();
-        let rules = Rules {
-            policy: &p,
-            opt_in: &o,
-            exempt: &e,
-        };
+        let fix = Defaults::new();
+        let rules = fix.rules();
         let mut m = spot();
         m.kind = MaintenanceKind::LifecycleTerminate;
         m.lifecycle = Some(Lifecycle {
@@ -540,12 +545,8 @@ mod tests {
 
     #[test]
     fn an_azure_event_grid_notice_is_acknowledged_after_the_drain() {
-        let (p, o, e) = tags();
-        let rules = Rules {
-            policy: &p,
-            opt_in: &o,
-            exempt: &e,
-        };
+        let fix = Defaults::new();
+        let rules = fix.rules();
         let mut m = spot();
         m.cloud = "azure".into();
         m.kind = MaintenanceKind::Redeploy;
@@ -582,12 +583,8 @@ mod tests {
 
     #[test]
     fn untagged_exempt_missing_and_policy_ignored_nodes_are_left_alone() {
-        let (p, o, e) = tags();
-        let rules = Rules {
-            policy: &p,
-            opt_in: &o,
-            exempt: &e,
-        };
+        let fix = Defaults::new();
+        let rules = fix.rules();
         let mut obs = opted_in();
         obs.tags.clear();
         assert!(
@@ -621,12 +618,8 @@ mod tests {
 
     #[test]
     fn a_drained_node_is_not_drained_twice_and_recovery_undoes_only_what_was_done() {
-        let (p, o, e) = tags();
-        let rules = Rules {
-            policy: &p,
-            opt_in: &o,
-            exempt: &e,
-        };
+        let fix = Defaults::new();
+        let rules = fix.rules();
         let record = DrainRecord {
             event: "e-1".into(),
             node: "i-1".into(),

@@ -20,7 +20,6 @@ use reflex_aws::LazySdk;
 use reflex_aws::fleet::{Fleet, SdkFleet};
 use reflex_core::maintenance::{Announced, Maintenance};
 use reflex_core::settings::Lookup;
-use reflex_core::store::{MemoryStore, StoreSetting};
 use reflex_core::{ActionRecord, ActionStatus, HandleError, Outcome, Store, StoreError};
 use reflex_kube::{KubeNodes, KubeSettings, Nodes};
 use reflex_notify::Notifier;
@@ -49,6 +48,11 @@ pub const TRIGGERS: &[&str] = &[
     "azure.monitor/Log Alerts V2 on the scheduled-events log (Computer, EventType dimensions)",
     "reflex-agent (drain / recover calls from the VM)",
 ];
+
+#[cfg(feature = "azure")]
+const AZURE_TABLE: reflex_aws::dynamo::OpenAzureTable = reflex_azure::table::open;
+#[cfg(not(feature = "azure"))]
+const AZURE_TABLE: reflex_aws::dynamo::OpenAzureTable = reflex_aws::dynamo::no_azure;
 
 /// How long a handled delivery is remembered, so a duplicate changes nothing.
 const SEEN_TTL: Duration = Duration::from_secs(7 * 86_400);
@@ -90,32 +94,7 @@ impl Deps {
     pub async fn from_lookup(env: &impl Lookup) -> Result<Self, reflex_core::ConfigError> {
         let config = Config::from_lookup(env)?;
         let sdk = LazySdk::default();
-        let store: Arc<dyn Store> = match &config.store {
-            StoreSetting::Memory => Arc::new(MemoryStore::default()),
-            StoreSetting::DynamoDb(table) => Arc::new(reflex_aws::dynamo::DynamoStore::new(
-                sdk.clone(),
-                table.clone(),
-            )),
-            #[cfg(feature = "azure")]
-            StoreSetting::AzureTable { table, connection } => Arc::new(
-                reflex_azure::table::TableStore::from_connection_string(connection, table)
-                    .map_err(|r| {
-                        reflex_core::ConfigError::new(
-                            "REFLEX_AZURE_STORAGE_CONNECTION",
-                            "[redacted]",
-                            r,
-                        )
-                    })?,
-            ),
-            #[cfg(not(feature = "azure"))]
-            StoreSetting::AzureTable { table, .. } => {
-                return Err(reflex_core::ConfigError::new(
-                    "REFLEX_AZURE_TABLE",
-                    table,
-                    "this build has no Azure support (build with the `azure` feature)",
-                ));
-            }
-        };
+        let store = reflex_aws::dynamo::store(&config.store, &sdk, AZURE_TABLE)?;
         let nodes: Option<Arc<dyn Nodes>> = match KubeSettings::from_lookup(env)? {
             Some(s) => Some(Arc::new(KubeNodes::new(&s)?)),
             None => None,
@@ -190,6 +169,7 @@ pub async fn handle(
     let mut out;
     let mut ignored = Vec::new();
     let mut observed = Vec::new();
+    let mut work: Vec<(Maintenance, Intent)> = Vec::new();
     match input {
         Input::Validation(code) => {
             let mut o = Outcome::ignored(
@@ -207,20 +187,7 @@ pub async fn handle(
             maintenance,
         } => {
             out = outcome(deps, &maintenance.trigger);
-            for node in &maintenance.targets {
-                node_run(
-                    deps,
-                    &maintenance,
-                    intent,
-                    node,
-                    true,
-                    invocation,
-                    &mut out,
-                    &mut ignored,
-                    &mut observed,
-                )
-                .await?;
-            }
+            work.push((*maintenance, intent));
         }
         Input::Events(events) => {
             let trigger = events.first().map_or("unknown".to_string(), |a| match a {
@@ -233,23 +200,26 @@ pub async fn handle(
                     Announced::Ignored { reason, .. } => ignored.push(reason),
                     Announced::Maintenance(m) => {
                         let intent = Intent::of(m.phase);
-                        for node in &m.targets {
-                            node_run(
-                                deps,
-                                &m,
-                                intent,
-                                node,
-                                true,
-                                invocation,
-                                &mut out,
-                                &mut ignored,
-                                &mut observed,
-                            )
-                            .await?;
-                        }
+                        work.push((*m, intent));
                     }
                 }
             }
+        }
+    }
+    for (m, intent) in &work {
+        for node in &m.targets {
+            node_run(
+                deps,
+                m,
+                *intent,
+                node,
+                true,
+                invocation,
+                &mut out,
+                &mut ignored,
+                &mut observed,
+            )
+            .await?;
         }
     }
     if !observed.is_empty() {
