@@ -356,10 +356,12 @@ fn drain(m: &Maintenance, rules: Rules<'_>, o: &Observed, now: i64) -> Decision 
     Decision::Drain(plan)
 }
 
-/// Only an Event Grid scheduled event carries an EventId ARM can acknowledge; the
-/// agent approves through IMDS itself.
+/// Only an Event Grid scheduled event carries an EventId ARM can acknowledge (the
+/// agent approves through IMDS itself), and only while it is still scheduled.
 fn ackable(m: &Maintenance) -> bool {
-    m.cloud == "azure" && m.trigger.starts_with("azure.eventgrid/") && !m.phase.is_over()
+    m.cloud == "azure"
+        && m.trigger.starts_with("azure.eventgrid/")
+        && m.phase == reflex_core::maintenance::Phase::Scheduled
 }
 
 fn recover(m: &Maintenance, o: &Observed) -> Decision {
@@ -574,6 +576,12 @@ mod tests {
                 "acknowledge_event"
             ]
         );
+        // Already started: nothing left to approve.
+        m.phase = Phase::Started;
+        assert!(
+            !names(&decide(&m, Intent::Drain, rules, &obs, NOW)).contains(&"acknowledge_event")
+        );
+        m.phase = Phase::Scheduled;
         // Through the agent (which approves via IMDS itself): no acknowledge.
         m.trigger = "azure.imds/redeploy".into();
         assert!(
