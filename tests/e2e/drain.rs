@@ -925,3 +925,77 @@ async fn the_azure_route_answers_the_event_grid_handshake() {
     );
     assert!(arm.requests().iter().all(|r| r.method == "GET"));
 }
+
+/// A Log Alerts V2 alert on the scheduled-events log names the VM by its `Computer`
+/// dimension: the VM is found through `REFLEX_AZURE_VM_SCOPE`, drained (no acknowledge:
+/// the alert carries no event id), and recovered when the alert resolves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_alert_drains_the_vm_it_names_and_its_resolution_recovers_it() {
+    let w = world().await;
+    table(&w.sdk, TABLE).await;
+    let arm = ArmFake::start().await;
+    let kube = KubeFake::start().await;
+    azure_world(&arm, &kube);
+    let arm_url = arm.endpoint();
+    let env = [
+        ("REFLEX_ARM_ENDPOINT", arm_url.as_str()),
+        ("REFLEX_ARM_TOKEN", "t"),
+        ("REFLEX_AZURE_LB_POOLS", POOL),
+        ("REFLEX_AZURE_VM_SCOPE", SUB),
+        ("REFLEX_DYNAMODB_TABLE", TABLE),
+    ];
+    let mut alert = fixture("azure/common-alert-schema/log-alert-v2-scheduled-events.json");
+    let run = w
+        .invoke_fn(FUNCTION, &serde_json::to_vec(&alert).unwrap(), &[], &env)
+        .await;
+    assert_eq!(run.code, 0, "{}\n{}", run.stderr, run.stdout);
+    assert_eq!(
+        actions(&run),
+        pairs(&[("take_drain_slot", "done"), ("lb_admin_down", "done")])
+    );
+    assert_eq!(
+        admin_states(&arm)[0],
+        ("vm-web-1".into(), Some("Down".into()))
+    );
+    assert!(
+        arm.requests().iter().all(|r| r.method != "POST"),
+        "no acknowledge"
+    );
+    alert["data"]["essentials"]["monitorCondition"] = "Resolved".into();
+    let back = w
+        .invoke_fn(FUNCTION, &serde_json::to_vec(&alert).unwrap(), &[], &env)
+        .await;
+    assert_eq!(
+        actions(&back),
+        pairs(&[("lb_admin_up", "done"), ("release_drain_slot", "done")])
+    );
+    assert_eq!(
+        admin_states(&arm)[0],
+        ("vm-web-1".into(), Some("None".into()))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebalance_recommendation_drains_only_when_the_policy_opts_in() {
+    let f = fleet(1, true).await;
+    let id = f.ids[0].clone();
+    let mut event = fixture("aws/ec2/rebalance-recommendation.json");
+    event["detail"]["instance-id"] = id.clone().into();
+    let run = f.invoke(&event, &[], &[]).await;
+    assert!(
+        run.outcome["ignored"].as_str().unwrap().contains("ignores"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(f.registered().await, vec![id.clone()]);
+    event["id"] = "rebalance-2".into();
+    let run = f
+        .invoke(&event, &[], &[("REFLEX_DRAIN_POLICY", "rebalance=now")])
+        .await;
+    assert!(
+        actions(&run).contains(&("deregister_target".into(), "done".into())),
+        "{}",
+        run.stdout
+    );
+    assert!(f.registered().await.is_empty());
+}
