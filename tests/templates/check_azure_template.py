@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Checks infra/azure/azuredeploy.json (ARM) for the Reflex function app (close-open-ports, alert-to-slack).
+"""Checks infra/azure/azuredeploy.json (ARM) for the Reflex function app (close-open-ports, alert-to-slack,
+drain-before-maintenance).
 
     python3 tests/templates/check_azure_template.py                    # check the template
     python3 tests/templates/check_azure_template.py --template PATH    # check another copy
@@ -10,7 +11,7 @@ script asserts the structure that matters for Reflex. It evaluates the template'
 expressions itself (parameters, variables, concat, if, listKeys, reference, ...; Azure
 calls are replaced by stand-ins that say what they were called on), so it can check
 values that are only known after evaluation: the app settings for each plan, the
-principal of the role assignment, the webhook URL with and without a token.
+principals and roles of the role assignments, the webhook URL with and without a token.
 
 Dependencies: python3 stdlib only. Exit status is 0 only when every check passes.
 """
@@ -45,6 +46,8 @@ ALERT_ROUTE = f"/api/{ALERT_FUNCTION}"
 # Action groups by name suffix (after the appName): close-open-ports' NSG alerts, and the
 # group users attach their own alert rules to for alert-to-slack.
 AG_SUFFIX = {FUNCTION: "-ag", ALERT_FUNCTION: "-alerts-ag"}
+DRAIN_FUNCTION = "drain-before-maintenance"
+DRAIN_ROUTE = f"/api/{DRAIN_FUNCTION}"
 FUNCTIONS_DIR = REPO_ROOT / "functions"
 TABLE_TYPE = "Microsoft.Storage/storageAccounts/tableServices/tables"
 
@@ -56,6 +59,21 @@ ALLOWED_ROLE_ACTIONS = {
     "Microsoft.Network/networkSecurityGroups/securityRules/delete",
     "Microsoft.Network/locations/operations/read",
 }
+# drain-before-maintenance's role: acknowledge a scheduled event through ARM (the operation the
+# built-in Scheduled Events Contributor role grants), read the VM (tags, NIC ids) or the scale set
+# an event belongs to, and GET + PUT a backend pool (adminState) and follow the PUT's async status.
+SCHEDULED_EVENT_ACK = "Microsoft.Maintenance/scheduledevents/acknowledge/action"
+DRAIN_ROLE_ACTIONS = {
+    SCHEDULED_EVENT_ACK,
+    "Microsoft.Compute/virtualMachines/read",
+    "Microsoft.Compute/virtualMachineScaleSets/read",
+    "Microsoft.Network/networkInterfaces/read",
+    "Microsoft.Network/loadBalancers/backendAddressPools/read",
+    "Microsoft.Network/loadBalancers/backendAddressPools/write",
+    "Microsoft.Network/locations/operations/read",
+}
+# Template variable holding each custom role's name (a GUID).
+ROLE_VARS = {FUNCTION: "roleDefinitionName", DRAIN_FUNCTION: "drainRoleDefinitionName"}
 RULE_WRITE = "Microsoft.Network/networkSecurityGroups/securityRules/write"
 NSG_WRITE = "Microsoft.Network/networkSecurityGroups/write"
 
@@ -72,10 +90,17 @@ PARAMETER_SETTINGS = {
     "slackBotToken": "REFLEX_SLACK_BOT_TOKEN",
     "slackChannel": "REFLEX_SLACK_CHANNEL",
     "slackRoutes": "REFLEX_SLACK_ROUTES",
+    # drain-before-maintenance (its state store is the alert table, REFLEX_AZURE_TABLE)
+    "drainLbPools": "REFLEX_AZURE_LB_POOLS",
+    "drainVmScope": "REFLEX_AZURE_VM_SCOPE",
+    "drainPolicy": "REFLEX_DRAIN_POLICY",
+    "drainTag": "REFLEX_DRAIN_TAG",
+    "drainMaxConcurrent": "REFLEX_DRAIN_MAX_CONCURRENT",
 }
 EXPECTED_DEFAULTS = {"dryRun": "true", "forbiddenPorts": "22,3389", "exemptTag": "reflex:exempt=true",
                      "webhookToken": "", "planSku": "Y1",
-                     "alertTableName": "reflexalerts", "slackBotToken": "", "slackChannel": "", "slackRoutes": ""}
+                     "alertTableName": "reflexalerts", "slackBotToken": "", "slackChannel": "", "slackRoutes": "",
+                     "drainLbPools": "", "drainPolicy": "", "drainTag": "reflex:drain=true", "drainMaxConcurrent": 1}
 SECURE_PARAMETERS = {"slackWebhookUrl", "webhookToken", "slackBotToken"}
 PREMIUM_ONLY_SETTINGS = {"WEBSITE_CONTENTAZUREFILECONNECTIONSTRING"}
 
@@ -83,6 +108,7 @@ PREMIUM_ONLY_SETTINGS = {"WEBSITE_CONTENTAZUREFILECONNECTIONSTRING"}
 SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
 RESOURCE_GROUP = "rg-reflex"
 RG_ID = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{RESOURCE_GROUP}"
+EXPECTED_DEFAULTS["drainVmScope"] = RG_ID  # [resourceGroup().id]: VM names resolve where the drain role applies
 SAMPLE_ARGS = {
     "slackWebhookUrl": "https://hooks.slack.example/services/T000/B000/XXXX",
 }
@@ -524,7 +550,10 @@ def _(ctx: Ctx) -> None:
                 "exemptTag": "team=x", "slackWebhookUrl": "@Microsoft.KeyVault(SecretUri=https://kv.vault.azure.net/secrets/s/)",
                 "webhookToken": "tok", "alertTableName": "opsalerts",
                 "slackBotToken": "@Microsoft.KeyVault(SecretUri=https://kv.vault.azure.net/secrets/bot/)",
-                "slackChannel": "#ops", "slackRoutes": "kind=health => mute"}
+                "slackChannel": "#ops", "slackRoutes": "kind=health => mute",
+                "drainLbPools": f"{RG_ID}/providers/Microsoft.Network/loadBalancers/lb-web/backendAddressPools/web",
+                "drainVmScope": f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-vms", "drainPolicy": "freeze=ignore-under:60",
+                "drainTag": "team=web", "drainMaxConcurrent": 3}
         env = ctx.env(**args)
         s = app_settings(env, t)
         want = base | (PREMIUM_ONLY_SETTINGS if sku == "EP1" else set())
@@ -536,16 +565,30 @@ def _(ctx: Ctx) -> None:
         key = f"storagekey-of({resource_id_of(env, sa)})"
         require(f"AccountName={account};" in conn and conn.startswith("DefaultEndpointsProtocol=https;")
                 and conn.endswith(f"AccountKey={key}"), f"AzureWebJobsStorage is {conn!r}")
+        for name, value in s.items():
+            require(isinstance(value, str), f"planSku={sku}: app setting {name} is {type(value).__name__} {value!r}, not a string")
         for p, setting in PARAMETER_SETTINGS.items():
-            require(s[setting] == args[p], f"planSku={sku}: {setting} is {s[setting]!r}, expected parameter {p} ({args[p]!r})")
+            want = str(args[p]) if isinstance(args[p], int) else args[p]
+            require(s[setting] == want, f"planSku={sku}: {setting} is {s[setting]!r}, expected parameter {p} ({want!r})")
         if sku == "EP1":
             require(s["WEBSITE_CONTENTAZUREFILECONNECTIONSTRING"] == conn, "EP1: WEBSITE_CONTENTAZUREFILECONNECTIONSTRING differs from AzureWebJobsStorage")
 
 
-@check("custom role: exactly the four NSG/operation actions, no wildcard, assignable only in this resource group")
-def _(ctx: Ctx) -> None:
-    rd = one(ctx.t, "Microsoft.Authorization/roleDefinitions")
+def role_definition(env: Env, t: dict, var: str) -> dict:
+    """The roleDefinitions resource whose evaluated name is variables(var)."""
+    want = env.var(var)
+    found = [r for r in resources_of(t, "Microsoft.Authorization/roleDefinitions") if env.value(r.get("name")) == want]
+    require(len(found) == 1, f"expected one role definition named variables('{var}') = {want}, found {len(found)}")
+    return found[0]
+
+
+def require_custom_role(ctx: Ctx, var: str, allowed: set[str]) -> None:
     env = ctx.env()
+    rds = resources_of(ctx.t, "Microsoft.Authorization/roleDefinitions")
+    require(len(rds) == len(ROLE_VARS), f"expected {len(ROLE_VARS)} role definitions (one per function that changes Azure), found {len(rds)}")
+    names = [env.value(r.get("name")) for r in rds]
+    require(len(set(names)) == len(names), f"role definitions share a name {names}: one would overwrite the other")
+    rd = role_definition(env, ctx.t, var)
     name = env.value(rd["name"])
     require(re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", str(name)), f"role name {name!r} is not a GUID")
     p = env.value(rd.get("properties", {}))
@@ -558,32 +601,94 @@ def _(ctx: Ctx) -> None:
     wild = [a for a in actions if "*" in a]
     require(not wild, f"wildcard actions {wild}")
     require(len(actions) == len(set(actions)), f"duplicate actions {actions}")
-    require(set(actions) == ALLOWED_ROLE_ACTIONS,
-            f"actions {sorted(actions)}; unexpected {sorted(set(actions) - ALLOWED_ROLE_ACTIONS)}, missing {sorted(ALLOWED_ROLE_ACTIONS - set(actions))}")
+    require(set(actions) == allowed,
+            f"actions {sorted(actions)}; unexpected {sorted(set(actions) - allowed)}, missing {sorted(allowed - set(actions))}")
     for key in ("notActions", "dataActions", "notDataActions"):
         require(not block.get(key), f"{key} is {block.get(key)!r}, expected empty")
     require(p.get("assignableScopes") == [RG_ID], f"assignableScopes {p.get('assignableScopes')!r}, expected [resourceGroup().id]")
 
 
-@check("role assignment: the custom role to the app's system-assigned principal (ServicePrincipal), resource-group scope")
+@check("custom role: exactly the four NSG/operation actions, no wildcard, assignable only in this resource group")
 def _(ctx: Ctx) -> None:
+    require_custom_role(ctx, ROLE_VARS[FUNCTION], ALLOWED_ROLE_ACTIONS)
+
+
+@check("drain-before-maintenance custom role: exactly the scheduled-event acknowledge, VM / scale-set / NIC reads, backend-pool read + write "
+       "and operation-status actions; no wildcard; assignable only in this resource group")
+def _(ctx: Ctx) -> None:
+    require_custom_role(ctx, ROLE_VARS[DRAIN_FUNCTION], DRAIN_ROLE_ACTIONS)
+    rd = role_definition(ctx.env(), ctx.t, ROLE_VARS[DRAIN_FUNCTION])
+    role_name = str(ctx.env().value(rd.get("properties", {}).get("roleName", "")))
+    require(DRAIN_FUNCTION in role_name and RESOURCE_GROUP in role_name,
+            f"roleName {role_name!r} does not name drain-before-maintenance and the resource group (role names are unique per tenant)")
+
+
+def require_role_assignment(ctx: Ctx, var: str) -> None:
     t = ctx.t
     env = ctx.env()
-    ra = one(t, "Microsoft.Authorization/roleAssignments")
-    rd = one(t, "Microsoft.Authorization/roleDefinitions")
+    rd = role_definition(env, t, var)
+    rd_name = env.value(rd["name"])
     site = one(t, "Microsoft.Web/sites")
     app_id = resource_id_of(env, site)
+    custom = {str(env.var(v)) for v in ROLE_VARS.values()}
+    ras = resources_of(t, "Microsoft.Authorization/roleAssignments")
+    for other in ras:
+        rid = str(env.value(other.get("properties", {}).get("roleDefinitionId", ""))).lower()
+        require(any(rid.endswith(f"/providers/microsoft.authorization/roledefinitions/{c}") for c in custom),
+                f"role assignment {env.value(other.get('name'))} grants {rid}, not one of this template's custom roles")
+    mine = [ra for ra in ras if str(env.value(ra.get("properties", {}).get("roleDefinitionId", ""))).lower()
+            .endswith(f"/providers/microsoft.authorization/roledefinitions/{rd_name}")]
+    require(len(mine) == 1, f"expected one role assignment of the custom role {rd_name}, found {len(mine)}")
+    ra = mine[0]
     require("scope" not in ra, f"role assignment has scope {ra.get('scope')!r}; it must apply to the deployment's resource group")
     p = env.value(ra.get("properties", {}))
-    rd_name = env.value(rd["name"])
-    require(str(p.get("roleDefinitionId", "")).lower().endswith(f"/providers/microsoft.authorization/roledefinitions/{rd_name}"),
-            f"roleDefinitionId is {p.get('roleDefinitionId')!r}, expected the custom role {rd_name}")
     require(p.get("principalId") == f"principal-of({app_id})",
             f"principalId is {p.get('principalId')!r}, expected reference(<function app>, ..., 'full').identity.principalId")
     require(p.get("principalType") == "ServicePrincipal", f"principalType is {p.get('principalType')!r}")
     deps = {str(env.value(d)).lower() for d in ra.get("dependsOn", [])}
     require(app_id.lower() in deps, "role assignment does not depend on the function app")
     require(any(d.endswith(f"/roledefinitions/{rd_name}") for d in deps), "role assignment does not depend on the role definition")
+    names = [env.value(r.get("name")) for r in ras]
+    require(len(set(names)) == len(names), f"role assignments share a name {names}")
+
+
+@check("role assignment: the custom role to the app's system-assigned principal (ServicePrincipal), resource-group scope")
+def _(ctx: Ctx) -> None:
+    require_role_assignment(ctx, ROLE_VARS[FUNCTION])
+
+
+@check("drain-before-maintenance role assignment: the drain role to the app's system-assigned principal (ServicePrincipal), resource-group scope")
+def _(ctx: Ctx) -> None:
+    require_role_assignment(ctx, ROLE_VARS[DRAIN_FUNCTION])
+
+
+@check("drain-before-maintenance app settings: LB pools, VM scope (default this resource group), policy, opt-in tag, max concurrent (1-1000); "
+       "state in the REFLEX_AZURE_TABLE table, no DynamoDB")
+def _(ctx: Ctx) -> None:
+    t = ctx.t
+    params = t.get("parameters", {})
+    env = ctx.env()
+    s = app_settings(env, t)
+    defaults = {"REFLEX_AZURE_LB_POOLS": "", "REFLEX_AZURE_VM_SCOPE": RG_ID, "REFLEX_DRAIN_POLICY": "",
+                "REFLEX_DRAIN_TAG": "reflex:drain=true", "REFLEX_DRAIN_MAX_CONCURRENT": "1"}
+    for name, want in defaults.items():
+        require(s.get(name) == want, f"default deploy: {name} is {s.get(name)!r}, expected {want!r}")
+    # A bare VM name resolves in this resource group, the scope the drain role is assigned at.
+    rd = role_definition(env, t, ROLE_VARS[DRAIN_FUNCTION])
+    scopes = env.value(rd.get("properties", {})).get("assignableScopes")
+    require(scopes == [s["REFLEX_AZURE_VM_SCOPE"]], f"REFLEX_AZURE_VM_SCOPE {s['REFLEX_AZURE_VM_SCOPE']!r} is not the drain role's scope {scopes!r}")
+    key, _, value = s["REFLEX_DRAIN_TAG"].partition("=")
+    require(key.strip() and value.strip(), f"REFLEX_DRAIN_TAG {s['REFLEX_DRAIN_TAG']!r} is not key=value")
+    mc = params.get("drainMaxConcurrent", {})
+    require(mc.get("type") == "int" and mc.get("minValue") == 1 and mc.get("maxValue") == 1000,
+            f"drainMaxConcurrent is {mc.get('type')!r} {mc.get('minValue')!r}..{mc.get('maxValue')!r}, expected int 1..1000 (the function rejects others)")
+    pools = f"{RG_ID}/providers/Microsoft.Network/loadBalancers/lb/backendAddressPools/a,{RG_ID}/providers/Microsoft.Network/loadBalancers/lb/backendAddressPools/b"
+    got = app_settings(ctx.env(drainLbPools=pools), t).get("REFLEX_AZURE_LB_POOLS")
+    require(got == pools, f"drainLbPools={pools!r}: REFLEX_AZURE_LB_POOLS is {got!r}")
+    require(s.get("REFLEX_AZURE_TABLE") == env.param("alertTableName") and resources_of(t, TABLE_TYPE),
+            "REFLEX_AZURE_TABLE does not name the table the template creates: the drain records, slots and dedup keys need it")
+    for name in ("REFLEX_DYNAMODB_TABLE", "REFLEX_KUBE_API_URL", "REFLEX_ARM_TOKEN"):
+        require(name not in s, f"{name} is set: on Azure the function uses the Azure table and the managed identity")
 
 
 def webhook_url(ctx: Ctx, token: str, function: str = FUNCTION) -> tuple[str, Env]:
@@ -665,9 +770,9 @@ def _(ctx: Ctx) -> None:
     require(enc.get("enabled") is True, "the storage account does not encrypt the table service")
 
 
-@check("every action-group route has a functions/<name>/function.json: httpTrigger, authLevel function, POST, http out")
+@check("every webhook route (action groups, Event Grid) has a functions/<name>/function.json: httpTrigger, authLevel function, POST, http out")
 def _(ctx: Ctx) -> None:
-    for function in AG_SUFFIX:
+    for function in (*AG_SUFFIX, DRAIN_FUNCTION):
         path = FUNCTIONS_DIR / function / "function.json"
         require(path.is_file(), f"{path.relative_to(REPO_ROOT)} is missing: the host would answer 404 on /api/{function}")
         doc = json.loads(path.read_text())
@@ -727,7 +832,7 @@ def _(ctx: Ctx) -> None:
     values = list(outs.values())
     require(app in values, f"no output with the function app name {app!r}")
     require(f"principal-of({app_id})" in values, "no output with the app's principal id")
-    for route in (ROUTE, ALERT_ROUTE):
+    for route in (ROUTE, ALERT_ROUTE, DRAIN_ROUTE):
         require(f"https://{app}.azurewebsites.net{route}" in values, f"no output with https://{app}.azurewebsites.net{route}")
     for k, v in outs.items():
         require("fnkey" not in str(v) and "storagekey" not in str(v) and "code=" not in str(v), f"output {k} carries a key")
@@ -786,8 +891,21 @@ def _res(t: dict, rtype: str) -> dict:
     return one(t, rtype)
 
 
-def _role_actions(t: dict) -> list:
-    return t["variables"]["roleActions"]
+def _role_actions(t: dict, var: str = "roleActions") -> list:
+    return t["variables"][var]
+
+
+def _rd(t: dict, var: str = "roleDefinitionName") -> dict:
+    found = [r for r in resources_of(t, "Microsoft.Authorization/roleDefinitions") if r["name"] == f"[variables('{var}')]"]
+    assert len(found) == 1, var
+    return found[0]
+
+
+def _ra(t: dict, var: str = "roleDefinitionId") -> dict:
+    found = [r for r in resources_of(t, "Microsoft.Authorization/roleAssignments")
+             if r["properties"]["roleDefinitionId"] == f"[variables('{var}')]"]
+    assert len(found) == 1, var
+    return found[0]
 
 
 def _site(t: dict) -> dict:
@@ -884,14 +1002,14 @@ MUTATIONS: list[tuple[str, Mutation | None, Callable[[str], str] | None, str]] =
     ("role may write rules", lambda t: _role_actions(t).append(RULE_WRITE), None,
      "custom role: exactly the four NSG/operation actions, no wildcard, assignable only in this resource group"),
     ("role assignable in the subscription",
-     lambda t: _res(t, "Microsoft.Authorization/roleDefinitions")["properties"].__setitem__("assignableScopes", ["[subscription().id]"]), None,
+     lambda t: _rd(t)["properties"].__setitem__("assignableScopes", ["[subscription().id]"]), None,
      "custom role: exactly the four NSG/operation actions, no wildcard, assignable only in this resource group"),
     ("role assigned to another principal",
-     lambda t: _res(t, "Microsoft.Authorization/roleAssignments")["properties"].__setitem__(
+     lambda t: _ra(t)["properties"].__setitem__(
          "principalId", "[reference(variables('storageId'), '2025-01-01', 'full').identity.principalId]"), None,
      "role assignment: the custom role to the app's system-assigned principal (ServicePrincipal), resource-group scope"),
     ("built-in Contributor assigned instead",
-     lambda t: _res(t, "Microsoft.Authorization/roleAssignments")["properties"].__setitem__(
+     lambda t: _ra(t)["properties"].__setitem__(
          "roleDefinitionId", "[subscriptionResourceId('Microsoft.Authorization/roleDefinitions', 'b24988ac-6180-42a0-ab88-20f7382dd24c')]"), None,
      "role assignment: the custom role to the app's system-assigned principal (ServicePrincipal), resource-group scope"),
     ("route changed", lambda t: t["variables"].__setitem__("functionName", "close-open-port"), None,
@@ -975,6 +1093,77 @@ MUTATIONS += [
     ("alert webhook URL output dropped", lambda t: t["outputs"].pop("alertWebhookUrl"), None, T_OUTPUTS),
 ]
 
+
+T_DRAIN_ROLE = ("drain-before-maintenance custom role: exactly the scheduled-event acknowledge, VM / scale-set / NIC reads, backend-pool read + write "
+                "and operation-status actions; no wildcard; assignable only in this resource group")
+T_DRAIN_RA = "drain-before-maintenance role assignment: the drain role to the app's system-assigned principal (ServicePrincipal), resource-group scope"
+T_DRAIN_SETTINGS = ("drain-before-maintenance app settings: LB pools, VM scope (default this resource group), policy, opt-in tag, max concurrent (1-1000); "
+                    "state in the REFLEX_AZURE_TABLE table, no DynamoDB")
+T_RA = "role assignment: the custom role to the app's system-assigned principal (ServicePrincipal), resource-group scope"
+T_PARAMS_USED = "parameters: every parameters('x') is declared, every declared parameter is used"
+SCHEDULED_EVENTS_CONTRIBUTOR = "b67fe603-310e-4889-b9ee-8257d09d353d"  # built-in "Scheduled Events Contributor"
+
+
+def _drain_actions(t: dict) -> list:
+    return _role_actions(t, "drainRoleActions")
+
+
+def _drop_drain_role(t: dict) -> None:
+    t["resources"].remove(_rd(t, "drainRoleDefinitionName"))
+    t["resources"].remove(_ra(t, "drainRoleDefinitionId"))
+
+
+MUTATIONS += [
+    # role
+    ("drain role action '*'", lambda t: _drain_actions(t).append("*"), None, T_DRAIN_ROLE),
+    ("drain role action Microsoft.Network/*", lambda t: _drain_actions(t).append("Microsoft.Network/*"), None, T_DRAIN_ROLE),
+    ("drain role may write VMs", lambda t: _drain_actions(t).append("Microsoft.Compute/virtualMachines/write"), None, T_DRAIN_ROLE),
+    ("drain role may rewrite whole load balancers", lambda t: _drain_actions(t).append("Microsoft.Network/loadBalancers/write"), None, T_DRAIN_ROLE),
+    ("drain role may delete NSG rules (close-open-ports' action)",
+     lambda t: _drain_actions(t).append("Microsoft.Network/networkSecurityGroups/securityRules/delete"), None, T_DRAIN_ROLE),
+    ("drain role cannot acknowledge", lambda t: _drain_actions(t).remove(SCHEDULED_EVENT_ACK), None, T_DRAIN_ROLE),
+    ("drain role cannot write backend pools",
+     lambda t: _drain_actions(t).remove("Microsoft.Network/loadBalancers/backendAddressPools/write"), None, T_DRAIN_ROLE),
+    ("drain role with a data action",
+     lambda t: _rd(t, "drainRoleDefinitionName")["properties"]["permissions"][0].__setitem__(
+         "dataActions", ["Microsoft.Compute/virtualMachines/login/action"]), None, T_DRAIN_ROLE),
+    ("drain role assignable in the subscription",
+     lambda t: _rd(t, "drainRoleDefinitionName")["properties"].__setitem__("assignableScopes", ["[subscription().id]"]), None, T_DRAIN_ROLE),
+    ("drain role named like close-open-ports' role (overwrites it)",
+     lambda t: t["variables"].__setitem__("drainRoleDefinitionName", t["variables"]["roleDefinitionName"]), None, T_DRAIN_ROLE),
+    ("drain role and its assignment removed", _drop_drain_role, None, T_DRAIN_ROLE),
+    ("drain role name without the resource group",
+     lambda t: _rd(t, "drainRoleDefinitionName")["properties"].__setitem__("roleName", "Reflex drain-before-maintenance"), None, T_DRAIN_ROLE),
+    # role assignment
+    ("drain assignment removed", lambda t: t["resources"].remove(_ra(t, "drainRoleDefinitionId")), None, T_DRAIN_RA),
+    ("drain role assigned to another principal",
+     lambda t: _ra(t, "drainRoleDefinitionId")["properties"].__setitem__(
+         "principalId", "[reference(variables('storageId'), '2025-01-01', 'full').identity.principalId]"), None, T_DRAIN_RA),
+    ("drain assignment of close-open-ports' role",
+     lambda t: _ra(t, "drainRoleDefinitionId")["properties"].__setitem__("roleDefinitionId", "[variables('roleDefinitionId')]"), None, T_DRAIN_RA),
+    ("built-in Scheduled Events Contributor assigned instead of the drain role",
+     lambda t: _ra(t, "drainRoleDefinitionId")["properties"].__setitem__(
+         "roleDefinitionId", f"[subscriptionResourceId('Microsoft.Authorization/roleDefinitions', '{SCHEDULED_EVENTS_CONTRIBUTOR}')]"), None, T_RA),
+    ("drain assignment at subscription scope",
+     lambda t: _ra(t, "drainRoleDefinitionId").__setitem__("scope", "[subscription().id]"), None, T_DRAIN_RA),
+    ("drain assignment to a user", lambda t: _ra(t, "drainRoleDefinitionId")["properties"].__setitem__("principalType", "User"), None, T_DRAIN_RA),
+    ("drain assignment before the app exists", lambda t: _ra(t, "drainRoleDefinitionId").__setitem__(
+        "dependsOn", ["[resourceId('Microsoft.Authorization/roleDefinitions', variables('drainRoleDefinitionName'))]"]), None, T_DRAIN_RA),
+    # app settings
+    ("REFLEX_AZURE_VM_SCOPE hard-coded", lambda t: _set_setting(t, "REFLEX_AZURE_VM_SCOPE", "/subscriptions/x/resourceGroups/y"), None, T_SETTINGS),
+    ("REFLEX_DRAIN_TAG dropped", lambda t: _drop_setting(t, "REFLEX_DRAIN_TAG"), None, T_SETTINGS),
+    ("REFLEX_AZURE_LB_POOLS fed by drainPolicy",
+     lambda t: _set_setting(t, "REFLEX_AZURE_LB_POOLS", "[parameters('drainPolicy')]"), None, T_PARAMS_USED),
+    ("REFLEX_DRAIN_MAX_CONCURRENT as a number (app settings are strings)",
+     lambda t: _set_setting(t, "REFLEX_DRAIN_MAX_CONCURRENT", "[parameters('drainMaxConcurrent')]"), None, T_SETTINGS),
+    ("drainVmScope defaults to the subscription",
+     lambda t: t["parameters"]["drainVmScope"].__setitem__("defaultValue", "[subscription().id]"), None, T_DRAIN_SETTINGS),
+    ("drainMaxConcurrent allows 0", lambda t: t["parameters"]["drainMaxConcurrent"].__setitem__("minValue", 0), None, T_DRAIN_SETTINGS),
+    ("drainTag default without a value", lambda t: t["parameters"]["drainTag"].__setitem__("defaultValue", "reflex:drain"), None, T_DRAIN_SETTINGS),
+    ("REFLEX_DYNAMODB_TABLE set on Azure",
+     lambda t: t["variables"]["plainAppSettings"].append({"name": "REFLEX_DYNAMODB_TABLE", "value": "reflex"}), None, T_DRAIN_SETTINGS),
+    ("drain webhook URL output dropped", lambda t: t["outputs"].pop("drainWebhookUrl"), None, T_OUTPUTS),
+]
 
 def self_test(path: Path, parameters: Path | None) -> int:
     text = path.read_text()
