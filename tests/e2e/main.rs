@@ -8,6 +8,7 @@ mod alert_to_slack;
 mod azure_host;
 mod bad_input;
 mod drain;
+mod ssh;
 mod support;
 
 mod close_open_ports;

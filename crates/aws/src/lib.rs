@@ -5,7 +5,9 @@ pub mod ec2;
 pub mod errors;
 pub mod events;
 pub mod fleet;
+pub mod logs;
 pub mod maintenance;
+pub mod nacl;
 pub mod notices;
 pub mod secrets;
 

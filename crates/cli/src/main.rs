@@ -57,6 +57,7 @@ const FUNCTIONS: &[(&str, &[&str])] = &[
         drain_before_maintenance::NAME,
         drain_before_maintenance::TRIGGERS,
     ),
+    (block_ssh_bruteforce::NAME, block_ssh_bruteforce::TRIGGERS),
 ];
 
 /// Builds a function's dependencies from `env`, once.
@@ -68,6 +69,8 @@ async fn build(
         Box::new(alert_to_slack::Deps::from_lookup(env).await?)
     } else if name == drain_before_maintenance::NAME {
         Box::new(drain_before_maintenance::Deps::from_lookup(env).await?)
+    } else if name == block_ssh_bruteforce::NAME {
+        Box::new(block_ssh_bruteforce::Deps::from_lookup(env).await?)
     } else {
         Box::new(close_open_ports::Deps::from_lookup(env).await?)
     })

@@ -132,7 +132,8 @@ pub struct ExposurePolicy {
     pub reauthorize_remainder: bool,
 }
 
-fn nets<S: Serializer>(v: &[IpNet], s: S) -> Result<S::Ok, S::Error> {
+/// Serialises CIDRs as their text (`serialize_with`).
+pub fn nets<S: Serializer>(v: &[IpNet], s: S) -> Result<S::Ok, S::Error> {
     s.collect_seq(v.iter().map(ToString::to_string))
 }
 

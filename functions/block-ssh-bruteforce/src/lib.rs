@@ -1,0 +1,611 @@
+//! `block-ssh-bruteforce`: sshd's log lines reach CloudWatch Logs; a subscription
+//! delivers them here; a source with too many failures gets a DENY entry in the
+//! network ACL of the instance's subnet, for a limited time.
+//!
+//! parse ([`reflex_aws::logs`], [`sshd`]) → [`decide`] (pure) → act (NACL) → notify
+//! → outcome. A scheduled sweep removes expired blocks.
+
+mod config;
+pub mod decide;
+mod report;
+pub mod sshd;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use reflex_aws::LazySdk;
+use reflex_aws::logs::{self, Batch};
+use reflex_aws::nacl::{NetworkAcls, SdkAcls};
+use reflex_core::json::parse_json;
+use reflex_core::settings::Lookup;
+use reflex_core::{ActionRecord, ActionStatus, HandleError, Outcome, Store, StoreError};
+use reflex_notify::Notifier;
+use reflex_notify::message::Message;
+use reflex_runtime::Invocation;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+pub use config::Config;
+pub use decide::{Policy, Verdict, decide};
+
+/// The function's name: crate, binary and Lambda function.
+pub const NAME: &str = "block-ssh-bruteforce";
+
+/// The triggers it accepts, for `reflex functions`.
+pub const TRIGGERS: &[&str] = &[
+    "aws.logs/CloudWatch Logs subscription (sshd lines from /var/log/secure, auth.log or the journal)",
+    "aws.events/Scheduled Event (sweep of expired blocks)",
+];
+
+/// How long a handled delivery is remembered, so a duplicate changes nothing.
+const SEEN_TTL: Duration = Duration::from_secs(7 * 86_400);
+const SEEN_LEASE: Duration = Duration::from_secs(900);
+/// A block record outlives its expiry by this much, so the sweep still finds it.
+const RECORD_GRACE: Duration = Duration::from_secs(86_400);
+
+/// Everything built once per cold start.
+pub struct Deps {
+    pub config: Config,
+    pub acls: Arc<dyn NetworkAcls>,
+    pub store: Arc<dyn Store>,
+    pub notifiers: Vec<Arc<dyn Notifier>>,
+}
+
+impl std::fmt::Debug for Deps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Deps")
+            .field("config", &self.config)
+            .field("store", &self.store)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Deps {
+    pub async fn from_env() -> Result<Self, reflex_core::ConfigError> {
+        Self::from_lookup(&reflex_runtime::env_lookup).await
+    }
+
+    pub async fn from_lookup(env: &impl Lookup) -> Result<Self, reflex_core::ConfigError> {
+        let config = Config::from_lookup(env)?;
+        let sdk = LazySdk::default();
+        let store = reflex_aws::dynamo::store(&config.store, &sdk, reflex_aws::dynamo::no_azure)?;
+        let notifiers = config.reporting.notifiers(&sdk).await;
+        Ok(Self {
+            config,
+            acls: Arc::new(SdkAcls::new(sdk)),
+            store,
+            notifiers,
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl reflex_runtime::Function for Deps {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    async fn handle(&self, raw: &[u8], invocation: &Invocation) -> Result<Outcome, HandleError> {
+        handle(self, raw, invocation).await
+    }
+}
+
+/// Whether `s` looks like an EC2 instance id.
+pub fn is_instance_id(s: &str) -> bool {
+    s.strip_prefix("i-")
+        .is_some_and(|h| (8..=17).contains(&h.len()) && h.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// The instance a log stream is named by (the CloudWatch agent's default is the
+/// instance id), or the configured one.
+fn instance_of(config: &Config, stream: &str) -> Option<String> {
+    config.instance.clone().or_else(|| {
+        stream
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+            .find(|w| is_instance_id(w))
+            .map(str::to_string)
+    })
+}
+
+/// One block, kept until the sweep removes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Block {
+    pub ip: String,
+    pub cidr: String,
+    pub acl: String,
+    pub rule: i32,
+    pub instance: String,
+    /// Epoch seconds.
+    pub expires_at: i64,
+    pub failures: usize,
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+fn rfc3339(epoch: i64) -> String {
+    chrono::DateTime::from_timestamp(epoch, 0)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_default()
+}
+
+fn store_error(e: StoreError) -> HandleError {
+    let StoreError { message, retryable } = e;
+    if retryable {
+        HandleError::Retryable(format!("state store: {message}"))
+    } else {
+        HandleError::Fatal(format!("state store: {message}"))
+    }
+}
+
+fn record(
+    action: &str,
+    target: &str,
+    detail: Value,
+    status: ActionStatus,
+    reason: String,
+) -> ActionRecord {
+    ActionRecord {
+        action: action.into(),
+        target: target.into(),
+        detail,
+        status,
+        reason,
+        error: None,
+        retryable: false,
+    }
+}
+
+/// Handles one payload: a subscription delivery, or the sweep's schedule.
+pub async fn handle(deps: &Deps, raw: &[u8], inv: &Invocation) -> Result<Outcome, HandleError> {
+    let v = parse_json(raw)?;
+    if v["source"] == "aws.events" && v["detail-type"] == "Scheduled Event" {
+        return sweep(deps, inv).await;
+    }
+    if !logs::is_subscription(&v) {
+        return Ok(Outcome::ignored(
+            NAME,
+            "unknown",
+            deps.config.dry_run,
+            "not a CloudWatch Logs subscription delivery",
+        ));
+    }
+    let batch = logs::decode(&v)?;
+    let trigger = format!("aws.logs/{}", batch.log_group);
+    if batch.is_control() {
+        return Ok(Outcome::ignored(
+            NAME,
+            "aws.logs/CONTROL_MESSAGE",
+            deps.config.dry_run,
+            "a CloudWatch Logs CONTROL_MESSAGE (reachability probe)",
+        ));
+    }
+    let lines: Vec<(i64, sshd::Line)> = batch
+        .log_events
+        .iter()
+        .filter_map(|e| sshd::parse(&e.message).map(|l| (e.timestamp / 1000, l)))
+        .collect();
+    if lines.is_empty() {
+        return Ok(Outcome::ignored(
+            NAME,
+            &trigger,
+            deps.config.dry_run,
+            "no sshd authentication lines in this delivery",
+        ));
+    }
+    let dry = deps.config.dry_run;
+    let seen = seen_key(&batch);
+    if !dry
+        && !deps
+            .store
+            .claim(&seen, SEEN_LEASE)
+            .await
+            .map_err(store_error)?
+    {
+        return Ok(Outcome::ignored(
+            NAME,
+            &trigger,
+            dry,
+            "duplicate delivery: already handled",
+        ));
+    }
+    let result = sources(deps, &batch, &trigger, &lines, inv).await;
+    if !dry {
+        let retry = match &result {
+            Err(e) => e.is_retryable(),
+            Ok(o) => o.needs_retry(),
+        };
+        let kept = if retry {
+            deps.store.release(&seen).await
+        } else {
+            deps.store.confirm(&seen, SEEN_TTL).await
+        };
+        kept.map_err(store_error)?;
+    }
+    result
+}
+
+fn seen_key(b: &Batch) -> String {
+    let first = b.log_events.first().map_or("", |e| e.id.as_str());
+    let last = b.log_events.last().map_or("", |e| e.id.as_str());
+    format!("ssh-seen/{}/{}/{first}/{last}", b.log_group, b.log_stream)
+}
+
+async fn sources(
+    deps: &Deps,
+    batch: &Batch,
+    trigger: &str,
+    lines: &[(i64, sshd::Line)],
+    inv: &Invocation,
+) -> Result<Outcome, HandleError> {
+    let mut out = Outcome::ignored(NAME, trigger, deps.config.dry_run, "");
+    out.ignored = None;
+    out.policy = serde_json::to_value(&deps.config.policy).ok();
+    let instance = instance_of(&deps.config, &batch.log_stream);
+    let mut ignored = Vec::new();
+    let mut observed = serde_json::Map::new();
+    let window = deps.config.policy.window_secs;
+    for (ip, source) in decide::tally(lines) {
+        let key = format!("ssh-fail/{ip}");
+        let earlier: Vec<i64> = deps
+            .store
+            .get(&key)
+            .await
+            .map_err(store_error)?
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default();
+        let verdict = decide(ip, &source, &earlier, &deps.config.policy);
+        observed.insert(
+            ip.to_string(),
+            json!({"source": source, "earlier_failures": earlier.len(), "verdict": verdict}),
+        );
+        if !deps.config.dry_run && !source.failures.is_empty() {
+            let latest = source.failures.iter().copied().max().unwrap_or(0);
+            let mut kept: Vec<i64> = earlier
+                .iter()
+                .chain(&source.failures)
+                .copied()
+                .filter(|t| latest - t < window)
+                .collect();
+            kept.sort_unstable();
+            kept.dedup();
+            let text = serde_json::to_string(&kept).unwrap_or_default();
+            let ttl = Duration::from_secs(u64::try_from(window).unwrap_or(300));
+            deps.store
+                .put(&key, &text, ttl)
+                .await
+                .map_err(store_error)?;
+        }
+        let users: Vec<String> = source.users.iter().cloned().collect();
+        let facts = |failures| report::Facts {
+            ip,
+            failures,
+            window_secs: window,
+            users: &users,
+            instance: instance.as_deref().unwrap_or("(unknown instance)"),
+            log: &batch.log_group,
+        };
+        match verdict {
+            Verdict::Ignore { reason } => ignored.push(reason),
+            Verdict::Report {
+                failures,
+                users: accepted,
+            } => {
+                out.actions.push(record(
+                    "report_login",
+                    &ip.to_string(),
+                    json!({"failures": failures, "logged_in_as": accepted}),
+                    if deps.config.dry_run {
+                        ActionStatus::Planned
+                    } else {
+                        ActionStatus::Done
+                    },
+                    format!("{failures} failures, then a login: reported, not blocked"),
+                ));
+                let msg = report::logged_in(&facts(failures), &accepted);
+                notify(deps, &msg, inv, &mut out).await;
+            }
+            Verdict::Block { failures } => {
+                if let Some(msg) = block(deps, ip, failures, instance.as_deref(), &mut out).await? {
+                    let (acl, rule, expires) = msg;
+                    let m = report::blocked(
+                        &facts(failures),
+                        &acl,
+                        rule,
+                        &expires,
+                        deps.config.dry_run,
+                    );
+                    notify(deps, &m, inv, &mut out).await;
+                }
+            }
+        }
+    }
+    out.observed = Some(Value::Object(observed));
+    if out.actions.is_empty() {
+        out.ignored = Some(if ignored.is_empty() {
+            "nothing to block".into()
+        } else {
+            ignored.join("; ")
+        });
+    }
+    Ok(out)
+}
+
+async fn notify(deps: &Deps, msg: &Message, inv: &Invocation, out: &mut Outcome) {
+    for n in &deps.notifiers {
+        out.notifications.push(n.send(msg, inv.deadline).await);
+    }
+}
+
+/// Adds the DENY entry; `Some((acl, rule, expires))` when a block was made (or
+/// planned) and deserves a message.
+async fn block(
+    deps: &Deps,
+    ip: IpAddr,
+    failures: usize,
+    instance: Option<&str>,
+    out: &mut Outcome,
+) -> Result<Option<(String, i32, String)>, HandleError> {
+    let cidr = decide::cidr(ip);
+    let target = ip.to_string();
+    let skip = |out: &mut Outcome, reason: String| {
+        out.actions.push(record(
+            "deny_source",
+            &target,
+            json!({"cidr": cidr}),
+            ActionStatus::Skipped,
+            reason,
+        ));
+    };
+    let Some(instance) = instance else {
+        skip(
+            out,
+            "no instance: name the log stream by the instance id, or set REFLEX_SSH_INSTANCE_ID"
+                .into(),
+        );
+        return Ok(None);
+    };
+    let Some(view) = deps.acls.of_instance(instance).await? else {
+        skip(out, format!("instance {instance} not found"));
+        return Ok(None);
+    };
+    let rule = match decide::allocate(&view.inbound, deps.config.rule_range, &cidr) {
+        Ok(rule) => rule,
+        Err(Some(rule)) => {
+            skip(
+                out,
+                format!("already blocked by rule {rule} of {}", view.acl),
+            );
+            return Ok(None);
+        }
+        Err(None) => {
+            let (a, b) = deps.config.rule_range;
+            let mut r = record(
+                "deny_source",
+                &target,
+                json!({"cidr": cidr, "acl": view.acl}),
+                ActionStatus::Failed,
+                "block the source".into(),
+            );
+            r.error = Some(format!(
+                "no free rule number in {a}-{b} of {} (REFLEX_NACL_RULE_RANGE)",
+                view.acl
+            ));
+            out.actions.push(r);
+            return Ok(None);
+        }
+    };
+    let expires_at = now() + i64::try_from(deps.config.block_for.as_secs()).unwrap_or(86_400);
+    let detail = json!({"cidr": cidr, "acl": view.acl, "subnet": view.subnet, "rule_number": rule, "expires_at": rfc3339(expires_at)});
+    let reason = format!(
+        "{failures} failed SSH logins within {} s",
+        deps.config.policy.window_secs
+    );
+    if deps.config.dry_run {
+        out.actions.push(record(
+            "deny_source",
+            &target,
+            detail,
+            ActionStatus::Planned,
+            reason,
+        ));
+        return Ok(Some((view.acl, rule, rfc3339(expires_at))));
+    }
+    if let Err(e) = deps.acls.deny(&view.acl, rule, &cidr).await {
+        let mut r = record("deny_source", &target, detail, ActionStatus::Failed, reason);
+        r.retryable = e.is_retryable();
+        r.error = Some(e.to_string());
+        out.actions.push(r);
+        return Ok(None);
+    }
+    let b = Block {
+        ip: target.clone(),
+        cidr: cidr.clone(),
+        acl: view.acl.clone(),
+        rule,
+        instance: instance.to_string(),
+        expires_at,
+        failures,
+    };
+    let ttl = deps.config.block_for + RECORD_GRACE;
+    let text = serde_json::to_string(&b).unwrap_or_default();
+    deps.store
+        .put(&format!("ssh-block/{}/{target}", view.acl), &text, ttl)
+        .await
+        .map_err(store_error)?;
+    out.actions.push(record(
+        "deny_source",
+        &target,
+        detail,
+        ActionStatus::Done,
+        reason,
+    ));
+    Ok(Some((view.acl, rule, rfc3339(expires_at))))
+}
+
+/// Removes expired blocks: only entries that are Reflex's (in the rule range,
+/// recorded, still the same DENY of the same CIDR).
+async fn sweep(deps: &Deps, inv: &Invocation) -> Result<Outcome, HandleError> {
+    let mut out = Outcome::ignored(NAME, "aws.events/Scheduled Event", deps.config.dry_run, "");
+    out.ignored = None;
+    let now = now();
+    let (lo, hi) = deps.config.rule_range;
+    let mut removed = Vec::new();
+    for (key, text) in deps.store.list("ssh-block/").await.map_err(store_error)? {
+        let Ok(b) = serde_json::from_str::<Block>(&text) else {
+            deps.store.release(&key).await.map_err(store_error)?;
+            continue;
+        };
+        if b.expires_at > now {
+            continue;
+        }
+        let detail = json!({"cidr": b.cidr, "acl": b.acl, "rule_number": b.rule, "expired_at": rfc3339(b.expires_at)});
+        let entry_is_ours = (lo..=hi).contains(&b.rule)
+            && deps
+                .acls
+                .inbound(&b.acl)
+                .await?
+                .unwrap_or_default()
+                .iter()
+                .any(|e| e.rule_number == b.rule && e.action == "deny" && e.cidr == b.cidr);
+        let reason = "the block expired".to_string();
+        if !entry_is_ours {
+            out.actions.push(record(
+                "remove_block",
+                &b.ip,
+                detail,
+                ActionStatus::Skipped,
+                "the entry is gone or no longer Reflex's: left alone".into(),
+            ));
+        } else if deps.config.dry_run {
+            out.actions.push(record(
+                "remove_block",
+                &b.ip,
+                detail,
+                ActionStatus::Planned,
+                reason,
+            ));
+            continue;
+        } else if let Err(e) = deps.acls.remove(&b.acl, b.rule).await {
+            let mut r = record("remove_block", &b.ip, detail, ActionStatus::Failed, reason);
+            r.retryable = e.is_retryable();
+            r.error = Some(e.to_string());
+            out.actions.push(r);
+            continue;
+        } else {
+            removed.push(format!("{} (rule {} of {})", b.cidr, b.rule, b.acl));
+            out.actions.push(record(
+                "remove_block",
+                &b.ip,
+                detail,
+                ActionStatus::Done,
+                reason,
+            ));
+        }
+        if !deps.config.dry_run {
+            deps.store.release(&key).await.map_err(store_error)?;
+        }
+    }
+    if !removed.is_empty() {
+        notify(deps, &report::unblocked(removed), inv, &mut out).await;
+    }
+    if out.actions.is_empty() {
+        out.ignored = Some("no block has expired".into());
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    fn verdicts(fixture: &str) -> Vec<(String, Verdict)> {
+        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../events/aws/cloudwatch-logs")
+            .join(fixture);
+        let v: Value = serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap();
+        let batch = logs::decode(&v).unwrap();
+        let lines: Vec<(i64, sshd::Line)> = batch
+            .log_events
+            .iter()
+            .filter_map(|e| sshd::parse(&e.message).map(|l| (e.timestamp / 1000, l)))
+            .collect();
+        let policy = Config::from_lookup(&reflex_core::settings::from_pairs(&[]))
+            .unwrap()
+            .policy;
+        decide::tally(&lines)
+            .iter()
+            .map(|(ip, s)| (ip.to_string(), decide(*ip, s, &[], &policy)))
+            .collect()
+    }
+
+    fn kinds(fixture: &str) -> Vec<(String, &'static str)> {
+        verdicts(fixture)
+            .into_iter()
+            .map(|(ip, v)| {
+                let k = match v {
+                    Verdict::Block { .. } => "block",
+                    Verdict::Report { .. } => "report",
+                    Verdict::Ignore { .. } => "ignore",
+                };
+                (ip, k)
+            })
+            .collect()
+    }
+
+    fn pairs(v: &[(&str, &'static str)]) -> Vec<(String, &'static str)> {
+        v.iter().map(|(a, b)| ((*a).to_string(), *b)).collect()
+    }
+
+    #[test]
+    fn every_fixture_gets_the_expected_verdict_per_source() {
+        assert_eq!(
+            kinds("secure-bruteforce-rhel.json"),
+            pairs(&[("198.51.100.4", "ignore"), ("203.0.113.7", "block")])
+        );
+        assert_eq!(
+            kinds("authlog-bruteforce-ubuntu-rfc3339.json"),
+            pairs(&[("192.0.2.50", "ignore"), ("203.0.113.7", "block")])
+        );
+        assert_eq!(
+            kinds("journald-json-ipv6-bruteforce.json"),
+            pairs(&[("2001:db8::bad", "block")])
+        );
+        assert_eq!(
+            kinds("journald-short-iso-then-accepted.json"),
+            pairs(&[("203.0.113.7", "report")])
+        );
+        assert_eq!(
+            kinds("secure-below-threshold.json"),
+            pairs(&[("198.51.100.9", "ignore")])
+        );
+        assert_eq!(
+            kinds("secure-private-source.json"),
+            pairs(&[("10.0.5.17", "ignore")])
+        );
+        // The RHEL burst: 12 connections with a failed attempt each, plus one that hit
+        // MaxAuthTries, counted once each (not once per line).
+        let rhel = verdicts("secure-bruteforce-rhel.json");
+        assert_eq!(rhel[1].1, Verdict::Block { failures: 13 });
+    }
+
+    #[test]
+    fn log_streams_name_their_instance() {
+        let c = Config::from_lookup(&reflex_core::settings::from_pairs(&[])).unwrap();
+        assert_eq!(
+            instance_of(&c, "i-0abc1234def567890").as_deref(),
+            Some("i-0abc1234def567890")
+        );
+        assert_eq!(
+            instance_of(&c, "web/i-0abc1234def567890/secure").as_deref(),
+            Some("i-0abc1234def567890")
+        );
+        assert_eq!(instance_of(&c, "ubuntu-24"), None);
+        assert!(!is_instance_id("i-xyz") && !is_instance_id("i-0abc1234def5678901234"));
+    }
+}

@@ -1,0 +1,385 @@
+//! block-ssh-bruteforce end to end: the real `reflex` binary on CloudWatch Logs
+//! subscription deliveries, against moto's EC2 network ACLs and DynamoDB.
+
+use std::io::Write;
+
+use base64::Engine;
+use serde_json::{Value, json};
+
+use crate::support::{Run, World, events_dir, table, world};
+
+const FUNCTION: &str = "block-ssh-bruteforce";
+const TABLE: &str = "reflex-ssh";
+
+/// An instance in its own subnet; returns (instance id, NACL id).
+async fn instance(w: &World) -> (String, String) {
+    let image = w
+        .ec2
+        .describe_images()
+        .send()
+        .await
+        .unwrap()
+        .images
+        .unwrap()[0]
+        .image_id
+        .clone()
+        .unwrap();
+    let vpc = w
+        .ec2
+        .create_vpc()
+        .cidr_block("10.1.0.0/16")
+        .send()
+        .await
+        .unwrap()
+        .vpc
+        .unwrap()
+        .vpc_id
+        .unwrap();
+    let subnet = w
+        .ec2
+        .create_subnet()
+        .vpc_id(&vpc)
+        .cidr_block("10.1.1.0/24")
+        .send()
+        .await
+        .unwrap()
+        .subnet
+        .unwrap()
+        .subnet_id
+        .unwrap();
+    let id = w
+        .ec2
+        .run_instances()
+        .image_id(image)
+        .min_count(1)
+        .max_count(1)
+        .subnet_id(&subnet)
+        .send()
+        .await
+        .unwrap()
+        .instances
+        .unwrap()[0]
+        .instance_id
+        .clone()
+        .unwrap();
+    let acl = w
+        .ec2
+        .describe_network_acls()
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("association.subnet-id")
+                .values(&subnet)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .network_acls
+        .unwrap()[0]
+        .network_acl_id
+        .clone()
+        .unwrap();
+    (id, acl)
+}
+
+/// A fixture's decoded delivery, re-encoded for `stream` (and with `salt` in its
+/// event ids, to make a distinct delivery of the same lines).
+fn delivery(fixture: &str, stream: &str, salt: &str) -> Value {
+    let path = events_dir()
+        .join("aws/cloudwatch-logs")
+        .join(format!("{fixture}.decoded.txt"));
+    let mut doc: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    doc["logStream"] = stream.into();
+    for e in doc["logEvents"].as_array_mut().unwrap() {
+        e["id"] = format!("{salt}{}", e["id"].as_str().unwrap()).into();
+    }
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(doc.to_string().as_bytes()).unwrap();
+    let data = base64::engine::general_purpose::STANDARD.encode(gz.finish().unwrap());
+    json!({"awslogs": {"data": data}})
+}
+
+async fn invoke(w: &World, payload: &Value, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut all = vec![("REFLEX_DYNAMODB_TABLE", TABLE)];
+    all.extend_from_slice(env);
+    w.invoke_fn(FUNCTION, &serde_json::to_vec(payload).unwrap(), args, &all)
+        .await
+}
+
+/// Inbound NACL entries as (rule number, action, CIDR), the default 32767 left out.
+async fn entries(w: &World, acl: &str) -> Vec<(i32, String, String)> {
+    let acls = w
+        .ec2
+        .describe_network_acls()
+        .network_acl_ids(acl)
+        .send()
+        .await
+        .unwrap()
+        .network_acls
+        .unwrap();
+    let mut v: Vec<(i32, String, String)> = acls[0]
+        .entries()
+        .iter()
+        .filter(|e| e.egress != Some(true) && e.rule_number != Some(32767))
+        .map(|e| {
+            (
+                e.rule_number.unwrap(),
+                e.rule_action.as_ref().unwrap().as_str().to_string(),
+                e.cidr_block
+                    .clone()
+                    .or_else(|| e.ipv6_cidr_block.clone())
+                    .unwrap_or_default(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+fn statuses(run: &Run) -> Vec<(String, String, String)> {
+    run.outcome["actions"]
+        .as_array()
+        .unwrap_or(&Vec::new())
+        .iter()
+        .map(|a| {
+            (
+                a["action"].as_str().unwrap().to_string(),
+                a["target"].as_str().unwrap().to_string(),
+                a["status"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn t(a: &str, b: &str, c: &str) -> (String, String, String) {
+    (a.into(), b.into(), c.into())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_is_denied_in_the_subnet_acl_once_and_reported() {
+    let w = world().await;
+    table(&w.sdk, TABLE).await;
+    let (id, acl) = instance(&w).await;
+    let before = entries(&w, &acl).await;
+    let burst = delivery("secure-bruteforce-rhel", &id, "a");
+    let run = invoke(&w, &burst, &[], &[]).await;
+    assert_eq!(run.code, 0, "{}\n{}", run.stderr, run.stdout);
+    assert_eq!(statuses(&run), [t("deny_source", "203.0.113.7", "done")]);
+    let mut want = before.clone();
+    want.push((50, "deny".into(), "203.0.113.7/32".into()));
+    want.sort();
+    assert_eq!(entries(&w, &acl).await, want);
+    let posts = w.slack.requests();
+    assert_eq!(posts.len(), 1);
+    let text = posts[0].body.to_string();
+    for needle in [
+        "Blocked 203.0.113.7",
+        "13 within 300 s",
+        "oracle",
+        &id,
+        "rule 50",
+        "Expires",
+    ] {
+        assert!(text.contains(needle), "{needle} missing: {text}");
+    }
+
+    // The same delivery again: ignored. The same lines in a new delivery: already blocked.
+    let again = invoke(&w, &burst, &[], &[]).await;
+    assert!(
+        again.outcome["ignored"]
+            .as_str()
+            .unwrap()
+            .contains("duplicate"),
+        "{}",
+        again.stdout
+    );
+    let other = invoke(&w, &delivery("secure-bruteforce-rhel", &id, "b"), &[], &[]).await;
+    assert_eq!(
+        statuses(&other),
+        [t("deny_source", "203.0.113.7", "skipped")]
+    );
+    assert!(
+        other.outcome["actions"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("already blocked by rule 50")
+    );
+    assert_eq!(entries(&w, &acl).await, want, "nothing added");
+    assert_eq!(w.slack.requests().len(), 1, "nothing posted");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ipv6_sources_get_their_own_rule_and_a_login_after_failures_is_reported_not_blocked() {
+    let w = world().await;
+    table(&w.sdk, TABLE).await;
+    let (id, acl) = instance(&w).await;
+    let run = invoke(
+        &w,
+        &delivery("journald-json-ipv6-bruteforce", "ubuntu-24", "a"),
+        &[],
+        &[("REFLEX_SSH_INSTANCE_ID", &id)],
+    )
+    .await;
+    assert_eq!(
+        statuses(&run),
+        [t("deny_source", "2001:db8::bad", "done")],
+        "{}",
+        run.stdout
+    );
+    assert!(
+        entries(&w, &acl)
+            .await
+            .contains(&(50, "deny".into(), "2001:db8::bad/128".into()))
+    );
+    let before = entries(&w, &acl).await;
+    let login = invoke(
+        &w,
+        &delivery("journald-short-iso-then-accepted", &id, "a"),
+        &[],
+        &[],
+    )
+    .await;
+    assert_eq!(
+        statuses(&login),
+        [t("report_login", "203.0.113.7", "done")],
+        "{}",
+        login.stdout
+    );
+    assert_eq!(entries(&w, &acl).await, before, "not blocked");
+    let last = w.slack.requests().last().unwrap().body.to_string();
+    assert!(
+        last.contains("SSH login from 203.0.113.7 after 10 failures"),
+        "{last}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sweep_removes_only_expired_reflex_entries() {
+    let w = world().await;
+    table(&w.sdk, TABLE).await;
+    let (id, acl) = instance(&w).await;
+    // Someone else's entries: one inside Reflex's range (no record), one outside.
+    for (rule, cidr) in [(60, "192.0.2.9/32"), (120, "192.0.2.10/32")] {
+        w.ec2
+            .create_network_acl_entry()
+            .network_acl_id(&acl)
+            .rule_number(rule)
+            .egress(false)
+            .protocol("-1")
+            .rule_action(aws_sdk_ec2::types::RuleAction::Deny)
+            .cidr_block(cidr)
+            .send()
+            .await
+            .unwrap();
+    }
+    let short = [("REFLEX_SSH_BLOCK_SECS", "1")];
+    let run = invoke(
+        &w,
+        &delivery("secure-bruteforce-rhel", &id, "a"),
+        &[],
+        &short,
+    )
+    .await;
+    assert_eq!(statuses(&run), [t("deny_source", "203.0.113.7", "done")]);
+    let tick = std::fs::read(events_dir().join("aws/scheduled/daily-sweep.json")).unwrap();
+    let early = w
+        .invoke_fn(
+            FUNCTION,
+            &tick,
+            &[],
+            &[
+                ("REFLEX_DYNAMODB_TABLE", TABLE),
+                ("REFLEX_SSH_BLOCK_SECS", "3600"),
+            ],
+        )
+        .await;
+    assert!(
+        early.outcome["ignored"]
+            .as_str()
+            .unwrap()
+            .contains("no block has expired"),
+        "{}",
+        early.stdout
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let swept = w
+        .invoke_fn(FUNCTION, &tick, &[], &[("REFLEX_DYNAMODB_TABLE", TABLE)])
+        .await;
+    assert_eq!(
+        statuses(&swept),
+        [t("remove_block", "203.0.113.7", "done")],
+        "{} {}",
+        swept.stdout,
+        swept.stderr
+    );
+    let left: Vec<String> = entries(&w, &acl).await.into_iter().map(|e| e.2).collect();
+    assert!(
+        left.contains(&"192.0.2.9/32".to_string()) && left.contains(&"192.0.2.10/32".to_string())
+    );
+    assert!(!left.contains(&"203.0.113.7/32".to_string()));
+    let again = w
+        .invoke_fn(FUNCTION, &tick, &[], &[("REFLEX_DYNAMODB_TABLE", TABLE)])
+        .await;
+    assert!(
+        statuses(&again).is_empty(),
+        "the record went with the entry"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_control_messages_quiet_sources_and_bad_input_change_nothing() {
+    let w = world().await;
+    table(&w.sdk, TABLE).await;
+    let (id, acl) = instance(&w).await;
+    let before = entries(&w, &acl).await;
+    let dry = invoke(
+        &w,
+        &delivery("secure-bruteforce-rhel", &id, "a"),
+        &["--dry-run"],
+        &[],
+    )
+    .await;
+    assert_eq!(statuses(&dry), [t("deny_source", "203.0.113.7", "planned")]);
+    for fixture in [
+        "control-message",
+        "secure-below-threshold",
+        "secure-private-source",
+    ] {
+        let raw = std::fs::read(
+            events_dir()
+                .join("aws/cloudwatch-logs")
+                .join(format!("{fixture}.json")),
+        )
+        .unwrap();
+        let run = w
+            .invoke_fn(FUNCTION, &raw, &[], &[("REFLEX_DYNAMODB_TABLE", TABLE)])
+            .await;
+        assert_eq!(run.code, 0, "{fixture}: {}", run.stderr);
+        assert!(
+            run.outcome["ignored"].is_string(),
+            "{fixture}: {}",
+            run.stdout
+        );
+    }
+    assert_eq!(entries(&w, &acl).await, before);
+    let bomb = {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        gz.write_all(&vec![b' '; 9 * 1024 * 1024]).unwrap();
+        json!({"awslogs": {"data": base64::engine::general_purpose::STANDARD.encode(gz.finish().unwrap())}})
+    };
+    for (payload, says) in [
+        (b"{\"awslogs\": {\"data\": \"%%%\"}}".to_vec(), "not base64"),
+        (
+            b"{\"awslogs\": {\"data\": 5}}".to_vec(),
+            "expected a base64 string",
+        ),
+        (serde_json::to_vec(&bomb).unwrap(), "once decompressed"),
+        (b"{\"awslogs\":".to_vec(), "not valid JSON"),
+    ] {
+        let run = w.invoke_fn(FUNCTION, &payload, &[], &[]).await;
+        assert_eq!(run.code, 2, "{says}: {}", run.stdout);
+        assert_eq!(run.stderr.trim_end().lines().count(), 1);
+        assert!(run.stderr.contains(says), "{says}: {}", run.stderr);
+    }
+    assert_eq!(w.slack.requests().len(), 1, "only the dry-run's message");
+}
