@@ -33,41 +33,7 @@ async fn fleet(n: i32, tagged: bool) -> Fleet {
     let elb = aws_sdk_elasticloadbalancingv2::Client::new(&w.sdk);
     let asg = aws_sdk_autoscaling::Client::new(&w.sdk);
     table(&w.sdk, TABLE).await;
-    let image = w
-        .ec2
-        .describe_images()
-        .send()
-        .await
-        .unwrap()
-        .images
-        .unwrap()[0]
-        .image_id
-        .clone()
-        .unwrap();
-    let vpc = w
-        .ec2
-        .create_vpc()
-        .cidr_block("10.0.0.0/16")
-        .send()
-        .await
-        .unwrap()
-        .vpc
-        .unwrap()
-        .vpc_id
-        .unwrap();
-    let subnet = w
-        .ec2
-        .create_subnet()
-        .vpc_id(&vpc)
-        .cidr_block("10.0.1.0/24")
-        .availability_zone("us-east-1a")
-        .send()
-        .await
-        .unwrap()
-        .subnet
-        .unwrap()
-        .subnet_id
-        .unwrap();
+    let (vpc, subnet, image) = crate::support::network(&w.ec2, "10.0.0.0/16", "10.0.1.0/24").await;
     w.ec2
         .create_launch_template()
         .launch_template_name("lt-web")

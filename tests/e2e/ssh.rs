@@ -13,40 +13,7 @@ const TABLE: &str = "reflex-ssh";
 
 /// An instance in its own subnet; returns (instance id, NACL id).
 async fn instance(w: &World) -> (String, String) {
-    let image = w
-        .ec2
-        .describe_images()
-        .send()
-        .await
-        .unwrap()
-        .images
-        .unwrap()[0]
-        .image_id
-        .clone()
-        .unwrap();
-    let vpc = w
-        .ec2
-        .create_vpc()
-        .cidr_block("10.1.0.0/16")
-        .send()
-        .await
-        .unwrap()
-        .vpc
-        .unwrap()
-        .vpc_id
-        .unwrap();
-    let subnet = w
-        .ec2
-        .create_subnet()
-        .vpc_id(&vpc)
-        .cidr_block("10.1.1.0/24")
-        .send()
-        .await
-        .unwrap()
-        .subnet
-        .unwrap()
-        .subnet_id
-        .unwrap();
+    let (_, subnet, image) = crate::support::network(&w.ec2, "10.1.0.0/16", "10.1.1.0/24").await;
     let id = w
         .ec2
         .run_instances()

@@ -291,3 +291,39 @@ pub async fn table(sdk: &aws_config::SdkConfig, name: &str) {
         .await
         .unwrap();
 }
+
+/// A VPC and one subnet in it on moto, and an image id to launch from:
+/// `(vpc, subnet, image)`.
+pub async fn network(
+    ec2: &aws_sdk_ec2::Client,
+    cidr: &str,
+    subnet_cidr: &str,
+) -> (String, String, String) {
+    let image = ec2.describe_images().send().await.unwrap().images.unwrap()[0]
+        .image_id
+        .clone()
+        .unwrap();
+    let vpc = ec2
+        .create_vpc()
+        .cidr_block(cidr)
+        .send()
+        .await
+        .unwrap()
+        .vpc
+        .unwrap()
+        .vpc_id
+        .unwrap();
+    let subnet = ec2
+        .create_subnet()
+        .vpc_id(&vpc)
+        .cidr_block(subnet_cidr)
+        .availability_zone("us-east-1a")
+        .send()
+        .await
+        .unwrap()
+        .subnet
+        .unwrap()
+        .subnet_id
+        .unwrap();
+    (vpc, subnet, image)
+}

@@ -11,6 +11,30 @@ use reflex_core::{CloudError, GroupState, PortSpan, Protocol, RuleSpec, SgRule, 
 
 use crate::errors::classify;
 
+/// One instance by id; `None` when EC2 does not know it (or the id is malformed).
+pub async fn describe_instance(
+    client: &Client,
+    id: &str,
+) -> Result<Option<aws_sdk_ec2::types::Instance>, CloudError> {
+    let out = match client.describe_instances().instance_ids(id).send().await {
+        Ok(o) => o,
+        Err(e) => {
+            let e = classify(&e);
+            return if e.is_not_found() || e.code == "InvalidInstanceID.Malformed" {
+                Ok(None)
+            } else {
+                Err(e)
+            };
+        }
+    };
+    Ok(out
+        .reservations
+        .unwrap_or_default()
+        .into_iter()
+        .flat_map(|r| r.instances.unwrap_or_default())
+        .find(|i| i.instance_id.as_deref() == Some(id)))
+}
+
 /// The security-group operations Reflex needs. The SDK sits behind it so that the
 /// function is tested without the cloud and the client is tested on its own.
 #[async_trait]

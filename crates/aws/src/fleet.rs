@@ -169,31 +169,7 @@ impl SdkFleet {
 #[async_trait]
 impl Fleet for SdkFleet {
     async fn instance(&self, id: &str) -> Result<Option<InstanceView>, CloudError> {
-        let found = self
-            .ec2()
-            .await
-            .describe_instances()
-            .instance_ids(id)
-            .send()
-            .await;
-        let out = match found {
-            Ok(o) => o,
-            Err(e) => {
-                let e = classify(&e);
-                return if e.is_not_found() || e.code == "InvalidInstanceID.Malformed" {
-                    Ok(None)
-                } else {
-                    Err(e)
-                };
-            }
-        };
-        let Some(instance) = out
-            .reservations
-            .unwrap_or_default()
-            .into_iter()
-            .flat_map(|r| r.instances.unwrap_or_default())
-            .find(|i| i.instance_id.as_deref() == Some(id))
-        else {
+        let Some(instance) = crate::ec2::describe_instance(self.ec2().await, id).await? else {
             return Ok(None);
         };
         let tags = instance

@@ -122,30 +122,9 @@ fn inbound_of(acl: &aws_sdk_ec2::types::NetworkAcl) -> Vec<AclEntry> {
 #[async_trait]
 impl NetworkAcls for SdkAcls {
     async fn of_instance(&self, instance: &str) -> Result<Option<AclView>, CloudError> {
-        let found = self
-            .ec2()
-            .await
-            .describe_instances()
-            .instance_ids(instance)
-            .send()
-            .await;
-        let out = match found {
-            Ok(o) => o,
-            Err(e) => {
-                let e = classify(&e);
-                return if e.is_not_found() || e.code == "InvalidInstanceID.Malformed" {
-                    Ok(None)
-                } else {
-                    Err(e)
-                };
-            }
-        };
-        let Some(subnet) = out
-            .reservations
-            .unwrap_or_default()
-            .into_iter()
-            .flat_map(|r| r.instances.unwrap_or_default())
-            .find_map(|i| i.subnet_id)
+        let Some(subnet) = crate::ec2::describe_instance(self.ec2().await, instance)
+            .await?
+            .and_then(|i| i.subnet_id)
         else {
             return Ok(None);
         };

@@ -103,6 +103,17 @@ impl CloudError {
     }
 }
 
+impl From<crate::store::StoreError> for HandleError {
+    fn from(e: crate::store::StoreError) -> Self {
+        let crate::store::StoreError { message, retryable } = e;
+        if retryable {
+            Self::Retryable(format!("state store: {message}"))
+        } else {
+            Self::Fatal(format!("state store: {message}"))
+        }
+    }
+}
+
 impl From<CloudError> for HandleError {
     fn from(e: CloudError) -> Self {
         if e.is_retryable() {

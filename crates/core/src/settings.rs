@@ -117,6 +117,25 @@ pub fn flag(env: &impl Lookup, name: &'static str, default: bool) -> Result<bool
     }
 }
 
+/// A whole number from 1 to `max`; unset gives `default`.
+pub fn number(
+    env: &impl Lookup,
+    name: &'static str,
+    default: u64,
+    max: u64,
+) -> Result<u64, ConfigError> {
+    let Some(v) = env.get(name) else {
+        return Ok(default);
+    };
+    v.trim()
+        .parse::<u64>()
+        .ok()
+        .filter(|n| (1..=max).contains(n))
+        .ok_or_else(|| {
+            ConfigError::new(name, &v, format!("expected a whole number from 1 to {max}"))
+        })
+}
+
 /// A comma-separated CIDR list; unset gives `default`.
 pub fn cidrs(
     env: &impl Lookup,

@@ -104,6 +104,11 @@ impl StoreSetting {
     }
 }
 
+/// Seconds since the epoch, now.
+pub fn epoch_now() -> i64 {
+    i64::try_from(epoch_secs(SystemTime::now())).unwrap_or(i64::MAX)
+}
+
 /// Seconds since the epoch: what DynamoDB's TTL reads.
 pub fn epoch_secs(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())

@@ -19,7 +19,7 @@ use reflex_core::settings::Lookup;
 use reflex_core::store::epoch_secs;
 use reflex_core::{
     ActionRecord, ActionStatus, HandleError, Notice, NoticeState, Noticed, Outcome, ParseError,
-    Route, Store, StoreError, Target, ThreadRef,
+    Route, Store, Target, ThreadRef,
 };
 use reflex_notify::blockkit::render;
 use reflex_notify::retry::GaveUp;
@@ -161,16 +161,6 @@ pub fn parse(raw: &[u8]) -> Result<Vec<Noticed>, ParseError> {
     }
 }
 
-fn store_error(e: StoreError) -> HandleError {
-    let StoreError { message, retryable } = e;
-    let msg = format!("state store: {message}");
-    if retryable {
-        HandleError::Retryable(msg)
-    } else {
-        HandleError::Fatal(msg)
-    }
-}
-
 /// Handles one payload: parse, route, dedup, thread, post, and the outcome.
 pub async fn handle(
     deps: &Deps,
@@ -216,8 +206,7 @@ async fn burst_gate(deps: &Deps, n: &mut Notice, key: &str) -> Result<Option<Str
     let seen = deps
         .store
         .count(&format!("burst:{key}:{bucket}"), window * 2)
-        .await
-        .map_err(store_error)?;
+        .await?;
     if seen < count {
         return Ok(Some(format!(
             "denial {seen} of {count} for this principal in the current {}s window: alerting at {count}",
@@ -261,13 +250,7 @@ async fn deliver(
     }
     let dry_run = deps.config.dry_run;
     let claim = format!("delivery:{}", n.delivery_key);
-    if !dry_run
-        && !deps
-            .store
-            .claim(&claim, CLAIM_LEASE)
-            .await
-            .map_err(store_error)?
-    {
+    if !dry_run && !deps.store.claim(&claim, CLAIM_LEASE).await? {
         return Ok(Some(format!(
             "duplicate delivery ({}): already posted",
             n.delivery_key
@@ -275,7 +258,7 @@ async fn deliver(
     }
     let thread_key = n.thread_key.as_ref().map(|k| format!("thread:{k}"));
     let thread = match (&thread_key, &deps.api) {
-        (Some(k), Some(_)) => deps.store.thread(k).await.map_err(store_error)?,
+        (Some(k), Some(_)) => deps.store.thread(k).await?,
         _ => None,
     };
     let decision = decide(n, route.as_ref(), thread.as_ref());

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use reflex_core::ConfigError;
-use reflex_core::settings::{Lookup, cidrs, flag};
+use reflex_core::settings::{Lookup, cidrs, flag, number};
 use reflex_core::store::StoreSetting;
 use reflex_notify::Reporting;
 
@@ -23,24 +23,6 @@ pub struct Config {
     pub instance: Option<String>,
     pub store: StoreSetting,
     pub reporting: Reporting,
-}
-
-fn number(
-    env: &impl Lookup,
-    name: &'static str,
-    default: u64,
-    max: u64,
-) -> Result<u64, ConfigError> {
-    let Some(v) = env.get(name) else {
-        return Ok(default);
-    };
-    v.trim()
-        .parse::<u64>()
-        .ok()
-        .filter(|n| (1..=max).contains(n))
-        .ok_or_else(|| {
-            ConfigError::new(name, &v, format!("expected a whole number from 1 to {max}"))
-        })
 }
 
 fn range(env: &impl Lookup) -> Result<(i32, i32), ConfigError> {

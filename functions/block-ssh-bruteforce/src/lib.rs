@@ -19,7 +19,8 @@ use reflex_aws::logs::{self, Batch};
 use reflex_aws::nacl::{NetworkAcls, SdkAcls};
 use reflex_core::json::parse_json;
 use reflex_core::settings::Lookup;
-use reflex_core::{ActionRecord, ActionStatus, HandleError, Outcome, Store, StoreError};
+use reflex_core::store::epoch_now as now;
+use reflex_core::{ActionRecord, ActionStatus, HandleError, Outcome, Store};
 use reflex_notify::Notifier;
 use reflex_notify::message::Message;
 use reflex_runtime::Invocation;
@@ -121,25 +122,10 @@ pub struct Block {
     pub failures: usize,
 }
 
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-}
-
 fn rfc3339(epoch: i64) -> String {
     chrono::DateTime::from_timestamp(epoch, 0)
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
         .unwrap_or_default()
-}
-
-fn store_error(e: StoreError) -> HandleError {
-    let StoreError { message, retryable } = e;
-    if retryable {
-        HandleError::Retryable(format!("state store: {message}"))
-    } else {
-        HandleError::Fatal(format!("state store: {message}"))
-    }
 }
 
 fn record(
@@ -199,13 +185,7 @@ pub async fn handle(deps: &Deps, raw: &[u8], inv: &Invocation) -> Result<Outcome
     }
     let dry = deps.config.dry_run;
     let seen = seen_key(&batch);
-    if !dry
-        && !deps
-            .store
-            .claim(&seen, SEEN_LEASE)
-            .await
-            .map_err(store_error)?
-    {
+    if !dry && !deps.store.claim(&seen, SEEN_LEASE).await? {
         return Ok(Outcome::ignored(
             NAME,
             &trigger,
@@ -224,7 +204,7 @@ pub async fn handle(deps: &Deps, raw: &[u8], inv: &Invocation) -> Result<Outcome
         } else {
             deps.store.confirm(&seen, SEEN_TTL).await
         };
-        kept.map_err(store_error)?;
+        kept?;
     }
     result
 }
@@ -254,8 +234,7 @@ async fn sources(
         let earlier: Vec<i64> = deps
             .store
             .get(&key)
-            .await
-            .map_err(store_error)?
+            .await?
             .and_then(|t| serde_json::from_str(&t).ok())
             .unwrap_or_default();
         let verdict = decide(ip, &source, &earlier, &deps.config.policy);
@@ -275,10 +254,7 @@ async fn sources(
             kept.dedup();
             let text = serde_json::to_string(&kept).unwrap_or_default();
             let ttl = Duration::from_secs(u64::try_from(window).unwrap_or(300));
-            deps.store
-                .put(&key, &text, ttl)
-                .await
-                .map_err(store_error)?;
+            deps.store.put(&key, &text, ttl).await?;
         }
         let users: Vec<String> = source.users.iter().cloned().collect();
         let facts = |failures| report::Facts {
@@ -435,8 +411,7 @@ async fn block(
     let text = serde_json::to_string(&b).unwrap_or_default();
     deps.store
         .put(&format!("ssh-block/{}/{target}", view.acl), &text, ttl)
-        .await
-        .map_err(store_error)?;
+        .await?;
     out.actions.push(record(
         "deny_source",
         &target,
@@ -455,9 +430,9 @@ async fn sweep(deps: &Deps, inv: &Invocation) -> Result<Outcome, HandleError> {
     let now = now();
     let (lo, hi) = deps.config.rule_range;
     let mut removed = Vec::new();
-    for (key, text) in deps.store.list("ssh-block/").await.map_err(store_error)? {
+    for (key, text) in deps.store.list("ssh-block/").await? {
         let Ok(b) = serde_json::from_str::<Block>(&text) else {
-            deps.store.release(&key).await.map_err(store_error)?;
+            deps.store.release(&key).await?;
             continue;
         };
         if b.expires_at > now {
@@ -507,7 +482,7 @@ async fn sweep(deps: &Deps, inv: &Invocation) -> Result<Outcome, HandleError> {
             ));
         }
         if !deps.config.dry_run {
-            deps.store.release(&key).await.map_err(store_error)?;
+            deps.store.release(&key).await?;
         }
     }
     if !removed.is_empty() {

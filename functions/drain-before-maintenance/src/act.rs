@@ -11,6 +11,8 @@ use reflex_core::maintenance::Maintenance;
 use reflex_core::{ActionRecord, ActionStatus, CloudError};
 use serde_json::{Value, json};
 
+pub use reflex_core::store::epoch_now as now;
+
 use crate::Deps;
 use crate::decide::{DrainRecord, Planned, Pool, Step};
 
@@ -56,13 +58,6 @@ fn is_finish(step: &Step) -> bool {
         step,
         Step::Acknowledge { .. } | Step::CompleteLifecycle { .. }
     )
-}
-
-/// The epoch seconds now.
-pub fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 /// When a wait must end: the invocation's deadline, or the notice left (whichever

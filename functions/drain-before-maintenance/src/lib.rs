@@ -20,7 +20,7 @@ use reflex_aws::LazySdk;
 use reflex_aws::fleet::{Fleet, SdkFleet};
 use reflex_core::maintenance::{Announced, Maintenance};
 use reflex_core::settings::Lookup;
-use reflex_core::{ActionRecord, ActionStatus, HandleError, Outcome, Store, StoreError};
+use reflex_core::{ActionRecord, ActionStatus, HandleError, Outcome, Store};
 use reflex_kube::{KubeNodes, KubeSettings, Nodes};
 use reflex_notify::Notifier;
 use reflex_runtime::Invocation;
@@ -141,15 +141,6 @@ pub struct Pending {
     /// Epoch seconds from which the resume may carry on.
     pub due: i64,
     pub why: String,
-}
-
-fn store_error(e: StoreError) -> HandleError {
-    let StoreError { message, retryable } = e;
-    if retryable {
-        HandleError::Retryable(format!("state store: {message}"))
-    } else {
-        HandleError::Fatal(format!("state store: {message}"))
-    }
 }
 
 fn outcome(deps: &Deps, trigger: &str) -> Outcome {
@@ -290,14 +281,7 @@ async fn node_run(
 ) -> Result<(), HandleError> {
     let dry = deps.config.dry_run;
     let seen = seen_key(m, intent, node);
-    if dedup
-        && !dry
-        && !deps
-            .store
-            .claim(&seen, SEEN_LEASE)
-            .await
-            .map_err(store_error)?
-    {
+    if dedup && !dry && !deps.store.claim(&seen, SEEN_LEASE).await? {
         ignored.push(format!(
             "duplicate delivery of {} for {node}: already handled",
             m.id
@@ -312,7 +296,7 @@ async fn node_run(
         } else {
             deps.store.confirm(&seen, SEEN_TTL).await
         };
-        kept.map_err(store_error)?;
+        kept?;
     }
     result
 }
@@ -332,8 +316,7 @@ async fn node_act(
     let record: Option<DrainRecord> = deps
         .store
         .get(&record_key(node))
-        .await
-        .map_err(store_error)?
+        .await?
         .and_then(|v| serde_json::from_str(&v).ok());
     let seen = match observe::observe(deps, m, node, record, inv.deadline).await? {
         Ok(o) => o,
@@ -403,14 +386,8 @@ async fn node_act(
     if !deps.config.dry_run {
         match stage {
             Stage::Recovered => {
-                deps.store
-                    .release(&record_key(node))
-                    .await
-                    .map_err(store_error)?;
-                deps.store
-                    .release(&pending_key(node))
-                    .await
-                    .map_err(store_error)?;
+                deps.store.release(&record_key(node)).await?;
+                deps.store.release(&pending_key(node)).await?;
             }
             _ => {
                 rec.status = if run.stop.is_none() {
@@ -419,17 +396,10 @@ async fn node_act(
                     "draining".into()
                 };
                 let text = serde_json::to_string(&rec).unwrap_or_default();
-                deps.store
-                    .put(&record_key(node), &text, RECORD_TTL)
-                    .await
-                    .map_err(store_error)?;
+                deps.store.put(&record_key(node), &text, RECORD_TTL).await?;
                 match &run.stop {
                     Some(act::Stop::Deferred(why)) => save_pending(deps, m, node, now, why).await?,
-                    _ => deps
-                        .store
-                        .release(&pending_key(node))
-                        .await
-                        .map_err(store_error)?,
+                    _ => deps.store.release(&pending_key(node)).await?,
                 }
             }
         }
@@ -468,10 +438,7 @@ async fn save_pending(
         Duration::from_secs(u64::try_from(nb - act::now() + 86_400).unwrap_or(86_400))
     });
     let text = serde_json::to_string(&p).unwrap_or_default();
-    deps.store
-        .put(&pending_key(node), &text, keep)
-        .await
-        .map_err(store_error)
+    Ok(deps.store.put(&pending_key(node), &text, keep).await?)
 }
 
 async fn notify(
@@ -496,12 +463,12 @@ async fn resume(deps: &Deps, trigger: &str, inv: &Invocation) -> Result<Outcome,
     let mut ignored = Vec::new();
     let mut observed = Vec::new();
     let now = act::now();
-    let pending = deps.store.list("pending/").await.map_err(store_error)?;
+    let pending = deps.store.list("pending/").await?;
     let mut due = 0;
     for (key, text) in pending {
         let Ok(p) = serde_json::from_str::<Pending>(&text) else {
             tracing::warn!(key = %key, "Unreadable pending drain dropped");
-            deps.store.release(&key).await.map_err(store_error)?;
+            deps.store.release(&key).await?;
             continue;
         };
         if p.due > now {
@@ -526,9 +493,9 @@ async fn resume(deps: &Deps, trigger: &str, inv: &Invocation) -> Result<Outcome,
         if !deps.config.dry_run {
             // Ran (or was ignored): the record now says what is left, and a new
             // deferral wrote a fresh pending entry (a later due time).
-            let still = deps.store.get(&key).await.map_err(store_error)?;
+            let still = deps.store.get(&key).await?;
             if still.as_deref() == Some(text.as_str()) {
-                deps.store.release(&key).await.map_err(store_error)?;
+                deps.store.release(&key).await?;
             }
         }
     }
