@@ -350,3 +350,74 @@ async fn dry_run_control_messages_quiet_sources_and_bad_input_change_nothing() {
     }
     assert_eq!(w.slack.requests().len(), 1, "only the dry-run's message");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wafv2_ip_set_can_be_the_block_list_instead_of_the_acl() {
+    let w = world().await;
+    table(&w.sdk, TABLE).await;
+    let (id, acl) = instance(&w).await;
+    let waf = aws_sdk_wafv2::Client::new(&w.sdk);
+    let set = waf
+        .create_ip_set()
+        .name("reflex-ssh")
+        .scope(aws_sdk_wafv2::types::Scope::Regional)
+        .ip_address_version(aws_sdk_wafv2::types::IpAddressVersion::Ipv4)
+        .addresses("192.0.2.1/32")
+        .send()
+        .await
+        .unwrap()
+        .summary
+        .unwrap();
+    let arn = set.arn.unwrap();
+    let addresses = || async {
+        let mut v = waf
+            .get_ip_set()
+            .name("reflex-ssh")
+            .id(set.id.clone().unwrap())
+            .scope(aws_sdk_wafv2::types::Scope::Regional)
+            .send()
+            .await
+            .unwrap()
+            .ip_set
+            .unwrap()
+            .addresses;
+        v.sort();
+        v
+    };
+    let before = entries(&w, &acl).await;
+    let env = [
+        ("REFLEX_SSH_WAF_IPSET_ARN", arn.as_str()),
+        ("REFLEX_SSH_BLOCK_SECS", "1"),
+    ];
+    let run = invoke(&w, &delivery("secure-bruteforce-rhel", &id, "a"), &[], &env).await;
+    assert_eq!(
+        statuses(&run),
+        [t("deny_source", "203.0.113.7", "done")],
+        "{} {}",
+        run.stdout,
+        run.stderr
+    );
+    assert_eq!(addresses().await, ["192.0.2.1/32", "203.0.113.7/32"]);
+    assert_eq!(entries(&w, &acl).await, before, "the ACL is not touched");
+    let again = invoke(&w, &delivery("secure-bruteforce-rhel", &id, "b"), &[], &env).await;
+    assert_eq!(
+        statuses(&again),
+        [t("deny_source", "203.0.113.7", "skipped")]
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let tick = std::fs::read(events_dir().join("aws/scheduled/daily-sweep.json")).unwrap();
+    let mut sweep_env = vec![("REFLEX_DYNAMODB_TABLE", TABLE)];
+    sweep_env.extend_from_slice(&env);
+    let swept = w.invoke_fn(FUNCTION, &tick, &[], &sweep_env).await;
+    assert_eq!(
+        statuses(&swept),
+        [t("remove_block", "203.0.113.7", "done")],
+        "{}",
+        swept.stdout
+    );
+    assert_eq!(
+        addresses().await,
+        ["192.0.2.1/32"],
+        "someone else's address stays"
+    );
+}

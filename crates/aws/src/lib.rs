@@ -10,6 +10,7 @@ pub mod maintenance;
 pub mod nacl;
 pub mod notices;
 pub mod secrets;
+pub mod waf;
 
 /// Loads the SDK configuration once per cold start: the standard credential chain,
 /// region, retry (standard mode) and `AWS_ENDPOINT_URL` (how tests reach moto).

@@ -21,6 +21,9 @@ pub struct Config {
     pub block_for: Duration,
     /// `REFLEX_SSH_INSTANCE_ID`: the instance when the log stream is not named by it.
     pub instance: Option<String>,
+    /// `REFLEX_SSH_WAF_IPSET_ARN`: block by adding the source to this WAFv2 IP set
+    /// instead of the subnet's network ACL.
+    pub waf: Option<reflex_aws::waf::IpSetRef>,
     pub store: StoreSetting,
     pub reporting: Reporting,
 }
@@ -50,7 +53,18 @@ impl Config {
                 "expected an instance id (i-…)",
             ));
         }
+        let waf = match env.get("REFLEX_SSH_WAF_IPSET_ARN") {
+            None => None,
+            Some(arn) => Some(reflex_aws::waf::IpSetRef::parse(&arn).ok_or_else(|| {
+                ConfigError::new(
+                    "REFLEX_SSH_WAF_IPSET_ARN",
+                    &arn,
+                    "expected an IP set ARN, arn:aws:wafv2:REGION:ACCOUNT:regional/ipset/NAME/ID",
+                )
+            })?),
+        };
         Ok(Self {
+            waf,
             dry_run: flag(env, "REFLEX_DRY_RUN", false)?,
             policy: Policy {
                 max_failures: usize::try_from(number(env, "REFLEX_SSH_MAX_FAILURES", 10, 100_000)?)
@@ -95,6 +109,7 @@ mod tests {
             ("REFLEX_SSH_WINDOW_SECS", "a", "from 1"),
             ("REFLEX_SSH_INSTANCE_ID", "web-1", "instance id"),
             ("REFLEX_ALLOWED_CIDRS", "office", "CIDR"),
+            ("REFLEX_SSH_WAF_IPSET_ARN", "reflex-ssh", "IP set ARN"),
         ] {
             let e = Config::from_lookup(&env(&[(name, value)]))
                 .err()

@@ -17,6 +17,7 @@ use std::time::Duration;
 use reflex_aws::LazySdk;
 use reflex_aws::logs::{self, Batch};
 use reflex_aws::nacl::{NetworkAcls, SdkAcls};
+use reflex_aws::waf::{IpSets, SdkIpSets};
 use reflex_core::json::parse_json;
 use reflex_core::settings::Lookup;
 use reflex_core::store::epoch_now as now;
@@ -49,6 +50,7 @@ const RECORD_GRACE: Duration = Duration::from_secs(86_400);
 pub struct Deps {
     pub config: Config,
     pub acls: Arc<dyn NetworkAcls>,
+    pub ip_sets: Arc<dyn IpSets>,
     pub store: Arc<dyn Store>,
     pub notifiers: Vec<Arc<dyn Notifier>>,
 }
@@ -74,7 +76,8 @@ impl Deps {
         let notifiers = config.reporting.notifiers(&sdk).await;
         Ok(Self {
             config,
-            acls: Arc::new(SdkAcls::new(sdk)),
+            acls: Arc::new(SdkAcls::new(sdk.clone())),
+            ip_sets: Arc::new(SdkIpSets::new(sdk)),
             store,
             notifiers,
         })
@@ -112,6 +115,9 @@ fn instance_of(config: &Config, stream: &str) -> Option<String> {
 /// One block, kept until the sweep removes it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Block {
+    /// `nacl` (the entry `rule` of ACL `acl`) or `wafv2` (IP set ARN `acl`).
+    #[serde(default = "nacl")]
+    pub target: String,
     pub ip: String,
     pub cidr: String,
     pub acl: String,
@@ -120,6 +126,18 @@ pub struct Block {
     /// Epoch seconds.
     pub expires_at: i64,
     pub failures: usize,
+}
+
+fn nacl_action(cidr: &str, acl: &str, rule: i32) -> String {
+    format!("DENY all from {cidr} in {acl}, rule {rule}")
+}
+
+fn waf_action(cidr: &str, arn: &str) -> String {
+    format!("{cidr} added to the WAFv2 IP set {arn}")
+}
+
+fn nacl() -> String {
+    "nacl".into()
 }
 
 fn rfc3339(epoch: i64) -> String {
@@ -286,15 +304,11 @@ async fn sources(
                 notify(deps, &msg, inv, &mut out).await;
             }
             Verdict::Block { failures } => {
-                if let Some(msg) = block(deps, ip, failures, instance.as_deref(), &mut out).await? {
-                    let (acl, rule, expires) = msg;
-                    let m = report::blocked(
-                        &facts(failures),
-                        &acl,
-                        rule,
-                        &expires,
-                        deps.config.dry_run,
-                    );
+                if let Some((action, expires)) =
+                    block(deps, ip, failures, instance.as_deref(), &mut out).await?
+                {
+                    let m =
+                        report::blocked(&facts(failures), &action, &expires, deps.config.dry_run);
                     notify(deps, &m, inv, &mut out).await;
                 }
             }
@@ -325,7 +339,7 @@ async fn block(
     failures: usize,
     instance: Option<&str>,
     out: &mut Outcome,
-) -> Result<Option<(String, i32, String)>, HandleError> {
+) -> Result<Option<(String, String)>, HandleError> {
     let cidr = decide::cidr(ip);
     let target = ip.to_string();
     let skip = |out: &mut Outcome, reason: String| {
@@ -337,6 +351,9 @@ async fn block(
             reason,
         ));
     };
+    if let Some(set) = &deps.config.waf {
+        return block_in_ip_set(deps, set, ip, failures, instance, out).await;
+    }
     let Some(instance) = instance else {
         skip(
             out,
@@ -389,7 +406,10 @@ async fn block(
             ActionStatus::Planned,
             reason,
         ));
-        return Ok(Some((view.acl, rule, rfc3339(expires_at))));
+        return Ok(Some((
+            nacl_action(&cidr, &view.acl, rule),
+            rfc3339(expires_at),
+        )));
     }
     if let Err(e) = deps.acls.deny(&view.acl, rule, &cidr).await {
         let mut r = record("deny_source", &target, detail, ActionStatus::Failed, reason);
@@ -399,6 +419,7 @@ async fn block(
         return Ok(None);
     }
     let b = Block {
+        target: nacl(),
         ip: target.clone(),
         cidr: cidr.clone(),
         acl: view.acl.clone(),
@@ -419,7 +440,120 @@ async fn block(
         ActionStatus::Done,
         reason,
     ));
-    Ok(Some((view.acl, rule, rfc3339(expires_at))))
+    Ok(Some((
+        nacl_action(&cidr, &view.acl, rule),
+        rfc3339(expires_at),
+    )))
+}
+
+/// The WAFv2 alternative: the source's CIDR joins the IP set (once).
+async fn block_in_ip_set(
+    deps: &Deps,
+    set: &reflex_aws::waf::IpSetRef,
+    ip: IpAddr,
+    failures: usize,
+    instance: Option<&str>,
+    out: &mut Outcome,
+) -> Result<Option<(String, String)>, HandleError> {
+    let cidr = decide::cidr(ip);
+    let target = ip.to_string();
+    let expires_at = now() + i64::try_from(deps.config.block_for.as_secs()).unwrap_or(86_400);
+    let detail = json!({"cidr": cidr, "ip_set": set.arn, "expires_at": rfc3339(expires_at)});
+    let reason = format!(
+        "{failures} failed SSH logins within {} s",
+        deps.config.policy.window_secs
+    );
+    let present = deps
+        .ip_sets
+        .addresses(set)
+        .await?
+        .iter()
+        .any(|a| a.eq_ignore_ascii_case(&cidr));
+    if present {
+        out.actions.push(record(
+            "deny_source",
+            &target,
+            detail,
+            ActionStatus::Skipped,
+            format!("already in {}", set.name),
+        ));
+        return Ok(None);
+    }
+    if deps.config.dry_run {
+        out.actions.push(record(
+            "deny_source",
+            &target,
+            detail,
+            ActionStatus::Planned,
+            reason,
+        ));
+        return Ok(Some((waf_action(&cidr, &set.arn), rfc3339(expires_at))));
+    }
+    if let Err(e) = deps.ip_sets.add(set, &cidr).await {
+        let mut r = record("deny_source", &target, detail, ActionStatus::Failed, reason);
+        r.retryable = e.is_retryable();
+        r.error = Some(e.to_string());
+        out.actions.push(r);
+        return Ok(None);
+    }
+    let b = Block {
+        target: "wafv2".into(),
+        ip: target.clone(),
+        cidr: cidr.clone(),
+        acl: set.arn.clone(),
+        rule: 0,
+        instance: instance.unwrap_or_default().to_string(),
+        expires_at,
+        failures,
+    };
+    let text = serde_json::to_string(&b).unwrap_or_default();
+    deps.store
+        .put(
+            &format!("ssh-block/{}/{target}", set.name),
+            &text,
+            deps.config.block_for + RECORD_GRACE,
+        )
+        .await?;
+    out.actions.push(record(
+        "deny_source",
+        &target,
+        detail,
+        ActionStatus::Done,
+        reason,
+    ));
+    Ok(Some((waf_action(&cidr, &set.arn), rfc3339(expires_at))))
+}
+
+/// Whether the block is still in place as Reflex made it: the same DENY entry in
+/// the rule range, or the address still in the IP set.
+async fn still_ours(deps: &Deps, b: &Block) -> Result<bool, HandleError> {
+    if b.target == "wafv2" {
+        let Some(set) = reflex_aws::waf::IpSetRef::parse(&b.acl) else {
+            return Ok(false);
+        };
+        return Ok(deps
+            .ip_sets
+            .addresses(&set)
+            .await?
+            .iter()
+            .any(|a| a.eq_ignore_ascii_case(&b.cidr)));
+    }
+    let (lo, hi) = deps.config.rule_range;
+    Ok((lo..=hi).contains(&b.rule)
+        && deps
+            .acls
+            .inbound(&b.acl)
+            .await?
+            .unwrap_or_default()
+            .iter()
+            .any(|e| e.rule_number == b.rule && e.action == "deny" && e.cidr == b.cidr))
+}
+
+async fn unblock(deps: &Deps, b: &Block) -> Result<(), reflex_core::CloudError> {
+    match reflex_aws::waf::IpSetRef::parse(&b.acl).filter(|_| b.target == "wafv2") {
+        Some(set) => deps.ip_sets.remove(&set, &b.cidr).await.map(|_| ()),
+        None => deps.acls.remove(&b.acl, b.rule).await,
+    }
 }
 
 /// Removes expired blocks: only entries that are Reflex's (in the rule range,
@@ -428,7 +562,6 @@ async fn sweep(deps: &Deps, inv: &Invocation) -> Result<Outcome, HandleError> {
     let mut out = Outcome::ignored(NAME, "aws.events/Scheduled Event", deps.config.dry_run, "");
     out.ignored = None;
     let now = now();
-    let (lo, hi) = deps.config.rule_range;
     let mut removed = Vec::new();
     for (key, text) in deps.store.list("ssh-block/").await? {
         let Ok(b) = serde_json::from_str::<Block>(&text) else {
@@ -439,14 +572,7 @@ async fn sweep(deps: &Deps, inv: &Invocation) -> Result<Outcome, HandleError> {
             continue;
         }
         let detail = json!({"cidr": b.cidr, "acl": b.acl, "rule_number": b.rule, "expired_at": rfc3339(b.expires_at)});
-        let entry_is_ours = (lo..=hi).contains(&b.rule)
-            && deps
-                .acls
-                .inbound(&b.acl)
-                .await?
-                .unwrap_or_default()
-                .iter()
-                .any(|e| e.rule_number == b.rule && e.action == "deny" && e.cidr == b.cidr);
+        let entry_is_ours = still_ours(deps, &b).await?;
         let reason = "the block expired".to_string();
         if !entry_is_ours {
             out.actions.push(record(
@@ -465,7 +591,7 @@ async fn sweep(deps: &Deps, inv: &Invocation) -> Result<Outcome, HandleError> {
                 reason,
             ));
             continue;
-        } else if let Err(e) = deps.acls.remove(&b.acl, b.rule).await {
+        } else if let Err(e) = unblock(deps, &b).await {
             let mut r = record("remove_block", &b.ip, detail, ActionStatus::Failed, reason);
             r.retryable = e.is_retryable();
             r.error = Some(e.to_string());

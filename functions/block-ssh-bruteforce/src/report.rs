@@ -43,16 +43,10 @@ fn fields(f: &Facts<'_>) -> Vec<(String, String)> {
     ]
 }
 
-/// A block done (or, in dry-run, planned), with its NACL entry and expiry.
-pub fn blocked(f: &Facts<'_>, acl: &str, rule: i32, expires: &str, dry_run: bool) -> Message {
+/// A block done (or, in dry-run, planned): what was changed, and its expiry.
+pub fn blocked(f: &Facts<'_>, action: &str, expires: &str, dry_run: bool) -> Message {
     let mut fields = fields(f);
-    fields.push((
-        "Action".into(),
-        format!(
-            "DENY all from {} in {acl}, rule {rule}",
-            crate::decide::cidr(f.ip)
-        ),
-    ));
+    fields.push(("Action".into(), action.to_string()));
     fields.push(("Expires".into(), expires.to_string()));
     Message {
         severity: if dry_run {
@@ -68,7 +62,7 @@ pub fn blocked(f: &Facts<'_>, acl: &str, rule: i32, expires: &str, dry_run: bool
         ),
         banner: dry_run.then(|| "DRY RUN: nothing was changed".to_string()),
         summary: format!(
-            "{} failed SSH logins from {} within {} s. Reflex denies it in the subnet's network ACL until {expires}.",
+            "{} failed SSH logins from {} within {} s. Reflex blocks it until {expires}.",
             f.failures, f.ip, f.window_secs
         ),
         fields,
