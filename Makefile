@@ -8,7 +8,7 @@ CARGO ?= cargo
 
 help:
 	@echo "make demo    - close-open-ports on AWS (moto) and Azure (host + ARM stand-in), an alert-to-slack thread, a spot warning drained on moto, reflex-agent draining for an Azure Redeploy"
-	@echo "make test    - install test tools, then fmt, clippy, unit/e2e tests, SAM template checks"
+	@echo "make test    - install test tools, then fmt, clippy, unit/e2e tests, SAM/Azure template checks, the CDK app's tests and synth"
 	@echo "make lint    - cargo fmt --check and clippy -D warnings"
 	@echo "make bench   - release build: cold start, peak RSS, binary and zip sizes (close-open-ports, alert-to-slack), host throughput"
 	@echo "make package - arm64 Lambda zips with cargo lambda (for sam deploy without sam build)"
@@ -54,6 +54,7 @@ test: tools lint
 	$(PY) tests/templates/check_azure_template.py
 	$(PY) tests/templates/check_azure_template.py --self-test
 	$(CHECKOV_VENV)/bin/checkov -f infra/azure/azuredeploy.json --framework arm --compact --quiet --skip-download
+	infra/cdk/check.sh
 
 demo: tools
 	$(CARGO) build -p reflex-cli -p reflex-testkit -p reflex-azure-host -p reflex-agent

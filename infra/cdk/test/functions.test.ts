@@ -1,0 +1,236 @@
+// The four functions: runtime, architecture, handler, sizes, logging, environment, async
+// invocation settings and dead-letter queues.
+
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+
+import { BINARIES, Json, mustFn, ofType, refId, synth } from './helpers';
+
+const EXPECTED: Record<string, { memory: number; timeout: number; env: Record<string, string | 'TABLE'> }> = {
+  'close-open-ports': {
+    memory: 128,
+    timeout: 60,
+    env: {
+      REFLEX_DRY_RUN: 'false',
+      REFLEX_FORBIDDEN_PORTS: '22,3389',
+      REFLEX_ALLOWED_CIDRS: '',
+      REFLEX_EXEMPT_TAG: 'reflex:exempt=true',
+      REFLEX_SLACK_WEBHOOK_SECRET: '',
+      REFLEX_SNS_TOPIC_ARN: '',
+      REFLEX_REAUTHORIZE_REMAINDER: 'false',
+    },
+  },
+  'alert-to-slack': {
+    memory: 128,
+    timeout: 120,
+    env: {
+      REFLEX_DRY_RUN: 'false',
+      REFLEX_SLACK_WEBHOOK_SECRET: '',
+      REFLEX_SLACK_BOT_TOKEN_SECRET: '',
+      REFLEX_SLACK_CHANNEL: '',
+      REFLEX_SLACK_ROUTES: '',
+      REFLEX_DYNAMODB_TABLE: 'TABLE',
+      REFLEX_DENIED_BURST: '5/300',
+      REFLEX_SNS_TOPIC_ARN: '',
+    },
+  },
+  'drain-before-maintenance': {
+    memory: 128,
+    timeout: 900,
+    env: {
+      REFLEX_DRY_RUN: 'false',
+      REFLEX_DYNAMODB_TABLE: 'TABLE',
+      REFLEX_DRAIN_POLICY: '',
+      REFLEX_DRAIN_TAG: 'reflex:drain=true',
+      REFLEX_DRAIN_MAX_CONCURRENT: '1',
+      REFLEX_SLACK_WEBHOOK_SECRET: '',
+      REFLEX_SNS_TOPIC_ARN: '',
+    },
+  },
+  'block-ssh-bruteforce': {
+    memory: 128,
+    timeout: 60,
+    env: {
+      REFLEX_DRY_RUN: 'false',
+      REFLEX_DYNAMODB_TABLE: 'TABLE',
+      REFLEX_ALLOWED_CIDRS: '',
+      REFLEX_SSH_MAX_FAILURES: '10',
+      REFLEX_SSH_WINDOW_SECS: '300',
+      REFLEX_SSH_BLOCK_SECS: '86400',
+      REFLEX_NACL_RULE_RANGE: '50-99',
+      REFLEX_SSH_BLOCK_PRIVATE: 'false',
+      REFLEX_SLACK_WEBHOOK_SECRET: '',
+      REFLEX_SNS_TOPIC_ARN: '',
+    },
+  },
+};
+
+/** Which table each function's REFLEX_DYNAMODB_TABLE must name (by the table's tag). */
+const TABLE_OF: Record<string, string> = {
+  'alert-to-slack': 'alert-to-slack',
+  'drain-before-maintenance': 'drain-before-maintenance',
+  'block-ssh-bruteforce': 'alert-to-slack', // block records live in alert-to-slack's table
+};
+
+function tableTagged(json: Json, fn: string): string {
+  const found = ofType(json, 'AWS::DynamoDB::Table').filter(([, r]) =>
+    r.Properties.Tags.some((t: Json) => t.Key === 'reflex:function' && t.Value === fn),
+  );
+  assert.equal(found.length, 1, `one table tagged ${fn}`);
+  return found[0][0];
+}
+
+describe('functions', () => {
+  const { json } = synth();
+
+  it('deploys exactly the four functions', () => {
+    const fns = ofType(json, 'AWS::Lambda::Function');
+    assert.equal(fns.length, 4);
+    for (const b of BINARIES) mustFn(json, b);
+  });
+
+  for (const binary of BINARIES) {
+    describe(binary, () => {
+      const exp = EXPECTED[binary];
+
+      it('is provided.al2023 on arm64 with handler bootstrap, its memory and timeout', () => {
+        const [, fn] = mustFn(json, binary);
+        const p = fn.Properties;
+        assert.equal(p.Runtime, 'provided.al2023');
+        assert.deepEqual(p.Architectures, ['arm64']);
+        assert.equal(p.Handler, 'bootstrap');
+        assert.equal(p.MemorySize, exp.memory);
+        assert.equal(p.Timeout, exp.timeout);
+        assert.equal(typeof p.Description, 'string');
+        // Code is an asset (the cargo lambda bundle at deploy time).
+        assert.ok(p.Code.S3Bucket && p.Code.S3Key, 'code from the asset bucket');
+      });
+
+      it('has exactly its environment variables', () => {
+        const [, fn] = mustFn(json, binary);
+        const vars = fn.Properties.Environment.Variables;
+        const expected: Record<string, unknown> = { ...exp.env };
+        for (const [k, v] of Object.entries(expected)) {
+          if (v === 'TABLE') expected[k] = { Ref: tableTagged(json, TABLE_OF[binary]) };
+        }
+        assert.deepEqual(vars, expected);
+      });
+
+      it('logs JSON to its own log group, INFO / WARN, with the retention', () => {
+        const [, fn] = mustFn(json, binary);
+        const lc = fn.Properties.LoggingConfig;
+        assert.equal(lc.LogFormat, 'JSON');
+        assert.equal(lc.ApplicationLogLevel, 'INFO');
+        assert.equal(lc.SystemLogLevel, 'WARN');
+        const lg = json.Resources[refId(lc.LogGroup)!];
+        assert.equal(lg.Type, 'AWS::Logs::LogGroup');
+        assert.deepEqual(lg.Properties.LogGroupName, {
+          'Fn::Join': ['', ['/aws/lambda/', { Ref: 'AWS::StackName' }, `/${binary}`]],
+        });
+        assert.equal(lg.Properties.RetentionInDays, 30);
+        assert.equal(lg.DeletionPolicy, 'Delete');
+        assert.equal(lg.UpdateReplacePolicy, 'Delete');
+      });
+
+      it('has an encrypted SQS dead-letter queue (DeadLetterConfig) that exists', () => {
+        const [, fn] = mustFn(json, binary);
+        const target = fn.Properties.DeadLetterConfig?.TargetArn;
+        assert.ok(target, 'DeadLetterConfig.TargetArn');
+        assert.equal(target['Fn::GetAtt'][1], 'Arn');
+        const q = json.Resources[refId(target)!];
+        assert.equal(q?.Type, 'AWS::SQS::Queue', 'the DLQ is a queue of this stack');
+        assert.equal(q.Properties.SqsManagedSseEnabled, true);
+        assert.equal(q.Properties.MessageRetentionPeriod, 1209600);
+      });
+
+      it('retries async invocations twice within an hour', () => {
+        const [id] = mustFn(json, binary);
+        const cfgs = ofType(json, 'AWS::Lambda::EventInvokeConfig').filter(
+          ([, r]) => refId(r.Properties.FunctionName) === id,
+        );
+        assert.equal(cfgs.length, 1);
+        assert.equal(cfgs[0][1].Properties.MaximumRetryAttempts, 2);
+        assert.equal(cfgs[0][1].Properties.MaximumEventAgeInSeconds, 3600);
+        assert.equal(cfgs[0][1].Properties.Qualifier, '$LATEST');
+      });
+
+      it('is not in a VPC by default', () => {
+        const [, fn] = mustFn(json, binary);
+        assert.equal(fn.Properties.VpcConfig, undefined);
+      });
+    });
+  }
+
+  it('gives every function its own DLQ', () => {
+    const dlqs = BINARIES.map((b) => refId(mustFn(json, b)[1].Properties.DeadLetterConfig.TargetArn));
+    assert.equal(new Set(dlqs).size, 4);
+  });
+
+  it('creates the two state tables: key pk, TTL expires_at, on-demand, SSE, PITR, deleted with the stack', () => {
+    const tables = ofType(json, 'AWS::DynamoDB::Table');
+    assert.equal(tables.length, 2);
+    for (const [, t] of tables) {
+      assert.deepEqual(t.Properties.KeySchema, [{ AttributeName: 'pk', KeyType: 'HASH' }]);
+      assert.deepEqual(t.Properties.AttributeDefinitions, [{ AttributeName: 'pk', AttributeType: 'S' }]);
+      assert.deepEqual(t.Properties.TimeToLiveSpecification, { AttributeName: 'expires_at', Enabled: true });
+      assert.equal(t.Properties.BillingMode, 'PAY_PER_REQUEST');
+      assert.deepEqual(t.Properties.SSESpecification, { SSEEnabled: true });
+      assert.deepEqual(t.Properties.PointInTimeRecoverySpecification, { PointInTimeRecoveryEnabled: true });
+      assert.equal(t.DeletionPolicy, 'Delete');
+    }
+  });
+
+  it('feeds settings from context into the environment', () => {
+    const { json: j } = synth({
+      dryRun: 'true',
+      forbiddenPorts: '22,5432-5433',
+      allowedCidrs: '203.0.113.0/24',
+      snsTopicArn: 'arn:aws:sns:eu-west-1:123456789012:reports',
+      slackWebhookSecret: '/reflex/slack-webhook',
+      drainMaxConcurrent: '3',
+      kubeApiUrl: 'https://k8s.example.com',
+      sshMaxFailures: '5',
+      sshWindowSecs: '60',
+      sshBlockSecs: '3600',
+      naclRuleRange: '10-20',
+      sshBlockPrivate: 'true',
+      logRetentionInDays: '7',
+    });
+    const env = (b: string) => mustFn(j, b)[1].Properties.Environment.Variables;
+    for (const b of BINARIES) {
+      assert.equal(env(b).REFLEX_DRY_RUN, 'true', b);
+      assert.equal(env(b).REFLEX_SNS_TOPIC_ARN, 'arn:aws:sns:eu-west-1:123456789012:reports', b);
+      assert.equal(env(b).REFLEX_SLACK_WEBHOOK_SECRET, '/reflex/slack-webhook', b);
+    }
+    assert.equal(env('close-open-ports').REFLEX_FORBIDDEN_PORTS, '22,5432-5433');
+    assert.equal(env('close-open-ports').REFLEX_ALLOWED_CIDRS, '203.0.113.0/24');
+    assert.equal(env('block-ssh-bruteforce').REFLEX_ALLOWED_CIDRS, '203.0.113.0/24');
+    assert.equal(env('drain-before-maintenance').REFLEX_DRAIN_MAX_CONCURRENT, '3');
+    assert.equal(env('drain-before-maintenance').REFLEX_KUBE_API_URL, 'https://k8s.example.com');
+    assert.deepEqual(
+      [
+        env('block-ssh-bruteforce').REFLEX_SSH_MAX_FAILURES,
+        env('block-ssh-bruteforce').REFLEX_SSH_WINDOW_SECS,
+        env('block-ssh-bruteforce').REFLEX_SSH_BLOCK_SECS,
+        env('block-ssh-bruteforce').REFLEX_NACL_RULE_RANGE,
+        env('block-ssh-bruteforce').REFLEX_SSH_BLOCK_PRIVATE,
+      ],
+      ['5', '60', '3600', '10-20', 'true'],
+    );
+    for (const [, lg] of ofType(j, 'AWS::Logs::LogGroup')) assert.equal(lg.Properties.RetentionInDays, 7);
+  });
+
+  it('sets REFLEX_KUBE_API_URL only when kubeApiUrl is given', () => {
+    assert.ok(!('REFLEX_KUBE_API_URL' in mustFn(json, 'drain-before-maintenance')[1].Properties.Environment.Variables));
+  });
+
+  it('has no CloudFormation parameters but the CDK bootstrap version', () => {
+    assert.deepEqual(Object.keys(json.Parameters ?? {}), ['BootstrapVersion']);
+  });
+
+  it('is environment-agnostic', () => {
+    const { stack } = synth();
+    assert.deepEqual(stack.resolve(stack.account), { Ref: 'AWS::AccountId' });
+    assert.deepEqual(stack.resolve(stack.region), { Ref: 'AWS::Region' });
+  });
+});
