@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Checks infra/azure/azuredeploy.json (ARM) for the Reflex function app (close-open-ports, alert-to-slack,
-drain-before-maintenance).
+drain-before-maintenance) and its optional VNet integration.
 
     python3 tests/templates/check_azure_template.py                    # check the template
     python3 tests/templates/check_azure_template.py --template PATH    # check another copy
@@ -100,7 +100,8 @@ PARAMETER_SETTINGS = {
 EXPECTED_DEFAULTS = {"dryRun": "true", "forbiddenPorts": "22,3389", "exemptTag": "reflex:exempt=true",
                      "webhookToken": "", "planSku": "Y1",
                      "alertTableName": "reflexalerts", "slackBotToken": "", "slackChannel": "", "slackRoutes": "",
-                     "drainLbPools": "", "drainPolicy": "", "drainTag": "reflex:drain=true", "drainMaxConcurrent": 1}
+                     "drainLbPools": "", "drainPolicy": "", "drainTag": "reflex:drain=true", "drainMaxConcurrent": 1,
+                     "vnetSubnetId": ""}
 SECURE_PARAMETERS = {"slackWebhookUrl", "webhookToken", "slackBotToken"}
 PREMIUM_ONLY_SETTINGS = {"WEBSITE_CONTENTAZUREFILECONNECTIONSTRING"}
 
@@ -112,6 +113,8 @@ EXPECTED_DEFAULTS["drainVmScope"] = RG_ID  # [resourceGroup().id]: VM names reso
 SAMPLE_ARGS = {
     "slackWebhookUrl": "https://hooks.slack.example/services/T000/B000/XXXX",
 }
+# A subnet for regional VNet integration (delegated to Microsoft.Web/serverFarms).
+VNET_SUBNET = f"{RG_ID}/providers/Microsoft.Network/virtualNetworks/vnet-reflex/subnets/functions"
 
 
 class CheckFailed(Exception):
@@ -305,6 +308,15 @@ def _list_keys(env: Env, rid: str, api: str) -> dict:
     }
 
 
+def _json(env: Env, text: Any) -> Any:
+    # ARM fails the deployment on text that is not JSON; the template uses that on purpose
+    # (vnetSubnetId on Y1), so the error carries the text.
+    try:
+        return json.loads(text)
+    except (TypeError, json.JSONDecodeError):
+        raise EvalError(f"json({text!r}): not valid JSON; ARM stops the deployment here")
+
+
 def _reference(env: Env, rid: str, api: str | None = None, full: str | None = None) -> dict:
     name = rid.rstrip("/").split("/")[-1]
     props = {"defaultHostName": f"{name}.azurewebsites.net", "principalId": None}
@@ -329,7 +341,7 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "tolower": lambda env, a: str(a).lower(),
     "toupper": lambda env, a: str(a).upper(),
     "uricomponent": lambda env, a: quote(str(a), safe=""),
-    "json": lambda env, a: json.loads(a),
+    "json": _json,
     "true": lambda env: True,
     "false": lambda env: False,
     "string": lambda env, a: a if isinstance(a, str) else json.dumps(a),
@@ -838,6 +850,47 @@ def _(ctx: Ctx) -> None:
         require("fnkey" not in str(v) and "storagekey" not in str(v) and "code=" not in str(v), f"output {k} carries a key")
 
 
+def site_network(env: Env, t: dict) -> tuple[Any, Any, Any]:
+    """(virtualNetworkSubnetId, siteConfig.vnetRouteAllEnabled, outboundVnetRouting) of the app."""
+    site = one(t, "Microsoft.Web/sites")
+    p = site.get("properties", {})
+    sc = p.get("siteConfig", {})
+    return (env.value(p.get("virtualNetworkSubnetId")), env.value(sc.get("vnetRouteAllEnabled")),
+            env.value(p.get("outboundVnetRouting")))
+
+
+@check("VNet integration: none by default; with vnetSubnetId on EP1 the app joins that subnet (virtualNetworkSubnetId) and routes "
+       "all outbound traffic into it (siteConfig.vnetRouteAllEnabled, outboundVnetRouting.applicationTraffic); on Y1 the deployment stops")
+def _(ctx: Ctx) -> None:
+    t = ctx.t
+    decl = t.get("parameters", {}).get("vnetSubnetId", {})
+    require(decl.get("type") == "string" and decl.get("defaultValue") == "", "parameter vnetSubnetId is not a string defaulting to empty")
+    for sku in ("Y1", "EP1"):
+        subnet, route_all, routing = site_network(ctx.env(planSku=sku), t)
+        require(subnet in (None, ""), f"planSku={sku}, no vnetSubnetId: virtualNetworkSubnetId is {subnet!r}")
+        require(route_all in (None, False), f"planSku={sku}, no vnetSubnetId: vnetRouteAllEnabled is {route_all!r}")
+        require(not routing or not any(routing.values()), f"planSku={sku}, no vnetSubnetId: outboundVnetRouting is {routing!r}")
+    env = ctx.env(planSku="EP1", vnetSubnetId=VNET_SUBNET)
+    subnet, route_all, routing = site_network(env, t)
+    require(subnet == VNET_SUBNET, f"planSku=EP1, vnetSubnetId set: virtualNetworkSubnetId is {subnet!r}, expected the parameter")
+    # Route All: Slack, ARM and storage calls go through the subnet (its NSG / route table / NAT).
+    require(route_all is True, f"planSku=EP1, vnetSubnetId set: siteConfig.vnetRouteAllEnabled is {route_all!r}, expected true")
+    require(isinstance(routing, dict) and routing.get("applicationTraffic") is True,
+            f"planSku=EP1, vnetSubnetId set: outboundVnetRouting is {routing!r}, expected applicationTraffic true (the 2024-11-01 site property)")
+    require(app_settings(env, t) == app_settings(ctx.env(planSku="EP1"), t),
+            "vnetSubnetId changes the app settings (WEBSITE_VNET_ROUTE_ALL & co.): the site properties are the ones to set")
+    site = one(t, "Microsoft.Web/sites")
+    require(site.get("apiVersion", "") >= "2021-02-01", f"Microsoft.Web/sites {site.get('apiVersion')} has no virtualNetworkSubnetId")
+    # Linux Consumption has no VNet integration: a Y1 deploy with a subnet must fail, not silently
+    # create an app outside the VNet.
+    try:
+        got = site_network(ctx.env(planSku="Y1", vnetSubnetId=VNET_SUBNET), t)
+    except EvalError as e:
+        require("EP1" in str(e), f"planSku=Y1 with vnetSubnetId fails, but the error does not say EP1 is needed: {e}")
+    else:
+        raise CheckFailed(f"planSku=Y1 with vnetSubnetId deploys ({got!r}): Linux Consumption has no VNet integration")
+
+
 @check("example parameters: only declared parameters, every required one present, no real secret")
 def _(ctx: Ctx) -> None:
     path = ctx.parameters_path
@@ -1163,6 +1216,27 @@ MUTATIONS += [
     ("REFLEX_DYNAMODB_TABLE set on Azure",
      lambda t: t["variables"]["plainAppSettings"].append({"name": "REFLEX_DYNAMODB_TABLE", "value": "reflex"}), None, T_DRAIN_SETTINGS),
     ("drain webhook URL output dropped", lambda t: t["outputs"].pop("drainWebhookUrl"), None, T_OUTPUTS),
+]
+
+T_VNET = ("VNet integration: none by default; with vnetSubnetId on EP1 the app joins that subnet (virtualNetworkSubnetId) and routes "
+          "all outbound traffic into it (siteConfig.vnetRouteAllEnabled, outboundVnetRouting.applicationTraffic); on Y1 the deployment stops")
+
+MUTATIONS += [
+    ("vnetSubnetId ignored (no virtualNetworkSubnetId)", lambda t: _site(t)["properties"].pop("virtualNetworkSubnetId"), None, T_VNET),
+    ("subnet hard-coded",
+     lambda t: _site(t)["properties"].__setitem__("virtualNetworkSubnetId", "/subscriptions/x/resourceGroups/y/providers/Microsoft.Network/virtualNetworks/v/subnets/s"),
+     None, T_VNET),
+    ("Y1 with a subnet deploys without integration",
+     lambda t: t["variables"].__setitem__("vnetSubnetIdOrNull", "[if(and(variables('inVnet'), variables('isPremium')), parameters('vnetSubnetId'), json('null'))]"),
+     None, T_VNET),
+    ("Y1 with a subnet tries the integration anyway",
+     lambda t: t["variables"].__setitem__("vnetSubnetIdOrNull", "[if(variables('inVnet'), parameters('vnetSubnetId'), json('null'))]"), None, T_VNET),
+    ("Route All off", lambda t: _site(t)["properties"]["siteConfig"].__setitem__("vnetRouteAllEnabled", False), None, T_VNET),
+    ("Route All always on", lambda t: _site(t)["properties"]["siteConfig"].__setitem__("vnetRouteAllEnabled", True), None, T_VNET),
+    ("outboundVnetRouting dropped", lambda t: _site(t)["properties"].pop("outboundVnetRouting"), None, T_VNET),
+    ("Route All as an app setting instead",
+     lambda t: t["variables"]["plainAppSettings"].append({"name": "WEBSITE_VNET_ROUTE_ALL", "value": "[if(variables('inVnet'), '1', '0')]"}), None, T_VNET),
+    ("vnetSubnetId required (no default)", lambda t: t["parameters"]["vnetSubnetId"].pop("defaultValue"), None, T_SAFE),
 ]
 
 def self_test(path: Path, parameters: Path | None) -> int:

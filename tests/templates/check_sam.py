@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Checks template.yaml (AWS SAM) for the Reflex functions close-open-ports, alert-to-slack and
-drain-before-maintenance.
+"""Checks template.yaml (AWS SAM) for the Reflex functions close-open-ports, alert-to-slack,
+drain-before-maintenance and block-ssh-bruteforce, and for the private-networking option.
 
     python3 tests/templates/check_sam.py                    # check ./template.yaml
     python3 tests/templates/check_sam.py --template PATH    # check another copy
@@ -12,8 +12,12 @@ drain-before-maintenance.
    and asserts on the result: each function, its events (EventBridge patterns are
    matched against inline events and the fixtures under events/aws), dead-letter
    queues, environment, least-privilege IAM policies, the DynamoDB tables of alert-to-slack
-   and drain-before-maintenance, alert-to-slack's alarm topic subscription, and
-   drain-before-maintenance's tag-conditioned ELBv2 / Auto Scaling grants and resume tick.
+   and drain-before-maintenance, alert-to-slack's alarm topic subscription,
+   drain-before-maintenance's tag-conditioned ELBv2 / Auto Scaling grants and resume tick,
+   block-ssh-bruteforce's CloudWatch Logs subscription (its filter pattern is matched
+   against the sshd lines of the fixtures under events/aws/cloudwatch-logs), sweep schedule
+   and network-ACL grants, and the VPC option (VpcConfig, network-interface grants and VPC
+   endpoints only with VpcSubnetIds; the template is evaluated with and without them).
 
 Dependencies: python3 stdlib, cfn-lint, aws-sam-translator. Exit status is 0 only
 when every check passes.
@@ -22,8 +26,10 @@ when every check passes.
 from __future__ import annotations
 
 import argparse
+import base64
 import copy
 import fnmatch
+import gzip
 import json
 import os
 import re
@@ -50,7 +56,11 @@ ALARM_TOPIC = "AlarmTopic"  # created when AlarmTopicArn is empty
 DRAIN_ID = "DrainBeforeMaintenanceFunction"
 DRAIN_BINARY = "drain-before-maintenance"
 DRAIN_TABLE = "DrainBeforeMaintenanceTable"
-FUNCTION_IDS = (FUNCTION_ID, ALERT_ID, DRAIN_ID)
+SSH_ID = "BlockSshBruteforceFunction"
+SSH_BINARY = "block-ssh-bruteforce"
+SSH_CONDITION = "HasSshLogGroup"  # block-ssh-bruteforce exists only with SshLogGroupName
+SSH_PREFIX = "BlockSshBruteforce"  # logical IDs of its resources (and the SAM-generated ones)
+FUNCTION_IDS = (FUNCTION_ID, ALERT_ID, DRAIN_ID, SSH_ID)
 TABLES = (ALERT_TABLE, DRAIN_TABLE)
 
 # Parameter -> (default, close-open-ports environment variable it feeds).
@@ -74,6 +84,20 @@ PARAMETERS = {
     "DrainMaxConcurrent": ("1", None),
     "DrainResumeSchedule": ("rate(1 minute)", None),
     "KubeApiUrl": ("", None),
+    # block-ssh-bruteforce only (see SSH_ENV)
+    "SshLogGroupName": ("/var/log/secure", None),
+    "SshMaxFailures": ("10", None),
+    "SshWindowSecs": ("300", None),
+    "SshBlockSecs": ("86400", None),
+    "NaclRuleRange": ("50-99", None),
+    "SshBlockPrivate": ("false", None),
+    "SshSweepSchedule": ("rate(5 minutes)", None),
+    # private networking: off unless subnets are given
+    "VpcSubnetIds": ("", None),
+    "VpcSecurityGroupIds": ("", None),
+    "VpcId": ("", None),
+    "VpcRouteTableIds": ("", None),
+    "CreateVpcEndpoints": ("true", None),
 }
 ENV_VARS = {env for _, env in PARAMETERS.values() if env}
 
@@ -103,15 +127,44 @@ DRAIN_ENV = {
     # Only when KubeApiUrl is set: the function rejects an empty URL.
     "REFLEX_KUBE_API_URL": {"Fn::If": ["HasKubeApiUrl", {"Ref": "KubeApiUrl"}, {"Ref": "AWS::NoValue"}]},
 }
+# block-ssh-bruteforce: environment variable -> the value that must feed it. Its block records
+# live in alert-to-slack's table ("the same store as for alerts"): no table of its own.
+SSH_ENV = {
+    "REFLEX_DRY_RUN": {"Ref": "DryRun"},
+    "REFLEX_DYNAMODB_TABLE": {"Ref": ALERT_TABLE},
+    "REFLEX_ALLOWED_CIDRS": {"Ref": "AllowedCidrs"},
+    "REFLEX_SSH_MAX_FAILURES": {"Ref": "SshMaxFailures"},
+    "REFLEX_SSH_WINDOW_SECS": {"Ref": "SshWindowSecs"},
+    "REFLEX_SSH_BLOCK_SECS": {"Ref": "SshBlockSecs"},
+    "REFLEX_NACL_RULE_RANGE": {"Ref": "NaclRuleRange"},
+    "REFLEX_SSH_BLOCK_PRIVATE": {"Ref": "SshBlockPrivate"},
+    "REFLEX_SLACK_WEBHOOK_SECRET": {"Ref": "SlackWebhookSecret"},
+    "REFLEX_SNS_TOPIC_ARN": {"Ref": "SnsTopicArn"},
+}
 # Which Slack secret parameters each function's role may read.
 SECRET_PARAMETERS = {
     FUNCTION_ID: ("SlackWebhookSecret",),
     ALERT_ID: ("SlackWebhookSecret", "SlackBotTokenSecret"),
     DRAIN_ID: ("SlackWebhookSecret",),
+    SSH_ID: ("SlackWebhookSecret",),
 }
 
+# Private networking: what Lambda needs to manage the functions' network interfaces in
+# VpcSubnetIds (AWSLambdaVPCAccessExecutionRole's EC2 actions). Granted only with InVpc.
+# Create and the Describe calls work only on Resource "*"; the others act on network
+# interfaces only and get this account's resources in the region.
+VPC_CONDITION = "InVpc"
+VPC_ENI_STAR_ACTIONS = {"ec2:CreateNetworkInterface", "ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets"}
+VPC_ENI_CHANGE_ACTIONS = {"ec2:DeleteNetworkInterface", "ec2:AssignPrivateIpAddresses", "ec2:UnassignPrivateIpAddresses"}
+VPC_ENI_ACTIONS = VPC_ENI_STAR_ACTIONS | VPC_ENI_CHANGE_ACTIONS
+VPC_ENI_ARN = "arn:aws:ec2:us-east-1:123456789012:*/*"
+# Parameter values of a deploy into a VPC.
+VPC_ARGS = {"VpcSubnetIds": "subnet-0aaaaaaaaaaaaaaa1,subnet-0bbbbbbbbbbbbbbb2", "VpcSecurityGroupIds": "sg-0ccccccccccccccc3",
+            "VpcId": "vpc-0ddddddddddddddd4", "VpcRouteTableIds": "rtb-0eeeeeeeeeeeeeee5,rtb-0fffffffffffffff6"}
+
 # Every action the function's role may be granted. Anything else is a regression.
-# What every function's role may have: its logs, its DLQ, the SNS copy, the Slack secret.
+# What every function's role may have: its logs, its DLQ, the SNS copy, the Slack secret
+# (and, only with InVpc, the network-interface actions: see the private networking checks).
 COMMON_ROLE_ACTIONS = {
     "logs:CreateLogStream",
     "logs:PutLogEvents",
@@ -119,7 +172,7 @@ COMMON_ROLE_ACTIONS = {
     "sns:Publish",
     "ssm:GetParameter",
     "secretsmanager:GetSecretValue",
-}
+} | VPC_ENI_ACTIONS
 ALLOWED_ROLE_ACTIONS = COMMON_ROLE_ACTIONS | {
     "ec2:DescribeSecurityGroups",
     "ec2:DescribeSecurityGroupRules",
@@ -146,9 +199,17 @@ DRAIN_ASG_ARN = "arn:aws:autoscaling:us-east-1:123456789012:autoScalingGroup:*:a
 # Its own table: item calls, and Scan to list the pending drains.
 DRAIN_DYNAMODB_ACTIONS = {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:Scan"}
 DRAIN_ROLE_ACTIONS = DRAIN_READ_ACTIONS | DRAIN_ELB_ACTIONS | DRAIN_ASG_ACTIONS | DRAIN_DYNAMODB_ACTIONS | COMMON_ROLE_ACTIONS
-ROLE_ACTIONS = {FUNCTION_ID: ALLOWED_ROLE_ACTIONS, ALERT_ID: ALERT_ROLE_ACTIONS, DRAIN_ID: DRAIN_ROLE_ACTIONS}
+# block-ssh-bruteforce. The instance (its subnet) and the subnet's ACL: Describe calls on "*".
+SSH_READ_ACTIONS = {"ec2:DescribeInstances", "ec2:DescribeNetworkAcls"}
+# DENY entries in and out: only this account's network ACLs in the region, never "*".
+SSH_NACL_ACTIONS = {"ec2:CreateNetworkAclEntry", "ec2:DeleteNetworkAclEntry"}
+SSH_NACL_ARN = "arn:aws:ec2:us-east-1:123456789012:network-acl/*"
+# alert-to-slack's table: item calls, and Scan to list the blocks the sweep may remove.
+SSH_DYNAMODB_ACTIONS = {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:Scan"}
+SSH_ROLE_ACTIONS = SSH_READ_ACTIONS | SSH_NACL_ACTIONS | SSH_DYNAMODB_ACTIONS | COMMON_ROLE_ACTIONS
+ROLE_ACTIONS = {FUNCTION_ID: ALLOWED_ROLE_ACTIONS, ALERT_ID: ALERT_ROLE_ACTIONS, DRAIN_ID: DRAIN_ROLE_ACTIONS, SSH_ID: SSH_ROLE_ACTIONS}
 # Read-only actions that may be granted on Resource "*" (besides ec2:Describe* and logs).
-READ_ONLY_ON_STAR = DRAIN_READ_ACTIONS
+READ_ONLY_ON_STAR = DRAIN_READ_ACTIONS | SSH_READ_ACTIONS
 # Managed policies tolerated on the role (logs only). The template uses none.
 ALLOWED_MANAGED_POLICY_SUFFIXES = ("policy/service-role/AWSLambdaBasicExecutionRole",)
 
@@ -249,6 +310,8 @@ class Env:
         self.params = {k: str(v.get("Default", "")) for k, v in template.get("Parameters", {}).items()}
         self.params.update(overrides or {})
         self.params.update(PSEUDO)
+        # Ref of a CommaDelimitedList is a list ("" is [""], as in CloudFormation).
+        self.lists = {k for k, v in template.get("Parameters", {}).items() if v.get("Type") == "CommaDelimitedList"}
 
     def condition(self, name: str) -> bool:
         conds = self.template.get("Conditions", {})
@@ -264,6 +327,8 @@ class Env:
             return node
         (fn, arg), = node.items()
         if fn == "Ref":
+            if arg in self.lists:
+                return self.params[arg].split(",")
             return self.params.get(arg, f"<{arg}>")
         if fn == "Condition":
             return self.condition(arg)
@@ -282,6 +347,10 @@ class Env:
             return self.eval(arg[1])[int(self.eval(arg[0]))]
         if fn == "Fn::Split":
             return str(self.eval(arg[1])).split(arg[0])
+        if fn == "Fn::Join":
+            return arg[0].join(str(x) for x in as_list(self.eval(arg[1])))
+        if fn == "Fn::EachMemberEquals":  # Rules only
+            return all(str(x) == str(self.eval(arg[1])) for x in as_list(self.eval(arg[0])))
         if fn == "Fn::Sub":
             text, extra = (arg, {}) if isinstance(arg, str) else (arg[0], arg[1])
 
@@ -330,6 +399,12 @@ class Statement:
 
     def active(self, env: Env) -> bool:
         return all(env.condition(c) == b for c, b in self.conds)
+
+
+def is_vpc_statement(st: Statement) -> bool:
+    """A network-interface grant of the private-networking option (checked on its own, strictly:
+    only these actions, only with InVpc); the per-function role checks skip it."""
+    return bool(set(st.actions) & VPC_ENI_ACTIONS)
 
 
 def policy_documents(resources: dict) -> Iterator[tuple[str, dict]]:
@@ -989,6 +1064,8 @@ FIXTURE_DIR_ROUTES: dict[str, tuple[str, ...]] = {
     "health/": (ALERT_RULES["Health"],),
     "ec2/": (DRAIN_RULES["SpotAndRebalance"],),
     "sns/": (),
+    # CloudWatch Logs subscription deliveries ({"awslogs": {"data": ...}}) for block-ssh-bruteforce.
+    "cloudwatch-logs/": (),
 }
 
 
@@ -1026,6 +1103,9 @@ def _(ctx: Ctx) -> None:
             records = event.get("Records") if isinstance(event, dict) else None
             require(isinstance(records, list) and records and all(r.get("EventSource") == "aws:sns" and "Sns" in r for r in records),
                     f"{rel} is not a Lambda SNS event (Records[].EventSource aws:sns)")
+        if rel.startswith("cloudwatch-logs/"):
+            require(isinstance(event, dict) and set(event) == {"awslogs"} and isinstance(event["awslogs"].get("data"), str),
+                    f"{rel} is not a CloudWatch Logs subscription delivery ({{\"awslogs\": {{\"data\": ...}}}})")
         want = fixture_expectation(rel)
         if want is None:
             print(f"      fixture {rel} has no expectation here; it matches {list(hits) or 'no rule'}")
@@ -1289,6 +1369,326 @@ def _(ctx: Ctx) -> None:
         require(len(hits) == 1, f"a {event['detail-type']} event reaches {hits or 'no rule'}: one rule each, or the function runs twice")
 
 
+# --------------------------------------------------------------------------- block-ssh-bruteforce
+
+SSH_RULES = {name: SSH_ID + name for name in ("Sweep",)}  # its only EventBridge rule: the sweep schedule
+SSH_SUBSCRIPTION = SSH_ID + "SshLogs"  # SAM-generated AWS::Logs::SubscriptionFilter
+SSH_FIXTURE_DIR = FIXTURE_DIR / "cloudwatch-logs"
+# One line of each kind the function counts (functions/block-ssh-bruteforce/src/sshd.rs), in each
+# format it reads: the filter pattern must let every one through.
+SSH_SAMPLE_LINES = [
+    "Nov 24 10:15:00 ip-10-0-1-23 sshd[41230]: Failed password for root from 203.0.113.7 port 51000 ssh2",
+    "Nov 24 10:15:00 ip-10-0-1-23 sshd[41230]: Failed password for invalid user admin from 203.0.113.7 port 51001 ssh2",
+    "Nov 24 10:15:00 ip-10-0-1-23 sshd[41230]: Failed publickey for git from 2001:db8::bad port 51002 ssh2: ED25519 SHA256:abc",
+    "Nov 24 10:15:00 ip-10-0-1-23 sshd[41230]: Failed none for invalid user x from 203.0.113.7 port 51003 ssh2",
+    "Nov 24 10:15:04 ip-10-0-1-23 sshd[41231]: Invalid user admin from 203.0.113.7 port 51001",
+    "Nov 24 10:15:04 ip-10-0-1-23 sshd[41231]: Connection closed by invalid user admin 203.0.113.7 port 51001 [preauth]",
+    "Nov 24 10:15:04 ip-10-0-1-23 sshd[41231]: Connection closed by authenticating user root 203.0.113.7 port 51001 [preauth]",
+    "Nov 24 10:15:04 ip-10-0-1-23 sshd[41231]: Connection closed by 203.0.113.7 port 51001 [preauth]",
+    "Nov 24 10:15:04 ip-10-0-1-23 sshd[41231]: Connection reset by 203.0.113.7 port 51001 [preauth]",
+    "2026-11-24T10:15:00.000000+00:00 web-2 sshd[9000]: Disconnected from authenticating user root 203.0.113.7 port 40000 [preauth]",
+    "2026-11-24T10:15:00.000000+00:00 web-2 sshd[9000]: Disconnected from invalid user oracle 203.0.113.7 port 40000 [preauth]",
+    "Nov 24 10:15:50 ip-10-0-1-23 sshd[41300]: error: maximum authentication attempts exceeded for root from 203.0.113.7 port 51999 ssh2 [preauth]",
+    "Nov 24 10:15:52 ip-10-0-1-23 sshd[41310]: Accepted publickey for ec2-user from 198.51.100.4 port 50022 ssh2: ED25519 SHA256:Zm9v",
+    "2026-11-24T10:15:40+0000 debian-12 sshd[5099]: Accepted password for root from 203.0.113.7 port 38999 ssh2",
+    '{"_HOSTNAME":"ubuntu-24","SYSLOG_IDENTIFIER":"sshd-session","_PID":"7000","MESSAGE":"Failed password for invalid user u from 2001:db8::bad port 45000 ssh2"}',
+    '{"_HOSTNAME":"ubuntu-24","SYSLOG_IDENTIFIER":"sshd-session","_PID":"7001","MESSAGE":"Connection closed by invalid user u 2001:db8::bad port 45001 [preauth]"}',
+]
+# Lines of the same log groups the pattern must keep away from the function (each one an invocation).
+SSH_NOISE_LINES = [
+    "Nov 24 10:15:52 ip-10-0-1-23 sshd[41310]: pam_unix(sshd:session): session opened for user ec2-user(uid=1000) by (uid=0)",
+    "Nov 24 10:16:01 ip-10-0-1-23 CRON[9101]: pam_unix(cron:session): session closed for user root",
+    "Nov 24 10:16:02 ip-10-0-1-23 sudo[9102]: ec2-user : TTY=pts/0 ; PWD=/home/ec2-user ; USER=root ; COMMAND=/bin/ls",
+    "Nov 24 10:16:03 ip-10-0-1-23 sshd[900]: Server listening on 0.0.0.0 port 22.",
+    "Nov 24 10:16:04 ip-10-0-1-23 systemd-logind[700]: New session 5 of user ec2-user.",
+    "Nov 24 10:16:05 ip-10-0-1-23 sshd[41310]: pam_unix(sshd:session): session closed for user ec2-user",
+]
+_SYSLOG_SSHD = re.compile(r"\ssshd(?:-session)?\[\d+\]: (.*)$")
+
+
+def sshd_message(line: str) -> str | None:
+    """The sshd message of a log line (classic/RFC 3339 syslog, short-iso, journal JSON), else None."""
+    if line.startswith("{"):
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            return None
+        ok = isinstance(rec, dict) and rec.get("SYSLOG_IDENTIFIER") in ("sshd", "sshd-session") and isinstance(rec.get("MESSAGE"), str)
+        return rec["MESSAGE"].strip() if ok else None
+    m = _SYSLOG_SSHD.search(line)
+    return m.group(1).strip() if m else None
+
+
+def ssh_counted(line: str) -> bool:
+    """Whether block-ssh-bruteforce counts the line (its parser's prefixes, sshd.rs `parse`)."""
+    msg = sshd_message(line)
+    if msg is None:
+        return False
+    if msg.startswith(("Failed ", "Accepted ", "Invalid user ")):
+        return True
+    return msg.endswith("[preauth]") and (msg.startswith(("Connection closed by ", "Disconnected from ", "Connection reset by "))
+                                           or "maximum authentication attempts exceeded" in msg)
+
+
+_TERM = re.compile(r'\s*\?(?:"((?:[^"\\]|\\.)+)"|([A-Za-z0-9_]+))')
+
+
+def or_terms(pattern: str) -> list[str]:
+    """The terms of an unstructured CloudWatch Logs filter pattern made of OR terms only:
+    ?"a phrase" ?word ... (quoted when not purely alphanumeric/underscore). A pattern of any
+    other shape (AND terms, JSON, space-delimited, regex, empty) is rejected."""
+    require(isinstance(pattern, str), f"FilterPattern is {pattern!r}, not a literal string")
+    terms, pos, end = [], 0, len(pattern.rstrip())
+    while pos < end:
+        m = _TERM.match(pattern, pos)
+        require(m, f"FilterPattern {pattern!r} is not a list of OR terms (?\"...\" or ?word) at {pattern[pos:]!r}")
+        term = m.group(1) if m.group(1) is not None else m.group(2)
+        terms.append(re.sub(r"\\(.)", r"\1", term))
+        pos = m.end()
+    require(terms, f"FilterPattern {pattern!r} is empty: every log event would invoke the function")
+    return terms
+
+
+def filter_matches(terms: list[str], line: str, strip: bool = False) -> bool:
+    """OR of case-sensitive substring terms. strip=True: as if CloudWatch trimmed the quoted terms
+    (the broader reading)."""
+    return any((t.strip() if strip else t) in line for t in terms)
+
+
+def decoded_log_events(path: Path) -> tuple[dict, list[str]]:
+    """(decoded payload, messages) of a CloudWatch Logs subscription fixture."""
+    event = json.loads(path.read_text())
+    data = gzip.decompress(base64.b64decode(event["awslogs"]["data"]))
+    payload = json.loads(data)
+    return payload, [e["message"] for e in payload.get("logEvents", [])]
+
+
+@check("block-ssh-bruteforce is built by cargo-lambda from the workspace binary block-ssh-bruteforce")
+def _(ctx: Ctx) -> None:
+    require_cargo_lambda_build(ctx, SSH_ID, SSH_BINARY)
+
+
+@check("block-ssh-bruteforce is provided.al2023 / arm64 / bootstrap, 128 MB, 60 s")
+def _(ctx: Ctx) -> None:
+    p = function(ctx.cfn, SSH_ID)["Properties"]
+    require(p.get("Runtime") == "provided.al2023", f"Runtime is {p.get('Runtime')!r}")
+    require(p.get("Architectures") == ["arm64"], f"Architectures is {p.get('Architectures')!r}")
+    require(p.get("Handler") == "bootstrap", f"Handler is {p.get('Handler')!r}")
+    require(p.get("MemorySize") == 128, f"MemorySize is {p.get('MemorySize')!r}")
+    require(p.get("Timeout") == 60, f"Timeout is {p.get('Timeout')!r}, expected 60")
+
+
+@check("block-ssh-bruteforce environment: exactly its REFLEX_* variables; state in alert-to-slack's table (no table of its own)")
+def _(ctx: Ctx) -> None:
+    env = function(ctx.cfn, SSH_ID)["Properties"].get("Environment", {}).get("Variables", {})
+    missing, extra = set(SSH_ENV) - set(env), set(env) - set(SSH_ENV)
+    require(not missing, f"missing environment variables: {sorted(missing)}")
+    require(not extra, f"unexpected environment variables: {sorted(extra)}")
+    for var, want in SSH_ENV.items():
+        require(env[var] == want, f"{var} is {env[var]!r}, expected {want!r}")
+        require(want["Ref"] in ctx.source.get("Parameters", {}) or want["Ref"] in ctx.resources,
+                f"{var}: {want['Ref']} is neither a parameter nor a resource")
+    tables = sorted(k for k, v in ctx.resources.items() if v["Type"] == "AWS::DynamoDB::Table")
+    require(tables == sorted(TABLES), f"DynamoDB tables {tables}, expected {sorted(TABLES)}: block records go to {ALERT_TABLE}")
+
+
+@check("block-ssh-bruteforce parameters: SshLogGroupName, NaclRuleRange, SshSweepSchedule patterns; SshMaxFailures 1-100000, "
+       "SshWindowSecs 1-86400, SshBlockSecs 1-2592000; SshBlockPrivate true/false")
+def _(ctx: Ctx) -> None:
+    params = ctx.source.get("Parameters", {})
+
+    def pattern_of(name: str) -> str:
+        pat = params.get(name, {}).get("AllowedPattern")
+        require(pat, f"parameter {name} has no AllowedPattern")
+        return pat
+
+    cases = {
+        "SshLogGroupName": (["", "/var/log/secure", "/var/log/auth.log", "prod/ssh#1", "a" * 512],
+                            ["/var/log/secure,/var/log/auth.log", "/var/log/*", "log group", "a" * 513]),
+        # The function accepts FIRST-LAST with 1 <= FIRST <= LAST <= 32766 (FIRST <= LAST it checks itself).
+        "NaclRuleRange": (["50-99", "1-32766", "100-100", "32000-32766", "9999-10000"],
+                          ["", "0-10", "50", "50-", "-99", "50-32767", "50-99999", "a-b", "50-99,200-299", "050-99"]),
+        "SshSweepSchedule": (["rate(5 minutes)", "rate(1 hour)", "cron(0/5 * * * ? *)"], ["", "5 minutes", "every 5 minutes"]),
+    }
+    for name, (good, bad) in cases.items():
+        pat = pattern_of(name)
+        for v in good:
+            require(re.fullmatch(pat, v), f"{name} AllowedPattern rejects {v!r}")
+        for v in bad:
+            require(not re.fullmatch(pat, v), f"{name} AllowedPattern accepts {v!r}")
+    # The function fails at cold start outside these ranges (reflex_core::settings::number).
+    for name, lo, hi in (("SshMaxFailures", 1, 100_000), ("SshWindowSecs", 1, 86_400), ("SshBlockSecs", 1, 30 * 86_400)):
+        p = params.get(name, {})
+        require(p.get("Type") == "Number", f"{name} Type is {p.get('Type')!r}, expected Number")
+        require(p.get("MinValue") == lo and p.get("MaxValue") == hi,
+                f"{name} range is {p.get('MinValue')!r}..{p.get('MaxValue')!r}, expected {lo}..{hi}")
+    require(sorted(params.get("SshBlockPrivate", {}).get("AllowedValues", [])) == ["false", "true"], "SshBlockPrivate must allow only true/false")
+
+
+@check("block-ssh-bruteforce trigger: a CloudWatch Logs subscription on SshLogGroupName whose filter pattern passes every sshd line "
+       "the function counts (fixtures included) and not the log group's other lines; invoke permission for that log group")
+def _(ctx: Ctx) -> None:
+    res = ctx.resources
+    subs = {k: v for k, v in res.items() if v["Type"] == "AWS::Logs::SubscriptionFilter"}
+    mine = {k: v for k, v in subs.items() if getatt_target(v["Properties"].get("DestinationArn")) == SSH_ID}
+    require(list(mine) == [SSH_SUBSCRIPTION], f"subscription filters to {SSH_ID}: {sorted(mine)}, expected [{SSH_SUBSCRIPTION}]")
+    require(sorted(subs) == [SSH_SUBSCRIPTION], f"subscription filters {sorted(subs)}: only {SSH_SUBSCRIPTION} is expected")
+    p = mine[SSH_SUBSCRIPTION]["Properties"]
+    require(p.get("LogGroupName") == {"Ref": "SshLogGroupName"}, f"LogGroupName is {p.get('LogGroupName')!r}, expected Ref SshLogGroupName")
+    terms = or_terms(p.get("FilterPattern"))
+    for t in terms:
+        require(len(t.strip()) >= 3, f"filter term {t!r} is too short: it would pass almost every line")
+    lines = list(SSH_SAMPLE_LINES)
+    fixtures = sorted(SSH_FIXTURE_DIR.glob("*.json")) if SSH_FIXTURE_DIR.is_dir() else []
+    require(fixtures, f"no CloudWatch Logs fixtures under {SSH_FIXTURE_DIR.relative_to(REPO_ROOT)}")
+    counted_in_fixtures = 0
+    for path in fixtures:
+        try:
+            payload, messages = decoded_log_events(path)
+        except Exception as e:  # not base64 / gzip / JSON
+            raise CheckFailed(f"{path.name}: not a decodable awslogs delivery ({type(e).__name__}: {e})")
+        require(payload.get("messageType") in ("DATA_MESSAGE", "CONTROL_MESSAGE"), f"{path.name}: messageType {payload.get('messageType')!r}")
+        lines += messages
+        counted_in_fixtures += sum(ssh_counted(m) for m in messages)
+    require(counted_in_fixtures > 0, "no fixture line is one the function counts: the fixtures prove nothing")
+    for line in lines:
+        if ssh_counted(line):
+            require(filter_matches(terms, line), f"the filter pattern drops a line the function counts: {line!r}")
+    for line in SSH_NOISE_LINES:
+        require(not ssh_counted(line), f"noise sample {line!r} is a counted line")
+        require(not filter_matches(terms, line, strip=True), f"the filter pattern passes a line the function ignores: {line!r}")
+    # The invoke permission SAM adds, for exactly that log group.
+    perms = [r["Properties"] for r in res.values() if r["Type"] == "AWS::Lambda::Permission"
+             and r["Properties"].get("FunctionName") in ({"Ref": SSH_ID}, {"Fn::GetAtt": [SSH_ID, "Arn"]})
+             and str(r["Properties"].get("Principal", "")).startswith("logs.")]
+    require(len(perms) == 1, f"expected one logs.amazonaws.com invoke permission on {SSH_ID}, found {len(perms)}")
+    for group in ("/var/log/secure", "/var/log/auth.log"):
+        env = Env(ctx.source, {"SshLogGroupName": group})
+        got = env.eval(perms[0].get("SourceArn"))
+        want = f"arn:aws:logs:us-east-1:123456789012:log-group:{group}:*"
+        require(got == want, f"SshLogGroupName={group!r}: the invoke permission's SourceArn is {got!r}, expected {want!r}")
+    require(perms[0].get("SourceAccount") in (None, {"Ref": "AWS::AccountId"}), f"SourceAccount is {perms[0].get('SourceAccount')!r}")
+
+
+@check("block-ssh-bruteforce rule Sweep: schedule from SshSweepSchedule (default rate(5 minutes)) delivering the standard Scheduled Event (no Input)")
+def _(ctx: Ctx) -> None:
+    rules = function_rules(ctx.cfn, SSH_ID)
+    require(sorted(rules) == sorted(SSH_RULES.values()), f"rules targeting {SSH_ID}: {sorted(rules)}, expected {sorted(SSH_RULES.values())}")
+    props = rules[SSH_RULES["Sweep"]]["Properties"]
+    require_state(props, None)
+    require("EventPattern" not in props, "the sweep rule also has an EventPattern")
+    require(props.get("ScheduleExpression") == {"Ref": "SshSweepSchedule"},
+            f"ScheduleExpression is {props.get('ScheduleExpression')!r}, expected Ref SshSweepSchedule")
+    targets = [t for t in props.get("Targets", []) if getatt_target(t.get("Arn")) == SSH_ID]
+    require(len(targets) == 1, f"expected one target on {SSH_ID}, found {len(targets)}")
+    # The function sweeps on source aws.events + detail-type "Scheduled Event": the event EventBridge
+    # sends when the target has no Input, InputPath or InputTransformer.
+    shaped = sorted(k for k in ("Input", "InputPath", "InputTransformer") if k in targets[0])
+    require(not shaped, f"the sweep target sets {shaped}: the function would not see a Scheduled Event")
+    default = str(ctx.source.get("Parameters", {}).get("SshSweepSchedule", {}).get("Default"))
+    require(default == "rate(5 minutes)", f"SshSweepSchedule defaults to {default!r}, expected rate(5 minutes)")
+    for path in sorted((FIXTURE_DIR / "scheduled").glob("*.json")):
+        event = json.loads(path.read_text())
+        require(event.get("source") == "aws.events" and event.get("detail-type") == "Scheduled Event",
+                f"scheduled/{path.name} is not an EventBridge Scheduled Event")
+
+
+@check("block-ssh-bruteforce role: Describe calls on '*'; NACL entry create/delete only on this account's network ACLs; "
+       "DynamoDB on alert-to-slack's table only; no other function may write NACL entries")
+def _(ctx: Ctx) -> None:
+    env = Env(ctx.source)
+    table_arn = {"Fn::GetAtt": [ALERT_TABLE, "Arn"]}
+    granted: set[str] = set()
+    for st in role_statements(ctx.cfn, SSH_ID):
+        if st.effect != "Allow" or is_vpc_statement(st):
+            continue
+        acts = set(st.actions)
+        wild = [a for a in acts if "*" in a]
+        require(not wild, f"{st.label()}: wildcard actions {wild}")
+        if "*" in st.resources:
+            require(acts <= SSH_READ_ACTIONS, f"{st.label()}: {sorted(acts - SSH_READ_ACTIONS)} on Resource '*' (only the Describe calls may be)")
+            require(st.resources == ["*"] and not st.conds, f"{st.label()}: the Describe calls must be granted unconditionally on '*' alone")
+        nacl = acts & SSH_NACL_ACTIONS
+        if nacl:
+            require(acts <= SSH_NACL_ACTIONS, f"{st.label()}: {sorted(acts)} mixes the NACL entry writes with other actions")
+            got = [env.eval(r) for r in st.resources]
+            require(got == [SSH_NACL_ARN], f"{st.label()}: {sorted(acts)} on {got}, expected [{SSH_NACL_ARN}]")
+            require(not st.conds and "Condition" not in st.raw, f"{st.label()}: the NACL writes must not depend on a condition")
+        ddb = {a for a in acts if a.lower().startswith("dynamodb:")}
+        if ddb:
+            require(st.resources == [table_arn], f"{st.label()}: {sorted(ddb)} on {st.resources!r}, expected only {table_arn}")
+            require(not st.conds, f"{st.label()}: DynamoDB access must not depend on a condition")
+        if not st.conds:
+            granted |= acts
+    want = SSH_READ_ACTIONS | SSH_NACL_ACTIONS | SSH_DYNAMODB_ACTIONS | {"logs:CreateLogStream", "logs:PutLogEvents", "sqs:SendMessage"}
+    require(granted == want, f"unconditional actions {sorted(granted)}; missing {sorted(want - granted)}, unexpected {sorted(granted - want)}")
+    for fid in (FUNCTION_ID, ALERT_ID, DRAIN_ID):
+        for st in role_statements(ctx.cfn, fid):
+            other = set(st.actions) & (SSH_NACL_ACTIONS | {"ec2:ReplaceNetworkAclEntry", "ec2:DescribeNetworkAcls"})
+            require(not other, f"{st.label()}: {fid} must not have block-ssh-bruteforce's NACL actions {sorted(other)}")
+
+
+def references(node: Any, conds: tuple = ()) -> Iterator[tuple[str, tuple]]:
+    """Logical IDs a template value refers to (Ref, Fn::GetAtt, ${X} in Fn::Sub), each with the
+    Fn::If branches it sits in."""
+    if isinstance(node, dict):
+        if set(node) == {"Fn::If"}:
+            name, yes, no = node["Fn::If"]
+            yield from references(yes, conds + ((name, True),))
+            yield from references(no, conds + ((name, False),))
+            return
+        if set(node) == {"Ref"}:
+            yield str(node["Ref"]), conds
+            return
+        if set(node) == {"Fn::GetAtt"}:
+            yield str(getatt_target(node)), conds
+            return
+        if set(node) == {"Fn::Sub"}:
+            arg = node["Fn::Sub"]
+            text, extra = (arg, {}) if isinstance(arg, str) else (arg[0], arg[1])
+            for name in re.findall(r"\$\{([^}!.]+)", text):
+                if name not in extra:
+                    yield name, conds
+            yield from references(extra, conds)
+            return
+        for v in node.values():
+            yield from references(v, conds)
+    elif isinstance(node, list):
+        for v in node:
+            yield from references(v, conds)
+
+
+@check("block-ssh-bruteforce exists only when SshLogGroupName is set: all its resources (function, role, log group, DLQ, "
+       "subscription, rule, permissions) and outputs carry HasSshLogGroup, nothing else does, other resources refer to them only under it")
+def _(ctx: Ctx) -> None:
+    res = ctx.resources
+    require(Env(ctx.source).condition(SSH_CONDITION) is True, f"{SSH_CONDITION} is false with the defaults: the function is not deployed")
+    require(Env(ctx.source, {"SshLogGroupName": ""}).condition(SSH_CONDITION) is False,
+            f"{SSH_CONDITION} is true with SshLogGroupName empty: a subscription on no log group fails the stack")
+    require(Env(ctx.source, {"SshLogGroupName": "/var/log/auth.log"}).condition(SSH_CONDITION) is True,
+            f"{SSH_CONDITION} is false with SshLogGroupName /var/log/auth.log")
+    conditional = {k for k, v in res.items() if v.get("Condition") == SSH_CONDITION}
+    prefixed = {k for k in res if k.startswith(SSH_PREFIX)}
+    require(prefixed <= conditional, f"block-ssh-bruteforce resources without Condition {SSH_CONDITION}: {sorted(prefixed - conditional)}")
+    require(conditional <= prefixed, f"resources of other functions under {SSH_CONDITION}: {sorted(conditional - prefixed)}")
+    core = {SSH_ID, SSH_SUBSCRIPTION, SSH_RULES["Sweep"], function_role_id(ctx.cfn, SSH_ID)}
+    core.add(getatt_target(function(ctx.cfn, SSH_ID)["Properties"].get("DeadLetterConfig", {}).get("TargetArn")) or "<no DLQ>")
+    core.add(str((function(ctx.cfn, SSH_ID)["Properties"].get("LoggingConfig", {}).get("LogGroup") or {}).get("Ref")))
+    require(core <= conditional, f"not under {SSH_CONDITION}: {sorted(core - conditional)}")
+    for rid, r in res.items():
+        if rid in conditional:
+            continue
+        for ref, conds in references({k: v for k, v in r.items() if k != "Condition"}):
+            if ref in conditional:
+                require((SSH_CONDITION, True) in conds, f"{rid} refers to {ref} outside Fn::If {SSH_CONDITION}: it would fail without it")
+        for dep in as_list(r.get("DependsOn", [])):
+            require(dep not in conditional, f"{rid} DependsOn {dep}, which exists only with {SSH_CONDITION}")
+    for oid, out in ctx.cfn.get("Outputs", {}).items():
+        refs = {ref for ref, conds in references(out.get("Value")) if (SSH_CONDITION, True) not in conds}
+        if refs & conditional:
+            require(out.get("Condition") == SSH_CONDITION, f"output {oid} refers to {sorted(refs & conditional)} without Condition {SSH_CONDITION}")
+
+
 @check("EventBridge rule: scheduled sweep from the SweepSchedule parameter")
 def _(ctx: Ctx) -> None:
     _, rule = rule_with(ctx.cfn, lambda p: "ScheduleExpression" in p, "schedule")
@@ -1297,8 +1697,10 @@ def _(ctx: Ctx) -> None:
     require(len(function_rules(ctx.cfn)) == 3, f"expected 3 rules targeting the function, found {sorted(function_rules(ctx.cfn))}")
 
 
-def queue_policy_allows(res: dict, qid: str, service: str, source_arn: Any) -> bool:
-    """Does a queue policy on `qid` let `service` sqs:SendMessage with aws:SourceArn `source_arn`?"""
+def queue_policy_allows(res: dict, qid: str, service: str, source_arn: Any, exists_if: str | None = None) -> bool:
+    """Does a queue policy on `qid` let `service` sqs:SendMessage with aws:SourceArn `source_arn`?
+    An ARN listed inside Fn::If counts only under the condition the source itself exists under
+    (`exists_if`, the Condition of a conditional rule)."""
     for pid, pol in res.items():
         if pol["Type"] != "AWS::SQS::QueuePolicy" or {"Ref": qid} not in pol["Properties"].get("Queues", []):
             continue
@@ -1306,9 +1708,12 @@ def queue_policy_allows(res: dict, qid: str, service: str, source_arn: Any) -> b
             if st.effect == "Allow" and "sqs:SendMessage" in st.actions and st.raw.get("Principal", {}) == {"Service": service}:
                 arns = []
                 for op in ("ArnEquals", "ArnLike", "StringEquals"):
-                    arns += as_list(st.raw.get("Condition", {}).get(op, {}).get("aws:SourceArn", []))
-                if source_arn in arns:
-                    return True
+                    for item in as_list(st.raw.get("Condition", {}).get(op, {}).get("aws:SourceArn", [])):
+                        # The value itself (e.g. the alarm topic's Fn::If), or each branch of an Fn::If.
+                        arns += [(item, ())] + ([] if item == source_arn else list(expand_if(item)))
+                for arn, conds in arns:
+                    if arn == source_arn and set(conds) <= ({(exists_if, True)} if exists_if else set()):
+                        return True
     return False
 
 
@@ -1320,7 +1725,7 @@ def _(ctx: Ctx) -> None:
         for t in targets:
             qid = getatt_target(t.get("DeadLetterConfig", {}).get("Arn"))
             require(qid and res.get(qid, {}).get("Type") == "AWS::SQS::Queue", f"{rid}: target has no SQS DeadLetterConfig")
-            allowed = queue_policy_allows(res, qid, "events.amazonaws.com", {"Fn::GetAtt": [rid, "Arn"]})
+            allowed = queue_policy_allows(res, qid, "events.amazonaws.com", {"Fn::GetAtt": [rid, "Arn"]}, rule.get("Condition"))
             require(allowed, f"{rid}: no queue policy on {qid} lets this rule (aws:SourceArn) send messages")
 
 
@@ -1394,7 +1799,7 @@ def _(ctx: Ctx) -> None:
     table_arn = {"Fn::GetAtt": [ALERT_TABLE, "Arn"]}
     granted: set[str] = set()
     for st in role_statements(ctx.cfn, ALERT_ID):
-        if st.effect != "Allow":
+        if st.effect != "Allow" or is_vpc_statement(st):
             continue
         require("*" not in st.resources, f"{st.label()}: Resource '*' (every alert-to-slack action supports resource-level permissions)")
         ddb = [a for a in st.actions if a.lower().startswith("dynamodb:")]
@@ -1425,7 +1830,7 @@ def _(ctx: Ctx) -> None:
     scoped = {frozenset(DRAIN_ELB_ACTIONS): DRAIN_TARGET_GROUP_ARN, frozenset(DRAIN_ASG_ACTIONS): DRAIN_ASG_ARN}
     granted: set[str] = set()
     for st in role_statements(ctx.cfn, DRAIN_ID):
-        if st.effect != "Allow":
+        if st.effect != "Allow" or is_vpc_statement(st):
             continue
         acts = set(st.actions)
         wild = [a for a in acts if "*" in a]
@@ -1490,7 +1895,10 @@ def _(ctx: Ctx) -> None:
     for st in statements(ctx.resources):
         if st.effect != "Allow" or "*" not in st.resources:
             continue
-        bad = [a for a in st.actions if not (a.startswith("ec2:Describe") or a.startswith("logs:") or a in READ_ONLY_ON_STAR)]
+        # ec2:CreateNetworkInterface works only on "*" (Lambda's network interfaces): only with InVpc.
+        vpc = st.conds == ((VPC_CONDITION, True),)
+        bad = [a for a in st.actions if not (a.startswith("ec2:Describe") or a.startswith("logs:") or a in READ_ONLY_ON_STAR
+                                             or (vpc and a in VPC_ENI_STAR_ACTIONS))]
         require(not bad, f"{st.label()}: Resource '*' with {bad}")
     describe = [s for s in role_statements(ctx.cfn) if "ec2:DescribeSecurityGroups" in s.actions]
     require(describe and not describe[0].conds, "ec2:DescribeSecurityGroups is not granted unconditionally")
@@ -1627,17 +2035,21 @@ def _(ctx: Ctx) -> None:
             f"no queue policy on {qid} lets the alarm topic (aws:SourceArn {p.get('TopicArn')!r}) send messages")
 
 
-@check("Rules: SnsTopicArn may not be the alarm topic (the function would receive its own messages)")
-def _(ctx: Ctx) -> None:
+def require_rules(ctx: Ctx, cases: list[tuple[dict[str, str], bool]]) -> None:
+    """The template's Rules accept exactly the parameter sets marked True."""
     rules = ctx.source.get("Rules", {})
-    topic = "arn:aws:sns:us-east-1:123456789012:ops"
-    cases = [({}, True), ({"SnsTopicArn": topic}, True), ({"AlarmTopicArn": topic}, True),
-             ({"SnsTopicArn": topic, "AlarmTopicArn": topic + "-2"}, True), ({"SnsTopicArn": topic, "AlarmTopicArn": topic}, False)]
     for args, allowed in cases:
         env = Env(ctx.source, args)
-        ok = all(env.eval(a["Assert"]) for r in rules.values() if "RuleCondition" not in r or env.eval(r["RuleCondition"])
+        ok = all(env.eval(a["Assert"]) is True for r in rules.values() if "RuleCondition" not in r or env.eval(r["RuleCondition"]) is True
                  for a in r.get("Assertions", []))
         require(ok == allowed, f"parameters {args or 'defaults'}: the template's Rules {'reject' if allowed else 'accept'} them")
+
+
+@check("Rules: SnsTopicArn may not be the alarm topic (the function would receive its own messages)")
+def _(ctx: Ctx) -> None:
+    topic = "arn:aws:sns:us-east-1:123456789012:ops"
+    require_rules(ctx, [({}, True), ({"SnsTopicArn": topic}, True), ({"AlarmTopicArn": topic}, True),
+                        ({"SnsTopicArn": topic, "AlarmTopicArn": topic + "-2"}, True), ({"SnsTopicArn": topic, "AlarmTopicArn": topic}, False)])
 
 
 @check("outputs: function ARN and DLQ URL of each function, table names")
@@ -1651,6 +2063,143 @@ def _(ctx: Ctx) -> None:
     for table in TABLES:
         require({"Ref": table} in values, f"no output with the {table} name")
     require({"Ref": "EventDeliveryDLQ"} in values, "no output with the EventDeliveryDLQ URL")
+
+
+# --------------------------------------------------------------------------- private networking
+
+# Interface endpoints: one per AWS API the functions call from the VPC, plus CloudWatch Logs (the
+# issue asks for it; Lambda ships function logs outside the VPC, but the CloudWatch agent on the
+# instances in these subnets, which feeds block-ssh-bruteforce, needs it). DynamoDB: a gateway.
+VPC_INTERFACE_SERVICES = {"ec2", "elasticloadbalancing", "autoscaling", "sns", "logs", "secretsmanager", "ssm"}
+VPC_GATEWAY_SERVICES = {"dynamodb"}
+# Role actions the Lambda service uses on the function's behalf, not the function code in the
+# VPC: the log stream writes and the async dead-letter queue send. They need no endpoint.
+NOT_CALLED_FROM_THE_VPC = {"logs:CreateLogStream", "logs:PutLogEvents", "sqs:SendMessage"}
+ENDPOINT_PREFIX = "com.amazonaws.us-east-1."
+
+
+def vpc_config(env: Env, fn: dict) -> dict | None:
+    """A function's VpcConfig with the template's conditions evaluated; None when absent."""
+    node = resolve(env, fn["Properties"].get("VpcConfig", {"Ref": "AWS::NoValue"}))
+    if node is None:
+        return None
+    require(isinstance(node, dict), f"VpcConfig evaluates to {node!r}")
+    return {k: env.eval(resolve(env, v)) for k, v in node.items()}
+
+
+def endpoints(ctx: Ctx) -> dict[str, dict]:
+    return {k: v for k, v in ctx.resources.items() if v["Type"] == "AWS::EC2::VPCEndpoint"}
+
+
+def created(env: Env, res: dict) -> bool:
+    return "Condition" not in res or env.condition(res["Condition"])
+
+
+@check("private networking: with the defaults no function has a VpcConfig and no VPC endpoint exists; with VpcSubnetIds every function "
+       "has VpcConfig (those subnets, VpcSecurityGroupIds) and the endpoints exist unless CreateVpcEndpoints is false")
+def _(ctx: Ctx) -> None:
+    eps = endpoints(ctx)
+    require(eps, "no AWS::EC2::VPCEndpoint in the template")
+    default = Env(ctx.source)
+    in_vpc = Env(ctx.source, VPC_ARGS)
+    no_endpoints = Env(ctx.source, {**VPC_ARGS, "CreateVpcEndpoints": "false"})
+    subnets, groups = VPC_ARGS["VpcSubnetIds"].split(","), VPC_ARGS["VpcSecurityGroupIds"].split(",")
+    for fid in FUNCTION_IDS:
+        fn = function(ctx.cfn, fid)
+        got = vpc_config(default, fn)
+        require(got is None, f"{fid} has VpcConfig {got!r} with the default parameters (no VpcSubnetIds)")
+        for label, env in (("VPC parameters", in_vpc), ("VPC parameters, CreateVpcEndpoints false", no_endpoints)):
+            got = vpc_config(env, fn)
+            require(got == {"SubnetIds": subnets, "SecurityGroupIds": groups},
+                    f"{fid} with {label}: VpcConfig is {got!r}, expected SubnetIds {subnets} and SecurityGroupIds {groups}")
+    for eid, ep in eps.items():
+        require(not created(default, ep), f"{eid} is created with the default parameters (no VpcSubnetIds)")
+        require(not created(Env(ctx.source, {"CreateVpcEndpoints": "true"}), ep), f"{eid} is created without VpcSubnetIds")
+        require(created(in_vpc, ep), f"{eid} is not created with VpcSubnetIds and CreateVpcEndpoints true")
+        require(not created(no_endpoints, ep), f"{eid} is created although CreateVpcEndpoints is false")
+
+
+@check("private networking: VPC endpoints for every AWS API the functions call (interface, private DNS, VpcSubnetIds, VpcSecurityGroupIds: "
+       "ec2, elasticloadbalancing, autoscaling, sns, logs, secretsmanager, ssm; gateway on VpcRouteTableIds: dynamodb), no other")
+def _(ctx: Ctx) -> None:
+    env = Env(ctx.source, VPC_ARGS)
+    interface: dict[str, str] = {}
+    gateway: dict[str, str] = {}
+    for eid, ep in endpoints(ctx).items():
+        p = ep["Properties"]
+        name = str(env.eval(p.get("ServiceName")))
+        require(name.startswith(ENDPOINT_PREFIX), f"{eid}: ServiceName {name!r} is not com.amazonaws.<this region>.<service>")
+        service = name[len(ENDPOINT_PREFIX):]
+        require(p.get("VpcId") == {"Ref": "VpcId"}, f"{eid}: VpcId is {p.get('VpcId')!r}, expected Ref VpcId")
+        kind = p.get("VpcEndpointType", "Gateway")
+        if kind == "Interface":
+            require(service not in interface, f"{eid}: a second {service} interface endpoint ({interface.get(service)})")
+            interface[service] = eid
+            require(p.get("PrivateDnsEnabled") is True, f"{eid}: PrivateDnsEnabled is {p.get('PrivateDnsEnabled')!r}; the SDK resolves the public name")
+            require(p.get("SubnetIds") == {"Ref": "VpcSubnetIds"}, f"{eid}: SubnetIds is {p.get('SubnetIds')!r}, expected Ref VpcSubnetIds")
+            require(p.get("SecurityGroupIds") == {"Ref": "VpcSecurityGroupIds"},
+                    f"{eid}: SecurityGroupIds is {p.get('SecurityGroupIds')!r}, expected Ref VpcSecurityGroupIds")
+        else:
+            require(kind == "Gateway", f"{eid}: VpcEndpointType {kind!r}")
+            require(service not in gateway, f"{eid}: a second {service} gateway endpoint ({gateway.get(service)})")
+            gateway[service] = eid
+            require(p.get("RouteTableIds") == {"Ref": "VpcRouteTableIds"}, f"{eid}: RouteTableIds is {p.get('RouteTableIds')!r}, expected Ref VpcRouteTableIds")
+    require(set(interface) == VPC_INTERFACE_SERVICES,
+            f"interface endpoints {sorted(interface)}; missing {sorted(VPC_INTERFACE_SERVICES - set(interface))}, unexpected {sorted(set(interface) - VPC_INTERFACE_SERVICES)}")
+    require(set(gateway) == VPC_GATEWAY_SERVICES,
+            f"gateway endpoints {sorted(gateway)}; missing {sorted(VPC_GATEWAY_SERVICES - set(gateway))}, unexpected {sorted(set(gateway) - VPC_GATEWAY_SERVICES)}")
+    # Every service a role grants actions of, and the code calls, has its endpoint.
+    called = {a.split(":", 1)[0] for fid in FUNCTION_IDS for st in role_statements(ctx.cfn, fid)
+              if st.effect == "Allow" and not is_vpc_statement(st) for a in st.actions if a not in NOT_CALLED_FROM_THE_VPC}
+    missing = called - set(interface) - set(gateway)
+    require(not missing, f"the functions call {sorted(missing)} without a VPC endpoint: they would need a NAT for it")
+
+
+@check("private networking: each role gets Lambda's network-interface actions only with InVpc (Create and Describe on '*', "
+       "Delete / Assign / Unassign on this account's resources), exactly those, no managed policy")
+def _(ctx: Ctx) -> None:
+    default, in_vpc = Env(ctx.source), Env(ctx.source, VPC_ARGS)
+    for fid in FUNCTION_IDS:
+        vpc = [st for st in role_statements(ctx.cfn, fid) if is_vpc_statement(st)]
+        require(vpc, f"{fid}: no network-interface statement; Lambda cannot attach the function to VpcSubnetIds")
+        granted: set[str] = set()
+        for st in vpc:
+            acts = set(st.actions)
+            require(st.effect == "Allow" and acts <= VPC_ENI_ACTIONS,
+                    f"{st.label()}: {sorted(acts - VPC_ENI_ACTIONS)} in a network-interface statement")
+            require(st.conds == ((VPC_CONDITION, True),), f"{st.label()}: not guarded by Fn::If {VPC_CONDITION} alone")
+            require("Condition" not in st.raw, f"{st.label()}: an IAM Condition may stop Lambda from managing its interfaces")
+            got = [in_vpc.eval(r) for r in st.resources]
+            if acts & VPC_ENI_STAR_ACTIONS:
+                require(acts <= VPC_ENI_STAR_ACTIONS and got == ["*"], f"{st.label()}: {sorted(acts)} on {got}; only "
+                        f"{sorted(VPC_ENI_STAR_ACTIONS)} belong on '*' (they work only there)")
+            else:
+                require(got == [VPC_ENI_ARN], f"{st.label()}: {sorted(acts)} on {got}, expected [{VPC_ENI_ARN}]")
+            require(not st.active(default) and st.active(in_vpc), f"{st.label()}: granted {'with' if st.active(default) else 'without'} the defaults")
+            granted |= acts
+        require(granted == VPC_ENI_ACTIONS, f"{fid}: network-interface actions {sorted(granted)}, missing {sorted(VPC_ENI_ACTIONS - granted)}")
+        role = ctx.resources[function_role_id(ctx.cfn, fid)]
+        require(not role["Properties"].get("ManagedPolicyArns"),
+                f"{fid}: managed policies {role['Properties'].get('ManagedPolicyArns')!r} (AWSLambdaVPCAccessExecutionRole adds logs on '*')")
+
+
+@check("Rules: VpcSecurityGroupIds with VpcSubnetIds; VpcId and VpcRouteTableIds when the VPC endpoints are created")
+def _(ctx: Ctx) -> None:
+    no_sg = {k: v for k, v in VPC_ARGS.items() if k != "VpcSecurityGroupIds"}
+    no_vpc = {k: v for k, v in VPC_ARGS.items() if k != "VpcId"}
+    no_rtb = {k: v for k, v in VPC_ARGS.items() if k != "VpcRouteTableIds"}
+    require_rules(ctx, [
+        ({}, True),
+        (VPC_ARGS, True),
+        (no_sg, False),
+        (no_vpc, False),
+        (no_rtb, False),
+        ({**no_vpc, "CreateVpcEndpoints": "false"}, True),
+        ({**no_rtb, "CreateVpcEndpoints": "false"}, True),
+        ({"VpcSubnetIds": VPC_ARGS["VpcSubnetIds"], "VpcSecurityGroupIds": VPC_ARGS["VpcSecurityGroupIds"], "CreateVpcEndpoints": "false"}, True),
+        ({"CreateVpcEndpoints": "true"}, True),
+        ({"VpcSecurityGroupIds": "sg-0ccccccccccccccc3"}, True),  # no subnets: no VPC, nothing required
+    ])
 
 
 def run_checks(path: Path, quiet: bool = False) -> tuple[int, int, list[str]]:
@@ -2079,6 +2628,263 @@ MUTATIONS += [
      lambda t: _drain_stmt(t, "ReadSlackWebhookParameter").__setitem__(
          "Resource", {"Fn::Sub": "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/*"}), T_SECRET),
 ]
+
+
+# ----- block-ssh-bruteforce and private-networking broken copies
+
+ROLE_OF = {FUNCTION_ID: "CloseOpenPortsRole", ALERT_ID: "AlertToSlackRole", DRAIN_ID: "DrainBeforeMaintenanceRole",
+           SSH_ID: "BlockSshBruteforceRole"}
+SSH_SWEEP_DLQ_ARN = {"Fn::If": [SSH_CONDITION, {"Fn::GetAtt": [SSH_RULES["Sweep"], "Arn"]}, {"Ref": "AWS::NoValue"}]}
+
+
+def _ssh_props(t: dict) -> dict:
+    return t["Resources"][SSH_ID]["Properties"]
+
+
+def _ssh_env(t: dict) -> dict:
+    return _ssh_props(t)["Environment"]["Variables"]
+
+
+def _ssh_event(t: dict, name: str) -> dict:
+    return _ssh_props(t)["Events"][name]["Properties"]
+
+
+def _role_list(t: dict, fid: str) -> list:
+    return t["Resources"][ROLE_OF[fid]]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+
+
+def _stmt(t: dict, fid: str, sid: str) -> dict:
+    for st in _role_list(t, fid):
+        body = st["Fn::If"][1] if "Fn::If" in st else st
+        if body.get("Sid") == sid:
+            return body
+    raise KeyError(sid)
+
+
+def _guard(t: dict, fid: str, sid: str) -> list:
+    """The [condition, statement, else] list of a guarded statement."""
+    for st in _role_list(t, fid):
+        if "Fn::If" in st and st["Fn::If"][1].get("Sid") == sid:
+            return st["Fn::If"]
+    raise KeyError(sid)
+
+
+def _unguard(t: dict, fid: str, sid: str) -> None:
+    stmts = _role_list(t, fid)
+    for i, st in enumerate(stmts):
+        if "Fn::If" in st and st["Fn::If"][1].get("Sid") == sid:
+            stmts[i] = st["Fn::If"][1]
+            return
+    raise KeyError(sid)
+
+
+def _drop_stmt(t: dict, fid: str, sid: str) -> None:
+    stmts = _role_list(t, fid)
+    stmts[:] = [st for st in stmts if (st["Fn::If"][1] if "Fn::If" in st else st).get("Sid") != sid]
+
+
+def _drop_ssh_sweep(t: dict) -> None:
+    _ssh_props(t)["Events"].pop("Sweep")
+    _dlq_source_arns(t).remove(SSH_SWEEP_DLQ_ARN)
+
+
+def _ssh_table_of_its_own(t: dict) -> None:
+    t["Resources"]["BlockSshBruteforceTable"] = copy.deepcopy(t["Resources"][ALERT_TABLE])
+    t["Resources"]["BlockSshBruteforceTable"]["Condition"] = SSH_CONDITION
+    _ssh_env(t)["REFLEX_DYNAMODB_TABLE"] = {"Ref": "BlockSshBruteforceTable"}
+    _stmt(t, SSH_ID, "BlockRecords")["Resource"] = {"Fn::GetAtt": ["BlockSshBruteforceTable", "Arn"]}
+
+
+def _vpc_config(t: dict) -> dict:
+    return t["Globals"]["Function"]
+
+
+T_SSH_BUILD = "block-ssh-bruteforce is built by cargo-lambda from the workspace binary block-ssh-bruteforce"
+T_SSH_FN = "block-ssh-bruteforce is provided.al2023 / arm64 / bootstrap, 128 MB, 60 s"
+T_SSH_ENV = "block-ssh-bruteforce environment: exactly its REFLEX_* variables; state in alert-to-slack's table (no table of its own)"
+T_SSH_PARAMS = ("block-ssh-bruteforce parameters: SshLogGroupName, NaclRuleRange, SshSweepSchedule patterns; SshMaxFailures 1-100000, "
+                "SshWindowSecs 1-86400, SshBlockSecs 1-2592000; SshBlockPrivate true/false")
+T_SSH_LOGS = ("block-ssh-bruteforce trigger: a CloudWatch Logs subscription on SshLogGroupName whose filter pattern passes every sshd line "
+              "the function counts (fixtures included) and not the log group's other lines; invoke permission for that log group")
+T_SSH_SWEEP = ("block-ssh-bruteforce rule Sweep: schedule from SshSweepSchedule (default rate(5 minutes)) delivering the standard "
+               "Scheduled Event (no Input)")
+T_SSH_ROLE = ("block-ssh-bruteforce role: Describe calls on '*'; NACL entry create/delete only on this account's network ACLs; "
+              "DynamoDB on alert-to-slack's table only; no other function may write NACL entries")
+T_SSH_COND = ("block-ssh-bruteforce exists only when SshLogGroupName is set: all its resources (function, role, log group, DLQ, "
+              "subscription, rule, permissions) and outputs carry HasSshLogGroup, nothing else does, other resources refer to them only under it")
+T_VPC_FN = ("private networking: with the defaults no function has a VpcConfig and no VPC endpoint exists; with VpcSubnetIds every function "
+            "has VpcConfig (those subnets, VpcSecurityGroupIds) and the endpoints exist unless CreateVpcEndpoints is false")
+T_VPC_EP = ("private networking: VPC endpoints for every AWS API the functions call (interface, private DNS, VpcSubnetIds, VpcSecurityGroupIds: "
+            "ec2, elasticloadbalancing, autoscaling, sns, logs, secretsmanager, ssm; gateway on VpcRouteTableIds: dynamodb), no other")
+T_VPC_ROLE = ("private networking: each role gets Lambda's network-interface actions only with InVpc (Create and Describe on '*', "
+              "Delete / Assign / Unassign on this account's resources), exactly those, no managed policy")
+T_VPC_RULES = "Rules: VpcSecurityGroupIds with VpcSubnetIds; VpcId and VpcRouteTableIds when the VPC endpoints are created"
+NACL_ARN_SUB = {"Fn::Sub": "arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:network-acl/*"}
+
+MUTATIONS += [
+    # function and build
+    ("ssh Timeout 900", lambda t: _ssh_props(t).__setitem__("Timeout", 900), T_SSH_FN),
+    ("ssh on x86_64", lambda t: _ssh_props(t).__setitem__("Architectures", ["x86_64"]), T_SSH_FN),
+    ("ssh MemorySize 256", lambda t: _ssh_props(t).__setitem__("MemorySize", 256), T_SSH_FN),
+    ("ssh runtime provided.al2", lambda t: _ssh_props(t).__setitem__("Runtime", "provided.al2"), T_SSH_FN),
+    ("ssh built from the drain binary",
+     lambda t: t["Resources"][SSH_ID]["Metadata"]["BuildProperties"].__setitem__("Binary", DRAIN_BINARY), T_SSH_BUILD),
+    ("ssh shares the drain's log group",
+     lambda t: _ssh_props(t)["LoggingConfig"].__setitem__("LogGroup", {"Ref": "DrainBeforeMaintenanceLogGroup"}), T_LOGS),
+    # environment and parameters
+    ("ssh state in the drain's table", lambda t: _ssh_env(t).__setitem__("REFLEX_DYNAMODB_TABLE", {"Ref": DRAIN_TABLE}), T_SSH_ENV),
+    ("ssh state in a table of its own", _ssh_table_of_its_own, T_SSH_ENV),
+    ("REFLEX_SSH_BLOCK_SECS removed", lambda t: _ssh_env(t).pop("REFLEX_SSH_BLOCK_SECS"), T_SSH_ENV),
+    ("REFLEX_NACL_RULE_RANGE hard-coded", lambda t: _ssh_env(t).__setitem__("REFLEX_NACL_RULE_RANGE", "100-199"), T_SSH_ENV),
+    ("REFLEX_SSH_WINDOW_SECS fed by SshBlockSecs", lambda t: _ssh_env(t).__setitem__("REFLEX_SSH_WINDOW_SECS", {"Ref": "SshBlockSecs"}), T_SSH_ENV),
+    ("REFLEX_SSH_INSTANCE_ID set from the template", lambda t: _ssh_env(t).__setitem__("REFLEX_SSH_INSTANCE_ID", "i-0123456789abcdef0"), T_SSH_ENV),
+    ("ssh without the shared AllowedCidrs", lambda t: _ssh_env(t).pop("REFLEX_ALLOWED_CIDRS"), T_SSH_ENV),
+    ("NaclRuleRange accepts anything", lambda t: t["Parameters"]["NaclRuleRange"].__setitem__("AllowedPattern", ".*"), T_SSH_PARAMS),
+    ("NaclRuleRange accepts rule 0", lambda t: t["Parameters"]["NaclRuleRange"].__setitem__("AllowedPattern", "^[0-9]{1,5}-[0-9]{1,5}$"), T_SSH_PARAMS),
+    ("SshMaxFailures allows 0", lambda t: t["Parameters"]["SshMaxFailures"].__setitem__("MinValue", 0), T_SSH_PARAMS),
+    ("SshBlockSecs up to a year", lambda t: t["Parameters"]["SshBlockSecs"].__setitem__("MaxValue", 31536000), T_SSH_PARAMS),
+    ("SshWindowSecs as a String", lambda t: t["Parameters"]["SshWindowSecs"].__setitem__("Type", "String"), T_SSH_PARAMS),
+    ("SshBlockPrivate accepts yes", lambda t: t["Parameters"]["SshBlockPrivate"].__setitem__("AllowedValues", ["true", "false", "yes"]), T_SSH_PARAMS),
+    ("SshLogGroupName accepts a wildcard", lambda t: t["Parameters"]["SshLogGroupName"].__setitem__("AllowedPattern", "^.*$"), T_SSH_PARAMS),
+    ("SshLogGroupName default /var/log/auth.log", lambda t: t["Parameters"]["SshLogGroupName"].__setitem__("Default", "/var/log/auth.log"), T_PARAMS),
+    ("SshMaxFailures default 5", lambda t: t["Parameters"]["SshMaxFailures"].__setitem__("Default", 5), T_PARAMS),
+    ("NaclRuleRange in no ParameterGroup", lambda t: _remove_from_group(t, "NaclRuleRange"), T_GROUPS),
+    ("VpcRouteTableIds in no ParameterGroup", lambda t: _remove_from_group(t, "VpcRouteTableIds"), T_GROUPS),
+    # the subscription
+    ("subscription removed", lambda t: _ssh_props(t)["Events"].pop("SshLogs"), T_SSH_LOGS),
+    ("subscription on a hard-coded log group", lambda t: _ssh_event(t, "SshLogs").__setitem__("LogGroupName", "/var/log/secure"), T_SSH_LOGS),
+    ("filter pattern empty (every line invokes)", lambda t: _ssh_event(t, "SshLogs").__setitem__("FilterPattern", ""), T_SSH_LOGS),
+    ("filter pattern only Failed password",
+     lambda t: _ssh_event(t, "SshLogs").__setitem__("FilterPattern", '?"Failed password"'), T_SSH_LOGS),
+    ("filter pattern without [preauth] (Ubuntu disconnects dropped)",
+     lambda t: _ssh_event(t, "SshLogs").__setitem__("FilterPattern", '?"Failed " ?"Invalid user" ?"Accepted " ?"maximum authentication attempts"'), T_SSH_LOGS),
+    ("filter pattern without Accepted (logins after failures unseen)",
+     lambda t: _ssh_event(t, "SshLogs").__setitem__("FilterPattern", '?"Failed " ?"Invalid user" ?"[preauth]"'), T_SSH_LOGS),
+    ("filter pattern ANDs its terms (no ?)",
+     lambda t: _ssh_event(t, "SshLogs").__setitem__("FilterPattern", '"Failed " "Invalid user" "[preauth]" "Accepted "'), T_SSH_LOGS),
+    ("filter pattern lower-case (terms are case-sensitive)",
+     lambda t: _ssh_event(t, "SshLogs").__setitem__("FilterPattern", '?"failed " ?"invalid user" ?"[preauth]" ?"accepted "'), T_SSH_LOGS),
+    ("filter pattern passes every sshd line", lambda t: _ssh_event(t, "SshLogs").__setitem__("FilterPattern", '?"sshd"'), T_SSH_LOGS),
+    ("filter pattern unquoted [preauth] (not a valid term)",
+     lambda t: _ssh_event(t, "SshLogs").__setitem__("FilterPattern", '?Failed ?Invalid ?[preauth] ?Accepted'), T_SSH_LOGS),
+    # the sweep
+    ("sweep rule removed", _drop_ssh_sweep, T_SSH_SWEEP),
+    ("sweep with a custom Input (no Scheduled Event)",
+     lambda t: _ssh_event(t, "Sweep").__setitem__("Input", '{"source":"reflex","action":"sweep"}'), T_SSH_SWEEP),
+    ("sweep schedule hard-coded", lambda t: _ssh_event(t, "Sweep").__setitem__("Schedule", "rate(5 minutes)"), T_SSH_SWEEP),
+    ("sweep on close-open-ports' SweepSchedule", lambda t: _ssh_event(t, "Sweep").__setitem__("Schedule", {"Ref": "SweepSchedule"}), T_SSH_SWEEP),
+    ("SshSweepSchedule default rate(1 day)", lambda t: t["Parameters"]["SshSweepSchedule"].__setitem__("Default", "rate(1 day)"), T_SSH_SWEEP),
+    ("a second rule on block-ssh-bruteforce",
+     lambda t: _ssh_props(t)["Events"].__setitem__("Extra", copy.deepcopy(_drain_props(t)["Events"]["Health"])), T_SSH_SWEEP),
+    ("sweep without a DeadLetterConfig", lambda t: _ssh_event(t, "Sweep").pop("DeadLetterConfig"), T_RULE_DLQ),
+    ("sweep rule missing from the DLQ policy", lambda t: _dlq_source_arns(t).remove(SSH_SWEEP_DLQ_ARN), T_RULE_DLQ),
+    ("sweep rule in the DLQ policy only with InVpc",
+     lambda t: _dlq_source_arns(t)[_dlq_source_arns(t).index(SSH_SWEEP_DLQ_ARN)]["Fn::If"].__setitem__(0, VPC_CONDITION), T_RULE_DLQ),
+    # role
+    ("ec2:* on the ssh role",
+     lambda t: _stmt(t, SSH_ID, "NetworkAclEntries").__setitem__("Action", ["ec2:*"]), T_WILDCARD),
+    ("CreateNetworkAclEntry on '*'", lambda t: _stmt(t, SSH_ID, "NetworkAclEntries").__setitem__("Resource", "*"), T_SSH_ROLE),
+    ("NACL writes on every region and account",
+     lambda t: _stmt(t, SSH_ID, "NetworkAclEntries").__setitem__("Resource", "arn:aws:ec2:*:*:network-acl/*"), T_SSH_ROLE),
+    ("NACL writes on security groups",
+     lambda t: _stmt(t, SSH_ID, "NetworkAclEntries").__setitem__(
+         "Resource", {"Fn::Sub": "arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:security-group/*"}), T_SSH_ROLE),
+    ("ec2:ReplaceNetworkAclEntry added", lambda t: _stmt(t, SSH_ID, "NetworkAclEntries")["Action"].append("ec2:ReplaceNetworkAclEntry"), T_SSH_ROLE),
+    ("DeleteNetworkAclEntry dropped (blocks never expire)",
+     lambda t: _stmt(t, SSH_ID, "NetworkAclEntries")["Action"].remove("ec2:DeleteNetworkAclEntry"), T_SSH_ROLE),
+    ("DescribeNetworkAcls dropped", lambda t: _stmt(t, SSH_ID, "DescribeInstancesAndAcls")["Action"].remove("ec2:DescribeNetworkAcls"), T_SSH_ROLE),
+    ("ec2:TerminateInstances with the Describe calls",
+     lambda t: _stmt(t, SSH_ID, "DescribeInstancesAndAcls")["Action"].append("ec2:TerminateInstances"), T_STAR),
+    ("ssh DynamoDB on every table",
+     lambda t: _stmt(t, SSH_ID, "BlockRecords").__setitem__(
+         "Resource", {"Fn::Sub": "arn:${AWS::Partition}:dynamodb:${AWS::Region}:${AWS::AccountId}:table/*"}), T_SSH_ROLE),
+    ("ssh DynamoDB on the drain's table",
+     lambda t: _stmt(t, SSH_ID, "BlockRecords").__setitem__("Resource", {"Fn::GetAtt": [DRAIN_TABLE, "Arn"]}), T_SSH_ROLE),
+    ("dynamodb:Scan dropped (the sweep lists nothing)", lambda t: _stmt(t, SSH_ID, "BlockRecords")["Action"].remove("dynamodb:Scan"), T_SSH_ROLE),
+    ("dynamodb:Query added to the ssh role", lambda t: _stmt(t, SSH_ID, "BlockRecords")["Action"].append("dynamodb:Query"), T_SSH_ROLE),
+    ("ssh uses alert-to-slack's role", lambda t: _ssh_props(t).__setitem__("Role", {"Fn::GetAtt": ["AlertToSlackRole", "Arn"]}), T_ROLE),
+    ("close-open-ports may write NACL entries",
+     lambda t: _role_list(t, FUNCTION_ID).append({"Effect": "Allow", "Action": "ec2:CreateNetworkAclEntry", "Resource": NACL_ARN_SUB}), T_SSH_ROLE),
+    ("ssh sns:Publish not guarded by HasSnsTopic", lambda t: _unguard(t, SSH_ID, "PublishReports"), T_SNS),
+    ("ssh may read any SSM parameter",
+     lambda t: _stmt(t, SSH_ID, "ReadSlackWebhookParameter").__setitem__(
+         "Resource", {"Fn::Sub": "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/*"}), T_SECRET),
+    ("ssh cannot read the Slack secret (Secrets Manager)", lambda t: _drop_stmt(t, SSH_ID, "ReadSlackWebhookSecret"), T_SECRET),
+    # DLQ and outputs
+    ("ssh DLQ removed", lambda t: _ssh_props(t).pop("DeadLetterQueue"), T_FN_DLQ),
+    ("ssh DLQ is the drain's", lambda t: _ssh_props(t)["DeadLetterQueue"].__setitem__("TargetArn", {"Fn::GetAtt": ["DrainBeforeMaintenanceDLQ", "Arn"]}), T_FN_DLQ),
+    ("ssh async retries off", lambda t: _ssh_props(t)["EventInvokeConfig"].__setitem__("MaximumRetryAttempts", 0), T_FN_DLQ),
+    ("ssh DLQ unencrypted", lambda t: t["Resources"]["BlockSshBruteforceDLQ"]["Properties"].pop("SqsManagedSseEnabled"),
+     "every SQS queue is encrypted at rest"),
+    ("ssh DLQ URL output removed", lambda t: t["Outputs"].pop("BlockSshBruteforceDLQUrl"), T_OUT),
+    ("ssh function ARN output removed", lambda t: t["Outputs"].pop("BlockSshBruteforceFunctionArn"), T_OUT),
+    # the SshLogGroupName switch
+    ("ssh function without the Condition", lambda t: t["Resources"][SSH_ID].pop("Condition"), T_SSH_COND),
+    ("ssh log group without the Condition", lambda t: t["Resources"]["BlockSshBruteforceLogGroup"].pop("Condition"), T_SSH_COND),
+    ("ssh output without the Condition", lambda t: t["Outputs"]["BlockSshBruteforceFunctionArn"].pop("Condition"), T_SSH_COND),
+    ("HasSshLogGroup always true", lambda t: t["Conditions"].__setitem__(SSH_CONDITION, {"Fn::Equals": ["a", "a"]}), T_SSH_COND),
+    ("sweep rule in the DLQ policy without Fn::If",
+     lambda t: _dlq_source_arns(t).__setitem__(_dlq_source_arns(t).index(SSH_SWEEP_DLQ_ARN), {"Fn::GetAtt": [SSH_RULES["Sweep"], "Arn"]}), T_SSH_COND),
+    # private networking: VpcConfig
+    ("VpcConfig always set (no Fn::If)",
+     lambda t: _vpc_config(t).__setitem__("VpcConfig", {"SubnetIds": {"Ref": "VpcSubnetIds"}, "SecurityGroupIds": {"Ref": "VpcSecurityGroupIds"}}), T_VPC_FN),
+    ("VpcConfig removed", lambda t: _vpc_config(t).pop("VpcConfig"), T_VPC_FN),
+    ("VpcConfig without the security groups",
+     lambda t: _vpc_config(t)["VpcConfig"]["Fn::If"][1].pop("SecurityGroupIds"), T_VPC_FN),
+    ("VpcConfig with the route tables as subnets",
+     lambda t: _vpc_config(t)["VpcConfig"]["Fn::If"][1].__setitem__("SubnetIds", {"Ref": "VpcRouteTableIds"}), T_VPC_FN),
+    ("the drain opts out of the VPC", lambda t: _drain_props(t).__setitem__("VpcConfig", {"Ref": "AWS::NoValue"}), T_VPC_FN),
+    ("InVpc always true", lambda t: t["Conditions"].__setitem__(VPC_CONDITION, {"Fn::Equals": ["a", "a"]}), T_VPC_FN),
+    ("endpoints created without VpcSubnetIds",
+     lambda t: t["Conditions"].__setitem__("CreateEndpoints", {"Fn::Equals": [{"Ref": "CreateVpcEndpoints"}, "true"]}), T_VPC_FN),
+    ("CreateVpcEndpoints false ignored", lambda t: t["Conditions"].__setitem__("CreateEndpoints", {"Condition": VPC_CONDITION}), T_VPC_FN),
+    ("SNS endpoint always created", lambda t: [r.pop("Condition") for r in [t["Resources"]["VpcEndpointSns"]]], T_VPC_FN),
+    # private networking: endpoints
+    ("SNS endpoint removed", lambda t: t["Resources"].pop("VpcEndpointSns"), T_VPC_EP),
+    ("Auto Scaling endpoint removed", lambda t: t["Resources"].pop("VpcEndpointAutoScaling"), T_VPC_EP),
+    ("Secrets Manager endpoint removed", lambda t: t["Resources"].pop("VpcEndpointSecretsManager"), T_VPC_EP),
+    ("DynamoDB gateway removed", lambda t: t["Resources"].pop("VpcEndpointDynamoDb"), T_VPC_EP),
+    ("an STS endpoint nothing calls",
+     lambda t: t["Resources"].__setitem__("VpcEndpointSts", {**copy.deepcopy(t["Resources"]["VpcEndpointSns"]), "Properties": {
+         **copy.deepcopy(t["Resources"]["VpcEndpointSns"]["Properties"]), "ServiceName": {"Fn::Sub": "com.amazonaws.${AWS::Region}.sts"}}}), T_VPC_EP),
+    ("EC2 endpoint without private DNS", lambda t: t["Resources"]["VpcEndpointEc2"]["Properties"].__setitem__("PrivateDnsEnabled", False), T_VPC_EP),
+    ("SSM endpoint in a hard-coded subnet",
+     lambda t: t["Resources"]["VpcEndpointSsm"]["Properties"].__setitem__("SubnetIds", ["subnet-0123456789abcdef0"]), T_VPC_EP),
+    ("Logs endpoint without the security groups", lambda t: t["Resources"]["VpcEndpointLogs"]["Properties"].pop("SecurityGroupIds"), T_VPC_EP),
+    ("ELB endpoint in another region",
+     lambda t: t["Resources"]["VpcEndpointElasticLoadBalancing"]["Properties"].__setitem__("ServiceName", "com.amazonaws.eu-west-1.elasticloadbalancing"), T_VPC_EP),
+    ("DynamoDB gateway without route tables",
+     lambda t: t["Resources"]["VpcEndpointDynamoDb"]["Properties"].__setitem__("RouteTableIds", {"Ref": "AWS::NoValue"}), T_VPC_EP),
+    ("a function may call a service without an endpoint",
+     lambda t: _role_list(t, ALERT_ID).append({"Effect": "Allow", "Action": "sqs:ReceiveMessage", "Resource": {"Fn::GetAtt": ["AlertToSlackDLQ", "Arn"]}}),
+     T_VPC_EP),
+    # private networking: roles
+    ("network-interface grants unguarded (always granted)", lambda t: _unguard(t, ALERT_ID, "VpcNetworkInterfaces"), T_VPC_ROLE),
+    ("network-interface grants guarded by HasSnsTopic",
+     lambda t: _guard(t, DRAIN_ID, "VpcNetworkInterfaceChanges").__setitem__(0, "HasSnsTopic"), T_VPC_ROLE),
+    ("DeleteNetworkInterface on '*'", lambda t: _stmt(t, FUNCTION_ID, "VpcNetworkInterfaceChanges").__setitem__("Resource", "*"), T_VPC_ROLE),
+    ("network-interface changes on every account",
+     lambda t: _stmt(t, SSH_ID, "VpcNetworkInterfaceChanges").__setitem__("Resource", "arn:aws:ec2:*:*:*/*"), T_VPC_ROLE),
+    ("ssh role lacks CreateNetworkInterface",
+     lambda t: _stmt(t, SSH_ID, "VpcNetworkInterfaces")["Action"].remove("ec2:CreateNetworkInterface"), T_VPC_ROLE),
+    ("close-open-ports has no network-interface grants",
+     lambda t: [_drop_stmt(t, FUNCTION_ID, sid) for sid in ("VpcNetworkInterfaces", "VpcNetworkInterfaceChanges")], T_VPC_ROLE),
+    ("ec2:CreateVpcEndpoint among the network-interface actions",
+     lambda t: _stmt(t, ALERT_ID, "VpcNetworkInterfaces")["Action"].append("ec2:CreateVpcEndpoint"), T_VPC_ROLE),
+    ("CreateNetworkInterface on '*' without InVpc",
+     lambda t: _role_list(t, FUNCTION_ID).append({"Effect": "Allow", "Action": "ec2:CreateNetworkInterface", "Resource": "*"}), T_STAR),
+    ("AWSLambdaVPCAccessExecutionRole attached (logs on '*')",
+     lambda t: t["Resources"]["DrainBeforeMaintenanceRole"]["Properties"].__setitem__(
+         "ManagedPolicyArns", [{"Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"}]), T_ROLE),
+    # private networking: Rules
+    ("VpcSecurityGroupIds no longer required", lambda t: t["Rules"].pop("VpcSecurityGroupsWithSubnets"), T_VPC_RULES),
+    ("VpcRouteTableIds no longer required",
+     lambda t: t["Rules"]["VpcEndpointsNeedVpcAndRouteTables"]["Assertions"].pop(1), T_VPC_RULES),
+    ("VpcId required even without endpoints",
+     lambda t: t["Rules"]["VpcEndpointsNeedVpcAndRouteTables"].__setitem__(
+         "RuleCondition", {"Fn::Not": [{"Fn::EachMemberEquals": [{"Ref": "VpcSubnetIds"}, ""]}]}), T_VPC_RULES),
+]
+
 
 def self_test(path: Path) -> int:
     source = load_source(path)

@@ -413,7 +413,9 @@ async fn block(
     }
     if let Err(e) = deps.acls.deny(&view.acl, rule, &cidr).await {
         let mut r = record("deny_source", &target, detail, ActionStatus::Failed, reason);
-        r.retryable = e.is_retryable();
+        // A concurrent delivery took the same free number: the redelivery re-reads the
+        // ACL and picks the next one (or finds the source already blocked).
+        r.retryable = e.is_retryable() || e.code == "NetworkAclEntryAlreadyExists";
         r.error = Some(e.to_string());
         out.actions.push(r);
         return Ok(None);
