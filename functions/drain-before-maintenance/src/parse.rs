@@ -47,6 +47,9 @@ impl Intent {
     }
 }
 
+/// 9999-12-31T23:59:59Z.
+const MAX_EPOCH: i64 = 253_402_300_799;
+
 #[derive(Debug, Deserialize)]
 struct AgentCall {
     action: String,
@@ -89,6 +92,20 @@ pub fn parse(raw: &[u8]) -> Result<Input, ParseError> {
                     ));
                 }
             };
+            // The times feed deadline arithmetic: keep them to real dates.
+            let real = |t: Option<i64>| t.is_none_or(|t| (0..=MAX_EPOCH).contains(&t));
+            if !real(call.maintenance.not_before) {
+                return Err(ParseError::at(
+                    "maintenance.not_before",
+                    "expected epoch seconds between 1970 and 9999",
+                ));
+            }
+            if !real(call.maintenance.duration_secs) {
+                return Err(ParseError::at(
+                    "maintenance.duration_secs",
+                    "expected 0 or more seconds, up to year 9999",
+                ));
+            }
             return Ok(Input::Agent {
                 intent,
                 maintenance: Box::new(call.maintenance),
@@ -152,6 +169,12 @@ mod tests {
         let i = parse(br#"{"source":"aws.ec2","detail-type":"EC2 Instance State-change Notification","detail":{}}"#)
             .unwrap();
         assert!(matches!(i, Input::Events(ref a) if matches!(a[0], Announced::Ignored { .. })));
+        let extreme = format!(
+            r#"{{"source":"reflex-agent","action":"drain","maintenance":{{"cloud":"aws","id":"e","kind":"spot-interruption","phase":"scheduled","targets":["i-1"],"not_before":{},"duration_secs":null,"description":null,"lifecycle":null,"trigger":"t","scope":null}}}}"#,
+            i64::MIN
+        );
+        let e = parse(extreme.as_bytes()).unwrap_err().to_string();
+        assert!(e.starts_with("maintenance.not_before"), "{e}");
         assert!(matches!(
             parse(br#"{"source":"reflex","action":"resume"}"#).unwrap(),
             Input::Resume { .. }
