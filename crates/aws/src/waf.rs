@@ -6,7 +6,6 @@ use async_trait::async_trait;
 use aws_sdk_wafv2::Client;
 use aws_sdk_wafv2::types::Scope;
 use reflex_core::{CloudError, CloudErrorKind};
-use tokio::sync::OnceCell;
 
 use crate::LazySdk;
 use crate::errors::classify;
@@ -22,6 +21,9 @@ pub struct IpSetRef {
     pub id: String,
     /// `REGIONAL`, or `CLOUDFRONT` for `global/ipset`.
     pub scope: String,
+    /// The region in the ARN, where WAF is called: a regional set's own, `us-east-1`
+    /// for a CloudFront (global) set.
+    pub region: String,
 }
 
 impl IpSetRef {
@@ -38,7 +40,9 @@ impl IpSetRef {
             return None;
         }
         let (name, id) = (parts.next()?, parts.next()?);
+        let region = arn.split(':').nth(3)?;
         (arn.split(':').nth(2) == Some("wafv2")
+            && !region.is_empty()
             && !name.is_empty()
             && !id.is_empty()
             && parts.next().is_none())
@@ -47,6 +51,7 @@ impl IpSetRef {
             name: name.to_string(),
             id: id.to_string(),
             scope: scope.to_string(),
+            region: region.to_string(),
         })
     }
 }
@@ -61,30 +66,29 @@ pub trait IpSets: Send + Sync {
     async fn remove(&self, set: &IpSetRef, cidr: &str) -> Result<bool, CloudError>;
 }
 
-/// [`IpSets`] on the WAFv2 SDK; the client is built on first use.
+/// [`IpSets`] on the WAFv2 SDK, called in the IP set's region (a function in
+/// eu-west-1 can keep a CloudFront set, which lives in us-east-1).
 #[derive(Debug, Clone, Default)]
 pub struct SdkIpSets {
     sdk: LazySdk,
-    client: std::sync::Arc<OnceCell<Client>>,
 }
 
 impl SdkIpSets {
     pub fn new(sdk: LazySdk) -> Self {
-        Self {
-            sdk,
-            client: std::sync::Arc::default(),
-        }
+        Self { sdk }
     }
 
-    async fn waf(&self) -> &Client {
-        self.client
-            .get_or_init(|| async { Client::new(self.sdk.get().await) })
-            .await
+    /// A client for `set`'s region; building one makes no call.
+    async fn waf(&self, set: &IpSetRef) -> Client {
+        let config = aws_sdk_wafv2::config::Builder::from(self.sdk.get().await)
+            .region(aws_sdk_wafv2::config::Region::new(set.region.clone()))
+            .build();
+        Client::from_conf(config)
     }
 
     async fn read(&self, set: &IpSetRef) -> Result<(Vec<String>, String), CloudError> {
         let out = self
-            .waf()
+            .waf(set)
             .await
             .get_ip_set()
             .name(&set.name)
@@ -109,7 +113,7 @@ impl SdkIpSets {
                 return Ok(false);
             }
             let written = self
-                .waf()
+                .waf(set)
                 .await
                 .update_ip_set()
                 .name(&set.name)
@@ -176,20 +180,24 @@ mod tests {
             "arn:aws:wafv2:us-east-1:123456789012:regional/ipset/reflex-ssh/91f365c5-9053-4502-aef5-7b140e2c85db",
         );
         assert_eq!(
-            r.map(|r| (r.name, r.id, r.scope)),
+            r.map(|r| (r.name, r.id, r.scope, r.region)),
             Some((
                 "reflex-ssh".into(),
                 "91f365c5-9053-4502-aef5-7b140e2c85db".into(),
-                "REGIONAL".into()
+                "REGIONAL".into(),
+                "us-east-1".into()
             ))
         );
         let g = IpSetRef::parse("arn:aws:wafv2:us-east-1:123456789012:global/ipset/edge/abc");
         assert_eq!(g.map(|g| g.scope), Some("CLOUDFRONT".into()));
+        let eu = IpSetRef::parse("arn:aws:wafv2:eu-west-1:123456789012:regional/ipset/x/1");
+        assert_eq!(eu.map(|g| g.region), Some("eu-west-1".into()));
         for bad in [
             "",
             "arn:aws:wafv2:us-east-1:1:regional/webacl/x/y",
             "arn:aws:s3:::bucket",
             "arn:aws:wafv2:us-east-1:1:regional/ipset/x",
+            "arn:aws:wafv2::1:regional/ipset/x/1",
         ] {
             assert_eq!(IpSetRef::parse(bad), None, "{bad}");
         }

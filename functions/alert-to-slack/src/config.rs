@@ -30,6 +30,9 @@ pub struct Config {
     pub burst: Burst,
     /// `REFLEX_SNS_TOPIC_ARN`: also publish each message here.
     pub sns_topic_arn: Option<String>,
+    /// `REFLEX_OWN_ROLE_ARNS`: the roles of Reflex's remediating functions. Their
+    /// successful security-group and NACL changes are not reported again.
+    pub own_roles: Vec<String>,
 }
 
 fn check_token(v: &str) -> Result<(), String> {
@@ -70,6 +73,47 @@ fn burst(env: &impl Lookup) -> Result<Burst, ConfigError> {
             format!("expected COUNT/SECONDS with 1-{MAX_WINDOW_SECS} seconds, e.g. 5/300"),
         )
     })
+}
+
+/// `arn:PARTITION:iam::ACCOUNT:role/[PATH/]NAME`, as CloudTrail's `sessionIssuer.arn`.
+fn is_role_arn(s: &str) -> bool {
+    let mut f = s.splitn(6, ':');
+    let (Some("arn"), Some(partition), Some("iam"), Some(""), Some(account), Some(resource)) =
+        (f.next(), f.next(), f.next(), f.next(), f.next(), f.next())
+    else {
+        return false;
+    };
+    partition.starts_with("aws")
+        && account.len() == 12
+        && account.bytes().all(|b| b.is_ascii_digit())
+        && resource
+            .strip_prefix("role/")
+            .is_some_and(|r| !r.is_empty() && !r.ends_with('/'))
+}
+
+fn own_roles(env: &impl Lookup) -> Result<Vec<String>, ConfigError> {
+    const NAME: &str = "REFLEX_OWN_ROLE_ARNS";
+    let Some(v) = env.get(NAME) else {
+        return Ok(Vec::new());
+    };
+    v.split(',')
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+        .map(|r| {
+            if is_role_arn(r) {
+                Ok(r.to_string())
+            } else {
+                Err(ConfigError::new(
+                    NAME,
+                    &v,
+                    format!(
+                        "'{r}' is not an IAM role ARN: expected comma-separated \
+                         arn:aws:iam::ACCOUNT:role/NAME"
+                    ),
+                ))
+            }
+        })
+        .collect()
 }
 
 impl Config {
@@ -128,6 +172,7 @@ impl Config {
             store,
             burst: burst(env)?,
             sns_topic_arn: env.get("REFLEX_SNS_TOPIC_ARN"),
+            own_roles: own_roles(env)?,
         })
     }
 }
@@ -173,6 +218,23 @@ mod tests {
         assert_eq!(c.routes.targets().count(), 2);
         assert_eq!(c.store, StoreSetting::DynamoDb("reflex-alerts".into()));
         assert_eq!(c.burst.window, Duration::from_secs(60));
+        assert!(c.own_roles.is_empty());
+    }
+
+    #[test]
+    fn own_roles_are_a_comma_separated_list_of_role_arns() {
+        let c = Config::from_lookup(&env(&[(
+            "REFLEX_OWN_ROLE_ARNS",
+            " arn:aws:iam::123456789012:role/reflex-CloseOpenPortsRole-1, ,arn:aws-cn:iam::123456789012:role/ops/ssh ",
+        )]));
+        let Ok(c) = c else { panic!("{c:?}") };
+        assert_eq!(
+            c.own_roles,
+            [
+                "arn:aws:iam::123456789012:role/reflex-CloseOpenPortsRole-1",
+                "arn:aws-cn:iam::123456789012:role/ops/ssh"
+            ]
+        );
     }
 
     #[test]
@@ -194,6 +256,16 @@ mod tests {
         let huge = format!("5/{}", u64::MAX);
         assert!(err(&[("REFLEX_DENIED_BURST", huge.as_str())]).contains("1-86400 seconds"));
         assert!(err(&[("REFLEX_AZURE_TABLE", "t")]).contains("AzureWebJobsStorage"));
+        for bad in [
+            "reflex-role",
+            "arn:aws:iam::123456789012:user/alice",
+            "arn:aws:sts::123456789012:assumed-role/r/s",
+            "arn:aws:iam::1234:role/r",
+            "arn:aws:iam::123456789012:role/",
+        ] {
+            let e = err(&[("REFLEX_OWN_ROLE_ARNS", bad)]);
+            assert!(e.contains("is not an IAM role ARN"), "{bad}: {e}");
+        }
         let e = err(&[("REFLEX_SLACK_BOT_TOKEN", "secret-token-value")]);
         assert!(
             e.contains("xoxb") && !e.contains("secret-token-value"),

@@ -143,8 +143,18 @@ impl reflex_runtime::Function for Deps {
 }
 
 /// Reads any payload the function accepts, recognised from the payload itself.
-pub fn parse(raw: &[u8]) -> Result<Vec<Noticed>, ParseError> {
+/// Security-group and NACL changes made by `own_roles` (Reflex's own remediations,
+/// reported by the function that made them) are ignored.
+pub fn parse(raw: &[u8], own_roles: &[String]) -> Result<Vec<Noticed>, ParseError> {
     let value = parse_json(raw)?;
+    if let Some((role, call)) = reflex_aws::notices::own_change(&value, own_roles) {
+        return Ok(vec![Noticed::Ignored {
+            trigger: format!("aws.cloudtrail/{call}"),
+            reason: format!(
+                "{call} by Reflex's own role {role} (REFLEX_OWN_ROLE_ARNS): the function that made the change reported it"
+            ),
+        }]);
+    }
     #[cfg(feature = "azure")]
     if reflex_azure::alerts::is_azure_alert(&value) {
         let alert = reflex_azure::alerts::parse(value)?;
@@ -171,7 +181,7 @@ pub async fn handle(
     let mut outcome = Outcome::ignored(NAME, "unknown", dry_run, "");
     outcome.ignored = None;
     let mut reasons = Vec::new();
-    for (i, noticed) in parse(raw)?.into_iter().enumerate() {
+    for (i, noticed) in parse(raw, &deps.config.own_roles)?.into_iter().enumerate() {
         match noticed {
             Noticed::Ignored { trigger, reason } => {
                 if i == 0 {

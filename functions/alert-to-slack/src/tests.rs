@@ -47,7 +47,7 @@ fn every_fixture_reads_as_a_notice_or_a_reason_and_renders_within_limits() {
     let mut notices = 0;
     for f in json_files(&root) {
         let raw = std::fs::read(&f).unwrap();
-        let parsed = parse(&raw);
+        let parsed = parse(&raw, &[]);
         let name = f.display().to_string();
         if name.contains("unknown-schema-id") {
             // Without the `azure` feature an Azure payload is just not recognised.
@@ -89,7 +89,7 @@ fn every_fixture_reads_as_a_notice_or_a_reason_and_renders_within_limits() {
 }
 
 fn one(rel: &str) -> Notice {
-    match parse(&fixture(rel)).unwrap().remove(0) {
+    match parse(&fixture(rel), &[]).unwrap().remove(0) {
         Noticed::Notice(n) => *n,
         Noticed::Ignored { reason, .. } => panic!("{rel} ignored: {reason}"),
     }
@@ -416,12 +416,80 @@ fn bad_input_is_a_one_line_error() {
         (b"[1]", "expected a JSON object"),
         (b"{\"Records\": [{\"Sns\": {\"Message\": \"{\\\"AlarmName\\\": \\\"x\\\", \\\"NewStateValue\\\": 3}\"}}]}", "Records[0].Sns.Message.NewStateValue"),
     ] {
-        let e = parse(raw).err().map(|e| e.to_string()).unwrap_or_default();
+        let e = parse(raw, &[]).err().map(|e| e.to_string()).unwrap_or_default();
         assert!(e.contains(want), "{e} lacks {want}");
         assert!(!e.contains('\n'));
     }
-    let unrelated = parse(b"{\"hello\": 1}").unwrap();
+    let unrelated = parse(b"{\"hello\": 1}", &[]).unwrap();
     assert!(matches!(&unrelated[0], Noticed::Ignored { .. }));
+}
+
+/// close-open-ports and block-ssh-bruteforce report their own changes: the CloudTrail
+/// record of the same change, made by their role, posts nothing. Anyone else's change,
+/// and a Reflex role's change that was denied, are still reported.
+#[tokio::test]
+async fn reflex_own_changes_are_not_reported_twice() {
+    const SSH_ROLE: &str =
+        "arn:aws:iam::123456789012:role/reflex-BlockSshBruteforceRole-7QK2M1ZP0X4B";
+    const PORTS_ROLE: &str =
+        "arn:aws:iam::123456789012:role/reflex-CloseOpenPortsRole-1H8X5C2V9N3M";
+    let roles = format!("{PORTS_ROLE},{SSH_ROLE}");
+    let sink = SlackSink::start().await;
+    let deps = bot(&sink, &[("REFLEX_OWN_ROLE_ARNS", roles.as_str())]).await;
+    for (rel, role) in [
+        (
+            "aws/cloudtrail-security/nacl-entry-created-by-reflex.json",
+            SSH_ROLE,
+        ),
+        (
+            "aws/cloudtrail-security/sg-ingress-revoked-by-reflex.json",
+            PORTS_ROLE,
+        ),
+    ] {
+        let o = handle(&deps, &fixture(rel), &inv()).await.unwrap();
+        assert!(o.actions.is_empty(), "{rel}: {:?}", o.actions);
+        let why = o.ignored.unwrap_or_default();
+        assert!(
+            why.contains(role) && why.contains("REFLEX_OWN_ROLE_ARNS"),
+            "{rel}: {why}"
+        );
+        assert!(o.trigger.starts_with("aws.cloudtrail/"), "{}", o.trigger);
+    }
+    assert_eq!(sink.messages().len(), 0);
+
+    // Someone else's NACL change is reported.
+    let o = handle(
+        &deps,
+        &fixture("aws/cloudtrail-security/nacl-entry-created.json"),
+        &inv(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(o.actions.len(), 1, "{:?}", o.ignored);
+    assert_eq!(sink.messages().len(), 1);
+
+    // The same role, denied: reported (an access-denied burst member, not a change).
+    let mut denied: Value = serde_json::from_slice(&fixture(
+        "aws/cloudtrail-security/nacl-entry-created-by-reflex.json",
+    ))
+    .unwrap();
+    denied["id"] = Value::String("denied-1".into());
+    denied["detail"]["eventID"] = Value::String("denied-1".into());
+    denied["detail"]["errorCode"] = Value::String("Client.UnauthorizedOperation".into());
+    let n = parse(denied.to_string().as_bytes(), &deps.config.own_roles).unwrap();
+    assert!(matches!(&n[0], Noticed::Notice(_)), "{n:?}");
+
+    // Without the setting, the Reflex-made change is reported like any other.
+    let plain = bot(&sink, &[]).await;
+    let o = handle(
+        &plain,
+        &fixture("aws/cloudtrail-security/sg-ingress-revoked-by-reflex.json"),
+        &inv(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(o.actions.len(), 1, "{:?}", o.ignored);
+    assert_eq!(sink.messages().len(), 2);
 }
 
 /// 50 alarms in one second, delivered in full at Slack's pace of one message per

@@ -392,60 +392,94 @@ async fn block(
             return Ok(None);
         }
     };
-    let expires_at = now() + i64::try_from(deps.config.block_for.as_secs()).unwrap_or(86_400);
-    let detail = json!({"cidr": cidr, "acl": view.acl, "subnet": view.subnet, "rule_number": rule, "expires_at": rfc3339(expires_at)});
-    let reason = format!(
-        "{failures} failed SSH logins within {} s",
-        deps.config.policy.window_secs
-    );
-    if deps.config.dry_run {
-        out.actions.push(record(
-            "deny_source",
-            &target,
-            detail,
-            ActionStatus::Planned,
-            reason,
-        ));
-        return Ok(Some((
-            nacl_action(&cidr, &view.acl, rule),
-            rfc3339(expires_at),
-        )));
+    let b = new_block(deps, ip, &view.acl, rule, instance, failures);
+    let detail = json!({"cidr": cidr, "acl": view.acl, "subnet": view.subnet, "rule_number": rule, "expires_at": rfc3339(b.expires_at)});
+    let made = Made {
+        action: nacl_action(&cidr, &view.acl, rule),
+        key: format!("ssh-block/{}/{target}", view.acl),
+        detail,
+        block: b,
+    };
+    commit(deps, made, deps.acls.deny(&view.acl, rule, &cidr), out).await
+}
+
+/// A block with its expiry, `target` nacl (`rule` of ACL `acl`) or wafv2 (`acl` is the
+/// IP set ARN, `rule` 0).
+fn new_block(
+    deps: &Deps,
+    ip: IpAddr,
+    acl: &str,
+    rule: i32,
+    instance: &str,
+    failures: usize,
+) -> Block {
+    let waf = deps.config.waf.is_some();
+    Block {
+        target: if waf { "wafv2".into() } else { nacl() },
+        ip: ip.to_string(),
+        cidr: decide::cidr(ip),
+        acl: acl.to_string(),
+        rule,
+        instance: instance.to_string(),
+        expires_at: now() + i64::try_from(deps.config.block_for.as_secs()).unwrap_or(86_400),
+        failures,
     }
-    if let Err(e) = deps.acls.deny(&view.acl, rule, &cidr).await {
-        let mut r = record("deny_source", &target, detail, ActionStatus::Failed, reason);
-        // A concurrent delivery took the same free number: the redelivery re-reads the
-        // ACL and picks the next one (or finds the source already blocked).
+}
+
+/// A block about to be made: what the message says, where it is recorded, the
+/// action's detail.
+struct Made {
+    action: String,
+    key: String,
+    detail: Value,
+    block: Block,
+}
+
+/// Plans the block (dry-run), or makes it with `act`, records it for the sweep and
+/// reports it. `Some((action, expiry))` when it deserves a message.
+async fn commit(
+    deps: &Deps,
+    made: Made,
+    act: impl std::future::Future<Output = Result<(), reflex_core::CloudError>>,
+    out: &mut Outcome,
+) -> Result<Option<(String, String)>, HandleError> {
+    let Made {
+        action,
+        key,
+        detail,
+        block,
+    } = made;
+    let reason = format!(
+        "{} failed SSH logins within {} s",
+        block.failures, deps.config.policy.window_secs
+    );
+    let expires = rfc3339(block.expires_at);
+    let status = if deps.config.dry_run {
+        ActionStatus::Planned
+    } else if let Err(e) = act.await {
+        let mut r = record(
+            "deny_source",
+            &block.ip,
+            detail,
+            ActionStatus::Failed,
+            reason,
+        );
+        // A concurrent delivery took the same free rule number: the redelivery re-reads
+        // the ACL and picks the next one (or finds the source already blocked).
         r.retryable = e.is_retryable() || e.code == "NetworkAclEntryAlreadyExists";
         r.error = Some(e.to_string());
         out.actions.push(r);
         return Ok(None);
-    }
-    let b = Block {
-        target: nacl(),
-        ip: target.clone(),
-        cidr: cidr.clone(),
-        acl: view.acl.clone(),
-        rule,
-        instance: instance.to_string(),
-        expires_at,
-        failures,
+    } else {
+        let text = serde_json::to_string(&block).unwrap_or_default();
+        deps.store
+            .put(&key, &text, deps.config.block_for + RECORD_GRACE)
+            .await?;
+        ActionStatus::Done
     };
-    let ttl = deps.config.block_for + RECORD_GRACE;
-    let text = serde_json::to_string(&b).unwrap_or_default();
-    deps.store
-        .put(&format!("ssh-block/{}/{target}", view.acl), &text, ttl)
-        .await?;
-    out.actions.push(record(
-        "deny_source",
-        &target,
-        detail,
-        ActionStatus::Done,
-        reason,
-    ));
-    Ok(Some((
-        nacl_action(&cidr, &view.acl, rule),
-        rfc3339(expires_at),
-    )))
+    out.actions
+        .push(record("deny_source", &block.ip, detail, status, reason));
+    Ok(Some((action, expires)))
 }
 
 /// The WAFv2 alternative: the source's CIDR joins the IP set (once).
@@ -457,73 +491,45 @@ async fn block_in_ip_set(
     instance: Option<&str>,
     out: &mut Outcome,
 ) -> Result<Option<(String, String)>, HandleError> {
-    let cidr = decide::cidr(ip);
-    let target = ip.to_string();
-    let expires_at = now() + i64::try_from(deps.config.block_for.as_secs()).unwrap_or(86_400);
-    let detail = json!({"cidr": cidr, "ip_set": set.arn, "expires_at": rfc3339(expires_at)});
-    let reason = format!(
-        "{failures} failed SSH logins within {} s",
-        deps.config.policy.window_secs
+    let b = new_block(
+        deps,
+        ip,
+        &set.arn,
+        0,
+        instance.unwrap_or_default(),
+        failures,
     );
+    let detail = json!({"cidr": b.cidr, "ip_set": set.arn, "expires_at": rfc3339(b.expires_at)});
     let present = deps
         .ip_sets
         .addresses(set)
         .await?
         .iter()
-        .any(|a| a.eq_ignore_ascii_case(&cidr));
+        .any(|a| a.eq_ignore_ascii_case(&b.cidr));
     if present {
         out.actions.push(record(
             "deny_source",
-            &target,
+            &b.ip,
             detail,
             ActionStatus::Skipped,
             format!("already in {}", set.name),
         ));
         return Ok(None);
     }
-    if deps.config.dry_run {
-        out.actions.push(record(
-            "deny_source",
-            &target,
-            detail,
-            ActionStatus::Planned,
-            reason,
-        ));
-        return Ok(Some((waf_action(&cidr, &set.arn), rfc3339(expires_at))));
-    }
-    if let Err(e) = deps.ip_sets.add(set, &cidr).await {
-        let mut r = record("deny_source", &target, detail, ActionStatus::Failed, reason);
-        r.retryable = e.is_retryable();
-        r.error = Some(e.to_string());
-        out.actions.push(r);
-        return Ok(None);
-    }
-    let b = Block {
-        target: "wafv2".into(),
-        ip: target.clone(),
-        cidr: cidr.clone(),
-        acl: set.arn.clone(),
-        rule: 0,
-        instance: instance.unwrap_or_default().to_string(),
-        expires_at,
-        failures,
-    };
-    let text = serde_json::to_string(&b).unwrap_or_default();
-    deps.store
-        .put(
-            &format!("ssh-block/{}/{target}", set.name),
-            &text,
-            deps.config.block_for + RECORD_GRACE,
-        )
-        .await?;
-    out.actions.push(record(
-        "deny_source",
-        &target,
+    let made = Made {
+        action: waf_action(&b.cidr, &set.arn),
+        key: format!("ssh-block/{}/{}", set.name, b.ip),
         detail,
-        ActionStatus::Done,
-        reason,
-    ));
-    Ok(Some((waf_action(&cidr, &set.arn), rfc3339(expires_at))))
+        block: b,
+    };
+    let cidr = made.block.cidr.clone();
+    commit(
+        deps,
+        made,
+        async { deps.ip_sets.add(set, &cidr).await.map(|_| ()) },
+        out,
+    )
+    .await
 }
 
 /// Whether the block is still in place as Reflex made it: the same DENY entry in

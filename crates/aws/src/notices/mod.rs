@@ -15,6 +15,7 @@ use serde_json::Value;
 
 use crate::events::{eventbridge, typed};
 pub use generic::SnsMessage;
+pub use trail::own_change;
 
 /// Lines shown at most when flattening a generic payload.
 const MAX_LINES: usize = 40;

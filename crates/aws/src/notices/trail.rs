@@ -88,6 +88,28 @@ fn resource(params: Option<&Value>) -> Option<String> {
         .find_map(|k| text_of(p.get(*k)?).map(|v| format!("{k}={v}")))
 }
 
+/// A successful security-group or network-ACL change made by a session of one of
+/// `roles` (IAM role ARNs, compared with CloudTrail's `sessionIssuer.arn`): Reflex's own
+/// remediation, which the function that made it has reported already. Returns the
+/// role and the call. Denied calls, root use and IAM or CloudTrail changes are never
+/// matched: those stay reported whoever made them.
+pub fn own_change<'a>(event: &Value, roles: &'a [String]) -> Option<(&'a str, String)> {
+    if roles.is_empty() || event.get("detail-type")?.as_str()? != "AWS API Call via CloudTrail" {
+        return None;
+    }
+    let d = event.get("detail")?;
+    let name = d.get("eventName")?.as_str()?;
+    let changed = SECURITY_GROUP.contains(&name) || NACL.contains(&name);
+    let failed = d.get("errorCode").is_some_and(|c| !c.is_null());
+    let id = d.get("userIdentity")?;
+    if !changed || failed || id.get("type")?.as_str()? != "AssumedRole" {
+        return None;
+    }
+    let issuer = id.pointer("/sessionContext/sessionIssuer/arn")?.as_str()?;
+    let role = roles.iter().find(|r| r.as_str() == issuer)?;
+    Some((role.as_str(), name.to_string()))
+}
+
 /// Reads a CloudTrail event for a security notice, or ignores it with the reason.
 pub fn parse(env: &EventBridgeEvent<Value>) -> Result<Noticed, ParseError> {
     let mut d: Detail = typed(env.detail.clone(), "detail")?;
