@@ -7,7 +7,7 @@ CARGO ?= cargo
 .PHONY: help test demo lint bench package package-azure lambda-local tools clean-tools
 
 help:
-	@echo "make demo    - close-open-ports on AWS (moto) and Azure (host + ARM stand-in), an alert-to-slack thread, a spot warning drained on moto, reflex-agent draining for an Azure Redeploy"
+	@echo "make demo    - close-open-ports on AWS (moto) and Azure (host + ARM stand-in), an alert-to-slack thread, a spot warning drained on moto, an SSH brute force blocked in a network ACL and swept on moto, reflex-agent draining for an Azure Redeploy"
 	@echo "make test    - install test tools, then fmt, clippy, unit/e2e tests, SAM/Azure template checks, the CDK app's tests and synth"
 	@echo "make lint    - cargo fmt --check and clippy -D warnings"
 	@echo "make bench   - release build: cold start, peak RSS, binary and zip sizes (close-open-ports, alert-to-slack), host throughput"

@@ -326,6 +326,70 @@ def agent(procs, tmp):
     print("  " + hooks.read_text().strip().replace("\n", "\n  "))
 
 
+def ssh(endpoint, slack_port, tmp):
+    import base64
+    import gzip
+
+    import boto3
+
+    kw = dict(endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="demo", aws_secret_access_key="demo")
+    ec2, ddb = boto3.client("ec2", **kw), boto3.client("dynamodb", **kw)
+    step("block-ssh-bruteforce: an instance in a subnet on moto; /var/log/secure shipped to CloudWatch Logs")
+    image = ec2.describe_images()["Images"][0]["ImageId"]
+    vpc = ec2.create_vpc(CidrBlock="10.1.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.1.1.0/24", AvailabilityZone="us-east-1a")["Subnet"]["SubnetId"]
+    instance = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, SubnetId=subnet)["Instances"][0]["InstanceId"]
+    acl = ec2.describe_network_acls(Filters=[{"Name": "association.subnet-id", "Values": [subnet]}])["NetworkAcls"][0]["NetworkAclId"]
+    ddb.create_table(TableName="reflex-ssh", KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+                     AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}], BillingMode="PAY_PER_REQUEST")
+
+    def entries():
+        acls = ec2.describe_network_acls(NetworkAclIds=[acl])["NetworkAcls"][0]["Entries"]
+        for e in sorted(acls, key=lambda e: e["RuleNumber"]):
+            if not e["Egress"]:
+                print(f"    rule {e['RuleNumber']:>5}  {e['RuleAction']:<5} {e.get('CidrBlock') or e.get('Ipv6CidrBlock')}")
+
+    print(f"  {instance} in {subnet}; inbound entries of its network ACL {acl}:")
+    entries()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REFLEX_")}
+    env.update(AWS_ENDPOINT_URL=endpoint, AWS_ACCESS_KEY_ID="demo", AWS_SECRET_ACCESS_KEY="demo",
+               AWS_REGION="us-east-1", AWS_EC2_METADATA_DISABLED="true", REFLEX_DYNAMODB_TABLE="reflex-ssh",
+               REFLEX_SSH_BLOCK_SECS="2",
+               REFLEX_SLACK_WEBHOOK_URL=f"http://127.0.0.1:{slack_port}/services/T0/B0/demo")
+    slack_log = tmp / "slack.log"
+
+    def invoke(label, path):
+        step(label)
+        seen = len(slack_log.read_text())
+        outcome = invoke_function(env, "block-ssh-bruteforce", path)
+        time.sleep(0.3)
+        new = slack_log.read_text()[seen:].strip()
+        print("  Slack: " + (new.replace("\n", "\n  ") if new else "(nothing posted)"))
+        return outcome
+
+    # The subscription delivery CloudWatch Logs would send: base64(gzip(JSON)), the log
+    # stream named by the instance id (the CloudWatch agent's default).
+    logs = json.loads((ROOT / "events/aws/cloudwatch-logs/secure-bruteforce-rhel.decoded.txt").read_text())
+    logs["logStream"] = instance
+    delivery = tmp / "ssh-delivery.json"
+    data = base64.b64encode(gzip.compress(json.dumps(logs).encode())).decode()
+    delivery.write_text(json.dumps({"awslogs": {"data": data}}))
+    invoke(f"sshd on {instance} logs {len(logs['logEvents'])} lines: a password-guessing burst from 203.0.113.7", delivery)
+    print(f"\n  inbound entries of {acl} now:")
+    entries()
+    invoke("CloudWatch Logs delivers the same batch again", delivery)
+    time.sleep(2.5)
+    sweep = tmp / "sweep.json"
+    sweep.write_text((ROOT / "events/aws/scheduled/daily-sweep.json").read_text())
+    invoke("The block expired (REFLEX_SSH_BLOCK_SECS=2 for the demo; a day by default): the scheduled sweep", sweep)
+    print(f"\n  inbound entries of {acl} after the sweep:")
+    entries()
+    left = [e for e in ec2.describe_network_acls(NetworkAclIds=[acl])["NetworkAcls"][0]["Entries"]
+            if e.get("CidrBlock") == "203.0.113.7/32"]
+    if left:
+        raise SystemExit("demo: the expired block should have been removed")
+
+
 def main():
     import boto3  # installed with moto into .venv
 
@@ -399,6 +463,7 @@ def main():
         alert_to_slack(endpoint, slack_port)
         slack_log.flush()
         drain(endpoint, slack_port, tmp)
+        ssh(endpoint, slack_port, tmp)
         azure(procs, tmp, slack_port)
         agent(procs, tmp)
     finally:
