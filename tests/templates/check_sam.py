@@ -15,9 +15,12 @@ drain-before-maintenance and block-ssh-bruteforce, and for the private-networkin
    and drain-before-maintenance, alert-to-slack's alarm topic subscription,
    drain-before-maintenance's tag-conditioned ELBv2 / Auto Scaling grants and resume tick,
    block-ssh-bruteforce's CloudWatch Logs subscription (its filter pattern is matched
-   against the sshd lines of the fixtures under events/aws/cloudwatch-logs), sweep schedule
-   and network-ACL grants, and the VPC option (VpcConfig, network-interface grants and VPC
-   endpoints only with VpcSubnetIds; the template is evaluated with and without them).
+   against the sshd lines of the fixtures under events/aws/cloudwatch-logs), sweep schedule,
+   network-ACL grants and its WAFv2 IP set alternative (SshWafIpSetArn), alert-to-slack's
+   REFLEX_OWN_ROLE_ARNS (the remediating roles whose changes it does not report again, only
+   when SlackWebhookSecret lets those functions post their own message), and
+   the VPC option (VpcConfig, network-interface grants and VPC endpoints only with
+   VpcSubnetIds; the template is evaluated with and without them).
 
 Dependencies: python3 stdlib, cfn-lint, aws-sam-translator. Exit status is 0 only
 when every check passes.
@@ -92,6 +95,7 @@ PARAMETERS = {
     "NaclRuleRange": ("50-99", None),
     "SshBlockPrivate": ("false", None),
     "SshSweepSchedule": ("rate(5 minutes)", None),
+    "SshWafIpSetArn": ("", None),
     # private networking: off unless subnets are given
     "VpcSubnetIds": ("", None),
     "VpcSecurityGroupIds": ("", None),
@@ -111,6 +115,8 @@ ALERT_ENV = {
     "REFLEX_DYNAMODB_TABLE": {"Ref": ALERT_TABLE},
     "REFLEX_DENIED_BURST": {"Ref": "DeniedBurst"},
     "REFLEX_SNS_TOPIC_ARN": {"Ref": "SnsTopicArn"},
+    # The remediating functions' roles: checked on its own (see OWN_ROLES_ENV).
+    "REFLEX_OWN_ROLE_ARNS": None,
 }
 # drain-before-maintenance: environment variable -> the value that must feed it.
 # The opt-in tag is fixed: it must equal the aws:ResourceTag condition of the role, and IAM
@@ -138,6 +144,8 @@ SSH_ENV = {
     "REFLEX_SSH_BLOCK_SECS": {"Ref": "SshBlockSecs"},
     "REFLEX_NACL_RULE_RANGE": {"Ref": "NaclRuleRange"},
     "REFLEX_SSH_BLOCK_PRIVATE": {"Ref": "SshBlockPrivate"},
+    # Empty (the default) is unset to the function: block in the network ACL.
+    "REFLEX_SSH_WAF_IPSET_ARN": {"Ref": "SshWafIpSetArn"},
     "REFLEX_SLACK_WEBHOOK_SECRET": {"Ref": "SlackWebhookSecret"},
     "REFLEX_SNS_TOPIC_ARN": {"Ref": "SnsTopicArn"},
 }
@@ -151,11 +159,14 @@ SECRET_PARAMETERS = {
 
 # Private networking: what Lambda needs to manage the functions' network interfaces in
 # VpcSubnetIds (AWSLambdaVPCAccessExecutionRole's EC2 actions). Granted only with InVpc.
-# Create and the Describe calls work only on Resource "*"; the others act on network
-# interfaces only and get this account's resources in the region.
+# The Describe calls work only on Resource "*"; Create (authorised against the interface,
+# subnet and security group) and the others get this account's resources in the region,
+# with the CDK app's Sids (infra/cdk/lib/reflex-stack.ts, vpcStatements).
 VPC_CONDITION = "InVpc"
-VPC_ENI_STAR_ACTIONS = {"ec2:CreateNetworkInterface", "ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets"}
-VPC_ENI_CHANGE_ACTIONS = {"ec2:DeleteNetworkInterface", "ec2:AssignPrivateIpAddresses", "ec2:UnassignPrivateIpAddresses"}
+VPC_ENI_STAR_ACTIONS = {"ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets"}
+VPC_ENI_CHANGE_ACTIONS = {"ec2:CreateNetworkInterface", "ec2:DeleteNetworkInterface", "ec2:AssignPrivateIpAddresses",
+                          "ec2:UnassignPrivateIpAddresses"}
+VPC_DESCRIBE_SID, VPC_CHANGES_SID = "VpcDescribeNetworkInterfaces", "VpcNetworkInterfaceChanges"
 VPC_ENI_ACTIONS = VPC_ENI_STAR_ACTIONS | VPC_ENI_CHANGE_ACTIONS
 VPC_ENI_ARN = "arn:aws:ec2:us-east-1:123456789012:*/*"
 # Parameter values of a deploy into a VPC.
@@ -206,7 +217,15 @@ SSH_NACL_ACTIONS = {"ec2:CreateNetworkAclEntry", "ec2:DeleteNetworkAclEntry"}
 SSH_NACL_ARN = "arn:aws:ec2:us-east-1:123456789012:network-acl/*"
 # alert-to-slack's table: item calls, and Scan to list the blocks the sweep may remove.
 SSH_DYNAMODB_ACTIONS = {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:Scan"}
-SSH_ROLE_ACTIONS = SSH_READ_ACTIONS | SSH_NACL_ACTIONS | SSH_DYNAMODB_ACTIONS | COMMON_ROLE_ACTIONS
+# The WAFv2 alternative (SshWafIpSetArn): read the IP set with its lock token, write it back;
+# only on that IP set, only when it is given.
+SSH_WAF_PARAM = "SshWafIpSetArn"
+SSH_WAF_CONDITION = "HasSshWafIpSet"
+SSH_WAF_ACTIONS = {"wafv2:GetIPSet", "wafv2:UpdateIPSet"}
+SSH_WAF_SID = "WafIpSet"
+SSH_WAF_ARNS = ("arn:aws:wafv2:us-east-1:123456789012:regional/ipset/reflex-ssh/91f365c5-9053-4502-aef5-7b140e2c85db",
+                "arn:aws:wafv2:us-east-1:123456789012:global/ipset/edge_v4/0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0")
+SSH_ROLE_ACTIONS = SSH_READ_ACTIONS | SSH_NACL_ACTIONS | SSH_DYNAMODB_ACTIONS | SSH_WAF_ACTIONS | COMMON_ROLE_ACTIONS
 ROLE_ACTIONS = {FUNCTION_ID: ALLOWED_ROLE_ACTIONS, ALERT_ID: ALERT_ROLE_ACTIONS, DRAIN_ID: DRAIN_ROLE_ACTIONS, SSH_ID: SSH_ROLE_ACTIONS}
 # Read-only actions that may be granted on Resource "*" (besides ec2:Describe* and logs).
 READ_ONLY_ON_STAR = DRAIN_READ_ACTIONS | SSH_READ_ACTIONS
@@ -845,6 +864,8 @@ def _(ctx: Ctx) -> None:
     require(not missing, f"missing environment variables: {sorted(missing)}")
     require(not extra, f"unexpected environment variables: {sorted(extra)}")
     for var, want in ALERT_ENV.items():
+        if want is None:  # checked on its own
+            continue
         require(env[var] == want, f"{var} is {env[var]!r}, expected {want!r}")
         ref = want.get("Ref")
         require(ref in ctx.source.get("Parameters", {}) or ref in ctx.resources, f"{var}: {ref} is neither a parameter nor a resource")
@@ -1040,6 +1061,10 @@ FIXTURE_ROUTES: dict[str, tuple[str, ...]] = {
     "cloudtrail-security/root-console-login.json": (ALERT_RULES["ConsoleSignIn"],),
     # SG egress: alert-to-slack reports it; close-open-ports only handles ingress.
     "cloudtrail-security/security-group-egress-authorized.json": (ALERT_RULES["CloudTrailSecurity"],),
+    # Reflex's own remediations still reach the rule; alert-to-slack skips them by their role
+    # (REFLEX_OWN_ROLE_ARNS), since the function that made the change reported it.
+    "cloudtrail-security/nacl-entry-created-by-reflex.json": (ALERT_RULES["CloudTrailSecurity"],),
+    "cloudtrail-security/sg-ingress-revoked-by-reflex.json": (ALERT_RULES["CloudTrailSecurity"],),
     "eventbridge/custom-app-event.json": (),
     "eventbridge/ecs-task-state-change.json": (),
     # drain-before-maintenance: EC2 scheduled changes reach it and alert-to-slack (which reports them).
@@ -1628,6 +1653,74 @@ def _(ctx: Ctx) -> None:
             require(not other, f"{st.label()}: {fid} must not have block-ssh-bruteforce's NACL actions {sorted(other)}")
 
 
+@check("block-ssh-bruteforce WAFv2 alternative: SshWafIpSetArn (empty or an IP set ARN, in the SSH parameter group, honest about "
+       "not stopping SSH) feeds REFLEX_SSH_WAF_IPSET_ARN; wafv2:GetIPSet and UpdateIPSet on that IP set only, only when it is set; "
+       "the NACL writes stay for the sweep; no other role has WAF actions")
+def _(ctx: Ctx) -> None:
+    params = ctx.source.get("Parameters", {})
+    p = params.get(SSH_WAF_PARAM)
+    require(isinstance(p, dict), f"parameter {SSH_WAF_PARAM} missing")
+    require(p.get("Type") == "String" and str(p.get("Default")) == "",
+            f"{SSH_WAF_PARAM} is {p.get('Type')!r} with default {p.get('Default')!r}, expected a String defaulting to \"\" (the NACL)")
+    pat = p.get("AllowedPattern")
+    require(pat, f"parameter {SSH_WAF_PARAM} has no AllowedPattern")
+    good = ["", *SSH_WAF_ARNS,
+            "arn:aws-us-gov:wafv2:us-gov-west-1:123456789012:regional/ipset/ssh-block_1/abc"]
+    bad = ["reflex-ssh", "91f365c5-9053-4502-aef5-7b140e2c85db",
+           "arn:aws:wafv2:us-east-1:123456789012:regional/webacl/web/91f365c5-9053-4502-aef5-7b140e2c85db",
+           "arn:aws:wafv2:us-east-1:123456789012:regional/ipset/reflex-ssh",
+           "arn:aws:wafv2:us-east-1:123456789012:regional/ipset/reflex-ssh/91f365c5/extra",
+           "arn:aws:wafv2:us-east-1:123456789012:regional/ipset/*/*",
+           "arn:aws:wafv2:us-east-1:123456789012:regional/ipset/reflex ssh/abc",
+           "arn:aws:wafv2:us-east-1:1234:regional/ipset/reflex-ssh/abc",
+           "arn:aws:waf::123456789012:ipset/91f365c5-9053-4502-aef5-7b140e2c85db",
+           "arn:aws:waf-regional:us-east-1:123456789012:ipset/91f365c5-9053-4502-aef5-7b140e2c85db",
+           SSH_WAF_ARNS[0] + ",arn:aws:wafv2:us-east-1:123456789012:regional/ipset/v6/abc"]
+    for v in good:
+        require(re.fullmatch(pat, v), f"{SSH_WAF_PARAM} AllowedPattern rejects {v!r}")
+    for v in bad:
+        require(not re.fullmatch(pat, v), f"{SSH_WAF_PARAM} AllowedPattern accepts {v!r}")
+    # WAF filters HTTP(S) to ALB / API Gateway / CloudFront / AppSync: the description must not
+    # let anyone believe the switch blocks SSH.
+    desc = " ".join(str(p.get("Description", "")).split())
+    require(re.search(r"\bnot stop SSH\b", desc, re.I), f"{SSH_WAF_PARAM} Description does not say that WAF does not stop SSH: {desc!r}")
+    groups = ctx.source.get("Metadata", {}).get("AWS::CloudFormation::Interface", {}).get("ParameterGroups", [])
+    ssh_group = [g for g in groups if "SshLogGroupName" in g.get("Parameters", [])]
+    require(ssh_group and SSH_WAF_PARAM in ssh_group[0]["Parameters"], f"{SSH_WAF_PARAM} is not in the SSH parameter group (with SshLogGroupName)")
+    # The condition: only with the function, only with an ARN.
+    for group, arn, want in (("/var/log/secure", "", False), ("/var/log/secure", SSH_WAF_ARNS[0], True),
+                             ("/var/log/auth.log", SSH_WAF_ARNS[1], True), ("", SSH_WAF_ARNS[0], False)):
+        got = Env(ctx.source, {"SshLogGroupName": group, SSH_WAF_PARAM: arn}).condition(SSH_WAF_CONDITION)
+        require(got is want, f"SshLogGroupName={group!r}, {SSH_WAF_PARAM}={arn!r}: {SSH_WAF_CONDITION} is {got}, expected {want}")
+    env_vars = function(ctx.cfn, SSH_ID)["Properties"].get("Environment", {}).get("Variables", {})
+    var = env_vars.get("REFLEX_SSH_WAF_IPSET_ARN")
+    require(var == {"Ref": SSH_WAF_PARAM}, f"REFLEX_SSH_WAF_IPSET_ARN is {var!r}, expected Ref {SSH_WAF_PARAM}")
+    waf = [st for st in role_statements(ctx.cfn, SSH_ID) if any(str(a).lower().startswith("wafv2:") for a in st.actions)]
+    require(len(waf) == 1, f"block-ssh-bruteforce's role has {len(waf)} WAF statements ({[s.label() for s in waf]}), expected one")
+    st = waf[0]
+    require(st.effect == "Allow" and sorted(st.actions) == sorted(SSH_WAF_ACTIONS),
+            f"{st.label()}: {st.effect} {st.actions}, expected Allow exactly {sorted(SSH_WAF_ACTIONS)}")
+    require(st.raw.get("Sid") == SSH_WAF_SID, f"{st.label()}: Sid {st.raw.get('Sid')!r}, expected {SSH_WAF_SID!r}")
+    require(st.resources == [{"Ref": SSH_WAF_PARAM}], f"{st.label()}: on {st.resources!r}, expected only Ref {SSH_WAF_PARAM}")
+    require(st.conds == ((SSH_WAF_CONDITION, True),), f"{st.label()}: not guarded by Fn::If {SSH_WAF_CONDITION} alone")
+    require("Condition" not in st.raw and "NotResource" not in st.raw, f"{st.label()}: an IAM Condition or NotResource")
+    # Granted exactly when the function blocks in the IP set (an empty ARN is unset to it).
+    for arn in ("", *SSH_WAF_ARNS):
+        env = Env(ctx.source, {SSH_WAF_PARAM: arn})
+        require(st.active(env) is bool(arn), f"{SSH_WAF_PARAM}={arn!r}: the WAF statement is {'granted' if st.active(env) else 'not granted'}")
+        if arn:
+            got = [env.eval(r) for r in st.resources]
+            require(got == [arn], f"{SSH_WAF_PARAM}={arn!r}: WAF actions on {got}")
+            # The sweep still removes the NACL blocks recorded before the switch to WAF.
+            live = {a for s2 in role_statements(ctx.cfn, SSH_ID) if s2.effect == "Allow" and s2.active(env) for a in s2.actions}
+            require(SSH_NACL_ACTIONS <= live, f"{SSH_WAF_PARAM}={arn!r}: {sorted(SSH_NACL_ACTIONS - live)} not granted; "
+                    "the sweep could not remove the NACL blocks made before the switch")
+    for fid in (FUNCTION_ID, ALERT_ID, DRAIN_ID):
+        for s2 in role_statements(ctx.cfn, fid):
+            other = [a for a in s2.actions if str(a).lower().startswith("wafv2:")]
+            require(not other, f"{s2.label()}: {fid} must not have WAF actions {other}")
+
+
 def references(node: Any, conds: tuple = ()) -> Iterator[tuple[str, tuple]]:
     """Logical IDs a template value refers to (Ref, Fn::GetAtt, ${X} in Fn::Sub), each with the
     Fn::If branches it sits in."""
@@ -1687,6 +1780,73 @@ def _(ctx: Ctx) -> None:
         refs = {ref for ref, conds in references(out.get("Value")) if (SSH_CONDITION, True) not in conds}
         if refs & conditional:
             require(out.get("Condition") == SSH_CONDITION, f"output {oid} refers to {sorted(refs & conditional)} without Condition {SSH_CONDITION}")
+
+
+# alert-to-slack's REFLEX_OWN_ROLE_ARNS: the roles whose successful security-group / NACL changes
+# it does not report (the remediating function posted its own message about each one). They are
+# the roles granted a change CloudTrailSecurity reports, as IAM actions:
+SG_NACL_CHANGE_ACTIONS = {f"ec2:{name}" for name in SECURITY_CHANGES["ec2.amazonaws.com"]}
+OWN_ROLES_ENV = "REFLEX_OWN_ROLE_ARNS"
+# Those functions post to Slack only through the webhook (SlackWebhookSecret): without it (say
+# alert-to-slack has a bot token alone) alert-to-slack must report their changes, so the variable
+# is set only with a webhook secret (either form: SSM parameter name or Secrets Manager ARN).
+OWN_ROLES_WEBHOOKS = ("/reflex/slack-webhook", "arn:aws:secretsmanager:eu-west-1:123456789012:secret:reflex/slack-webhook-AbCdEf")
+
+
+def reachable(resources: dict, start: str) -> set[str]:
+    """Logical IDs `start` depends on, directly or not (Ref, Fn::GetAtt, Fn::Sub, DependsOn)."""
+    seen: set[str] = set()
+    todo = [start]
+    while todo:
+        rid = todo.pop()
+        if rid in seen or rid not in resources:
+            continue
+        seen.add(rid)
+        res = resources[rid]
+        todo += [ref for ref, _ in references(res.get("Properties", {}))] + [str(d) for d in as_list(res.get("DependsOn", []))]
+    return seen
+
+
+@check("alert-to-slack REFLEX_OWN_ROLE_ARNS: only with SlackWebhookSecret (the remediating functions post to Slack only through "
+       "the webhook), the GetAtt ARNs of exactly the roles that change security groups or network ACLs "
+       "(close-open-ports; block-ssh-bruteforce's only when it is deployed); none of them depends on alert-to-slack")
+def _(ctx: Ctx) -> None:
+    res = ctx.resources
+    env_vars = function(ctx.cfn, ALERT_ID)["Properties"].get("Environment", {}).get("Variables", {})
+    require(OWN_ROLES_ENV in env_vars, f"{ALERT_ID} has no {OWN_ROLES_ENV}: every remediation is reported twice")
+    node = env_vars[OWN_ROLES_ENV]
+    changers: dict[str, list[str]] = {}
+    for fid in FUNCTION_IDS:
+        acts = {a for st in role_statements(ctx.cfn, fid) if st.effect == "Allow" for a in st.actions} & SG_NACL_CHANGE_ACTIONS
+        if acts:
+            changers[function_role_id(ctx.cfn, fid)] = sorted(acts)
+    require(function_role_id(ctx.cfn, FUNCTION_ID) in changers and function_role_id(ctx.cfn, SSH_ID) in changers,
+            f"roles granted security-group / NACL changes: {changers}; expected close-open-ports' and block-ssh-bruteforce's")
+    for webhook in ("", *OWN_ROLES_WEBHOOKS):
+        for bot_token in ("", "/reflex/slack-bot-token"):
+            for group in ("/var/log/secure", ""):
+                env = Env(ctx.source, {"SlackWebhookSecret": webhook, "SlackBotTokenSecret": bot_token, "SshLogGroupName": group})
+                where = f"SlackWebhookSecret={webhook!r}, SlackBotTokenSecret={bot_token!r}, SshLogGroupName={group!r}"
+                value = resolve(env, node)
+                if not webhook:
+                    require(value is None, f"{where}: {OWN_ROLES_ENV} is {value!r}, expected unset: without the webhook the "
+                            "remediating functions post nothing to Slack, so alert-to-slack must report their changes")
+                    continue
+                require(isinstance(value, str) and value, f"{where}: {OWN_ROLES_ENV} is {value!r}")
+                got = []
+                for item in (x.strip() for x in value.split(",")):
+                    m = re.fullmatch(r"<([A-Za-z0-9]+)\.Arn>", item)
+                    require(m, f"{where}: {OWN_ROLES_ENV} item {item!r} is not Fn::GetAtt <role>.Arn of a role in this stack")
+                    got.append(m.group(1))
+                require(len(got) == len(set(got)), f"{where}: {OWN_ROLES_ENV} repeats a role: {got}")
+                for rid in got:
+                    require(res.get(rid, {}).get("Type") == "AWS::IAM::Role", f"{OWN_ROLES_ENV}: {rid} is not an AWS::IAM::Role")
+                    require(created(env, res[rid]), f"{where}: {OWN_ROLES_ENV} names {rid}, which is not created then")
+                want = sorted(rid for rid in changers if created(env, res[rid]))
+                require(sorted(got) == want, f"{where}: {OWN_ROLES_ENV} names {sorted(got)}, expected {want} "
+                        "(the roles whose security-group / NACL changes their own function reports)")
+    for rid in changers:
+        require(ALERT_ID not in reachable(res, rid), f"{rid} depends on {ALERT_ID}, which names it in {OWN_ROLES_ENV}: a cycle")
 
 
 @check("EventBridge rule: scheduled sweep from the SweepSchedule parameter")
@@ -1895,7 +2055,7 @@ def _(ctx: Ctx) -> None:
     for st in statements(ctx.resources):
         if st.effect != "Allow" or "*" not in st.resources:
             continue
-        # ec2:CreateNetworkInterface works only on "*" (Lambda's network interfaces): only with InVpc.
+        # Lambda's DescribeNetworkInterfaces / DescribeSubnets work only on "*": only with InVpc.
         vpc = st.conds == ((VPC_CONDITION, True),)
         bad = [a for a in st.actions if not (a.startswith("ec2:Describe") or a.startswith("logs:") or a in READ_ONLY_ON_STAR
                                              or (vpc and a in VPC_ENI_STAR_ACTIONS))]
@@ -2075,6 +2235,10 @@ VPC_GATEWAY_SERVICES = {"dynamodb"}
 # Role actions the Lambda service uses on the function's behalf, not the function code in the
 # VPC: the log stream writes and the async dead-letter queue send. They need no endpoint.
 NOT_CALLED_FROM_THE_VPC = {"logs:CreateLogStream", "logs:PutLogEvents", "sqs:SendMessage"}
+# Services called without an endpoint in VpcSubnetIds -> the only condition they may be granted
+# under. WAF: block-ssh-bruteforce calls it in the IP set's region (us-east-1 for a CloudFront
+# set), which need not be the stack's; like Slack, it goes through the VPC's NAT or proxy.
+NO_ENDPOINT_SERVICES = {"wafv2": SSH_WAF_CONDITION}
 ENDPOINT_PREFIX = "com.amazonaws.us-east-1."
 
 
@@ -2149,14 +2313,19 @@ def _(ctx: Ctx) -> None:
     require(set(gateway) == VPC_GATEWAY_SERVICES,
             f"gateway endpoints {sorted(gateway)}; missing {sorted(VPC_GATEWAY_SERVICES - set(gateway))}, unexpected {sorted(set(gateway) - VPC_GATEWAY_SERVICES)}")
     # Every service a role grants actions of, and the code calls, has its endpoint.
+    def needs_endpoint(st: Statement, action: str) -> bool:
+        service = action.split(":", 1)[0]
+        exempt = service in NO_ENDPOINT_SERVICES and (NO_ENDPOINT_SERVICES[service], True) in st.conds
+        return action not in NOT_CALLED_FROM_THE_VPC and not exempt
+
     called = {a.split(":", 1)[0] for fid in FUNCTION_IDS for st in role_statements(ctx.cfn, fid)
-              if st.effect == "Allow" and not is_vpc_statement(st) for a in st.actions if a not in NOT_CALLED_FROM_THE_VPC}
+              if st.effect == "Allow" and not is_vpc_statement(st) for a in st.actions if needs_endpoint(st, a)}
     missing = called - set(interface) - set(gateway)
     require(not missing, f"the functions call {sorted(missing)} without a VPC endpoint: they would need a NAT for it")
 
 
-@check("private networking: each role gets Lambda's network-interface actions only with InVpc (Create and Describe on '*', "
-       "Delete / Assign / Unassign on this account's resources), exactly those, no managed policy")
+@check("private networking: each role gets Lambda's network-interface actions only with InVpc (Describe on '*'; Create / Delete / "
+       "Assign / Unassign on this account's resources, never on '*'; the CDK app's Sids), exactly those, no managed policy")
 def _(ctx: Ctx) -> None:
     default, in_vpc = Env(ctx.source), Env(ctx.source, VPC_ARGS)
     for fid in FUNCTION_IDS:
@@ -2170,11 +2339,15 @@ def _(ctx: Ctx) -> None:
             require(st.conds == ((VPC_CONDITION, True),), f"{st.label()}: not guarded by Fn::If {VPC_CONDITION} alone")
             require("Condition" not in st.raw, f"{st.label()}: an IAM Condition may stop Lambda from managing its interfaces")
             got = [in_vpc.eval(r) for r in st.resources]
+            sid = st.raw.get("Sid")
             if acts & VPC_ENI_STAR_ACTIONS:
                 require(acts <= VPC_ENI_STAR_ACTIONS and got == ["*"], f"{st.label()}: {sorted(acts)} on {got}; only "
-                        f"{sorted(VPC_ENI_STAR_ACTIONS)} belong on '*' (they work only there)")
+                        f"{sorted(VPC_ENI_STAR_ACTIONS)} belong on '*' (they work only there; CreateNetworkInterface gets "
+                        f"this account's resources, as in the CDK app)")
+                require(sid == VPC_DESCRIBE_SID, f"{st.label()}: Sid {sid!r}, expected {VPC_DESCRIBE_SID!r} (the CDK app's)")
             else:
                 require(got == [VPC_ENI_ARN], f"{st.label()}: {sorted(acts)} on {got}, expected [{VPC_ENI_ARN}]")
+                require(sid == VPC_CHANGES_SID, f"{st.label()}: Sid {sid!r}, expected {VPC_CHANGES_SID!r} (the CDK app's)")
             require(not st.active(default) and st.active(in_vpc), f"{st.label()}: granted {'with' if st.active(default) else 'without'} the defaults")
             granted |= acts
         require(granted == VPC_ENI_ACTIONS, f"{fid}: network-interface actions {sorted(granted)}, missing {sorted(VPC_ENI_ACTIONS - granted)}")
@@ -2716,8 +2889,14 @@ T_VPC_FN = ("private networking: with the defaults no function has a VpcConfig a
             "has VpcConfig (those subnets, VpcSecurityGroupIds) and the endpoints exist unless CreateVpcEndpoints is false")
 T_VPC_EP = ("private networking: VPC endpoints for every AWS API the functions call (interface, private DNS, VpcSubnetIds, VpcSecurityGroupIds: "
             "ec2, elasticloadbalancing, autoscaling, sns, logs, secretsmanager, ssm; gateway on VpcRouteTableIds: dynamodb), no other")
-T_VPC_ROLE = ("private networking: each role gets Lambda's network-interface actions only with InVpc (Create and Describe on '*', "
-              "Delete / Assign / Unassign on this account's resources), exactly those, no managed policy")
+T_VPC_ROLE = ("private networking: each role gets Lambda's network-interface actions only with InVpc (Describe on '*'; Create / Delete / "
+              "Assign / Unassign on this account's resources, never on '*'; the CDK app's Sids), exactly those, no managed policy")
+T_SSH_WAF = ("block-ssh-bruteforce WAFv2 alternative: SshWafIpSetArn (empty or an IP set ARN, in the SSH parameter group, honest about "
+             "not stopping SSH) feeds REFLEX_SSH_WAF_IPSET_ARN; wafv2:GetIPSet and UpdateIPSet on that IP set only, only when it is set; "
+             "the NACL writes stay for the sweep; no other role has WAF actions")
+T_OWN_ROLES = ("alert-to-slack REFLEX_OWN_ROLE_ARNS: only with SlackWebhookSecret (the remediating functions post to Slack only through "
+               "the webhook), the GetAtt ARNs of exactly the roles that change security groups or network ACLs "
+               "(close-open-ports; block-ssh-bruteforce's only when it is deployed); none of them depends on alert-to-slack")
 T_VPC_RULES = "Rules: VpcSecurityGroupIds with VpcSubnetIds; VpcId and VpcRouteTableIds when the VPC endpoints are created"
 NACL_ARN_SUB = {"Fn::Sub": "arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:network-acl/*"}
 
@@ -2859,18 +3038,18 @@ MUTATIONS += [
      lambda t: _role_list(t, ALERT_ID).append({"Effect": "Allow", "Action": "sqs:ReceiveMessage", "Resource": {"Fn::GetAtt": ["AlertToSlackDLQ", "Arn"]}}),
      T_VPC_EP),
     # private networking: roles
-    ("network-interface grants unguarded (always granted)", lambda t: _unguard(t, ALERT_ID, "VpcNetworkInterfaces"), T_VPC_ROLE),
+    ("network-interface grants unguarded (always granted)", lambda t: _unguard(t, ALERT_ID, VPC_DESCRIBE_SID), T_VPC_ROLE),
     ("network-interface grants guarded by HasSnsTopic",
-     lambda t: _guard(t, DRAIN_ID, "VpcNetworkInterfaceChanges").__setitem__(0, "HasSnsTopic"), T_VPC_ROLE),
-    ("DeleteNetworkInterface on '*'", lambda t: _stmt(t, FUNCTION_ID, "VpcNetworkInterfaceChanges").__setitem__("Resource", "*"), T_VPC_ROLE),
+     lambda t: _guard(t, DRAIN_ID, VPC_CHANGES_SID).__setitem__(0, "HasSnsTopic"), T_VPC_ROLE),
+    ("DeleteNetworkInterface on '*'", lambda t: _stmt(t, FUNCTION_ID, VPC_CHANGES_SID).__setitem__("Resource", "*"), T_VPC_ROLE),
     ("network-interface changes on every account",
-     lambda t: _stmt(t, SSH_ID, "VpcNetworkInterfaceChanges").__setitem__("Resource", "arn:aws:ec2:*:*:*/*"), T_VPC_ROLE),
+     lambda t: _stmt(t, SSH_ID, VPC_CHANGES_SID).__setitem__("Resource", "arn:aws:ec2:*:*:*/*"), T_VPC_ROLE),
     ("ssh role lacks CreateNetworkInterface",
-     lambda t: _stmt(t, SSH_ID, "VpcNetworkInterfaces")["Action"].remove("ec2:CreateNetworkInterface"), T_VPC_ROLE),
+     lambda t: _stmt(t, SSH_ID, VPC_CHANGES_SID)["Action"].remove("ec2:CreateNetworkInterface"), T_VPC_ROLE),
     ("close-open-ports has no network-interface grants",
-     lambda t: [_drop_stmt(t, FUNCTION_ID, sid) for sid in ("VpcNetworkInterfaces", "VpcNetworkInterfaceChanges")], T_VPC_ROLE),
+     lambda t: [_drop_stmt(t, FUNCTION_ID, sid) for sid in (VPC_DESCRIBE_SID, VPC_CHANGES_SID)], T_VPC_ROLE),
     ("ec2:CreateVpcEndpoint among the network-interface actions",
-     lambda t: _stmt(t, ALERT_ID, "VpcNetworkInterfaces")["Action"].append("ec2:CreateVpcEndpoint"), T_VPC_ROLE),
+     lambda t: _stmt(t, ALERT_ID, VPC_DESCRIBE_SID)["Action"].append("ec2:CreateVpcEndpoint"), T_VPC_ROLE),
     ("CreateNetworkInterface on '*' without InVpc",
      lambda t: _role_list(t, FUNCTION_ID).append({"Effect": "Allow", "Action": "ec2:CreateNetworkInterface", "Resource": "*"}), T_STAR),
     ("AWSLambdaVPCAccessExecutionRole attached (logs on '*')",
@@ -2883,6 +3062,123 @@ MUTATIONS += [
     ("VpcId required even without endpoints",
      lambda t: t["Rules"]["VpcEndpointsNeedVpcAndRouteTables"].__setitem__(
          "RuleCondition", {"Fn::Not": [{"Fn::EachMemberEquals": [{"Ref": "VpcSubnetIds"}, ""]}]}), T_VPC_RULES),
+]
+
+
+# ----- CreateNetworkInterface as in the CDK app, the WAFv2 alternative, REFLEX_OWN_ROLE_ARNS
+
+
+def _move_action(t: dict, fid: str, action: str, src: str, dst: str) -> None:
+    _stmt(t, fid, src)["Action"].remove(action)
+    _stmt(t, fid, dst)["Action"].append(action)
+
+
+def _nacl_writes_only_without_waf(t: dict) -> None:
+    stmts = _role_list(t, SSH_ID)
+    i = next(i for i, st in enumerate(stmts) if st.get("Sid") == "NetworkAclEntries")
+    stmts[i] = {"Fn::If": [SSH_WAF_CONDITION, {"Ref": "AWS::NoValue"}, stmts[i]]}
+
+
+def _move_to_group(t: dict, name: str, label: str) -> None:
+    _remove_from_group(t, name)
+    group = next(g for g in t["Metadata"]["AWS::CloudFormation::Interface"]["ParameterGroups"] if g["Label"]["default"] == label)
+    group["Parameters"].append(name)
+
+
+def _alert_env(t: dict) -> dict:
+    return _alert_props(t)["Environment"]["Variables"]
+
+
+def _own_roles_guard(t: dict) -> list:
+    """The outer Fn::If: [HasSlackSecret, <the roles>, AWS::NoValue]."""
+    return _alert_env(t)[OWN_ROLES_ENV]["Fn::If"]
+
+
+def _own_roles_if(t: dict) -> list:
+    """The inner Fn::If: [HasSshLogGroup, <both roles>, <close-open-ports' role>]."""
+    return _own_roles_guard(t)[1]["Fn::If"]
+
+
+def _set_own_roles(t: dict, value: Any) -> None:
+    """Replaces the roles, keeping the HasSlackSecret guard."""
+    _own_roles_guard(t)[1] = value
+
+
+def _own_roles_join(t: dict) -> list:
+    return _own_roles_if(t)[1]["Fn::Join"][1]
+
+
+def _getatt_arn(rid: str) -> dict:
+    return {"Fn::GetAtt": [rid, "Arn"]}
+
+
+MUTATIONS += [
+    # ec2:CreateNetworkInterface on this account's resources, never on "*"
+    ("CreateNetworkInterface back on '*' with the Describe calls",
+     lambda t: _move_action(t, DRAIN_ID, "ec2:CreateNetworkInterface", VPC_CHANGES_SID, VPC_DESCRIBE_SID), T_VPC_ROLE),
+    ("CreateNetworkInterface on '*' in an InVpc statement of its own",
+     lambda t: (_stmt(t, ALERT_ID, VPC_CHANGES_SID)["Action"].remove("ec2:CreateNetworkInterface"), _role_list(t, ALERT_ID).append(
+         {"Fn::If": [VPC_CONDITION, {"Sid": "VpcCreateNetworkInterface", "Effect": "Allow", "Action": "ec2:CreateNetworkInterface",
+                                     "Resource": "*"}, {"Ref": "AWS::NoValue"}]})), T_VPC_ROLE),
+    ("DescribeNetworkInterfaces scoped to the account (it works only on '*')",
+     lambda t: _move_action(t, SSH_ID, "ec2:DescribeNetworkInterfaces", VPC_DESCRIBE_SID, VPC_CHANGES_SID), T_VPC_ROLE),
+    ("the Describe statement keeps the old Sid VpcNetworkInterfaces",
+     lambda t: _stmt(t, FUNCTION_ID, VPC_DESCRIBE_SID).__setitem__("Sid", "VpcNetworkInterfaces"), T_VPC_ROLE),
+    # WAFv2 IP set: the statement
+    ("WAF actions on Resource '*'", lambda t: _stmt(t, SSH_ID, SSH_WAF_SID).__setitem__("Resource", "*"), T_SSH_WAF),
+    ("WAF actions on every IP set of the account",
+     lambda t: _stmt(t, SSH_ID, SSH_WAF_SID).__setitem__(
+         "Resource", {"Fn::Sub": "arn:${AWS::Partition}:wafv2:${AWS::Region}:${AWS::AccountId}:*/ipset/*/*"}), T_SSH_WAF),
+    ("wafv2:DeleteIPSet added", lambda t: _stmt(t, SSH_ID, SSH_WAF_SID)["Action"].append("wafv2:DeleteIPSet"), T_SSH_WAF),
+    ("wafv2:UpdateIPSet dropped (nothing is ever blocked)", lambda t: _stmt(t, SSH_ID, SSH_WAF_SID)["Action"].remove("wafv2:UpdateIPSet"), T_SSH_WAF),
+    ("wafv2:* on the IP set", lambda t: _stmt(t, SSH_ID, SSH_WAF_SID).__setitem__("Action", ["wafv2:*"]), T_WILDCARD),
+    ("WAF statement unconditional (granted on an empty ARN)", lambda t: _unguard(t, SSH_ID, SSH_WAF_SID), T_SSH_WAF),
+    ("WAF statement guarded by HasSshLogGroup (granted without an IP set)",
+     lambda t: _guard(t, SSH_ID, SSH_WAF_SID).__setitem__(0, SSH_CONDITION), T_SSH_WAF),
+    ("HasSshWafIpSet ignores the ARN", lambda t: t["Conditions"].__setitem__(SSH_WAF_CONDITION, {"Condition": SSH_CONDITION}), T_SSH_WAF),
+    ("HasSshWafIpSet true without the function",
+     lambda t: t["Conditions"].__setitem__(SSH_WAF_CONDITION, {"Fn::Not": [{"Fn::Equals": [{"Ref": SSH_WAF_PARAM}, ""]}]}), T_SSH_WAF),
+    ("NACL writes only without the WAF IP set (older NACL blocks never swept)", _nacl_writes_only_without_waf, T_SSH_WAF),
+    ("close-open-ports may update the IP set",
+     lambda t: _role_list(t, FUNCTION_ID).append({"Effect": "Allow", "Action": sorted(SSH_WAF_ACTIONS), "Resource": {"Ref": SSH_WAF_PARAM}}),
+     T_SSH_WAF),
+    # WAFv2 IP set: environment and parameter
+    ("REFLEX_SSH_WAF_IPSET_ARN missing (the IP set is never used)", lambda t: _ssh_env(t).pop("REFLEX_SSH_WAF_IPSET_ARN"), T_SSH_WAF),
+    ("REFLEX_SSH_WAF_IPSET_ARN hard-coded", lambda t: _ssh_env(t).__setitem__("REFLEX_SSH_WAF_IPSET_ARN", SSH_WAF_ARNS[0]), T_SSH_ENV),
+    ("SshWafIpSetArn accepts a web ACL ARN",
+     lambda t: t["Parameters"][SSH_WAF_PARAM].__setitem__("AllowedPattern", "^$|^arn:aws[a-z-]*:wafv2:.+$"), T_SSH_WAF),
+    ("SshWafIpSetArn without AllowedPattern", lambda t: t["Parameters"][SSH_WAF_PARAM].pop("AllowedPattern"), T_SSH_WAF),
+    ("SshWafIpSetArn Description claims it stops SSH",
+     lambda t: t["Parameters"][SSH_WAF_PARAM].__setitem__("Description", "block-ssh-bruteforce: block SSH sources in this WAFv2 IP set."), T_SSH_WAF),
+    ("SshWafIpSetArn in the Operations group", lambda t: _move_to_group(t, SSH_WAF_PARAM, "Operations"), T_SSH_WAF),
+    ("SshWafIpSetArn in no ParameterGroup", lambda t: _remove_from_group(t, SSH_WAF_PARAM), T_GROUPS),
+    ("SshWafIpSetArn default set", lambda t: t["Parameters"][SSH_WAF_PARAM].__setitem__("Default", SSH_WAF_ARNS[0]), T_PARAMS),
+    # alert-to-slack's REFLEX_OWN_ROLE_ARNS
+    ("REFLEX_OWN_ROLE_ARNS removed (each remediation reported twice)", lambda t: _alert_env(t).pop(OWN_ROLES_ENV), T_OWN_ROLES),
+    ("REFLEX_OWN_ROLE_ARNS names the drain's role instead of block-ssh-bruteforce's",
+     lambda t: _own_roles_join(t).__setitem__(1, _getatt_arn("DrainBeforeMaintenanceRole")), T_OWN_ROLES),
+    ("REFLEX_OWN_ROLE_ARNS names alert-to-slack's own role",
+     lambda t: _own_roles_if(t).__setitem__(2, _getatt_arn("AlertToSlackRole")), T_OWN_ROLES),
+    ("REFLEX_OWN_ROLE_ARNS without block-ssh-bruteforce's role (NACL blocks reported twice)",
+     lambda t: _set_own_roles(t, _getatt_arn("CloseOpenPortsRole")), T_OWN_ROLES),
+    ("REFLEX_OWN_ROLE_ARNS names block-ssh-bruteforce's role even when it is not deployed",
+     lambda t: _set_own_roles(t, _own_roles_if(t)[1]), T_OWN_ROLES),
+    ("REFLEX_OWN_ROLE_ARNS HasSshLogGroup branches swapped",
+     lambda t: _set_own_roles(t, {"Fn::If": [SSH_CONDITION, _own_roles_if(t)[2], _own_roles_if(t)[1]]}), T_OWN_ROLES),
+    ("REFLEX_OWN_ROLE_ARNS hard-coded",
+     lambda t: _set_own_roles(t, "arn:aws:iam::123456789012:role/reflex-CloseOpenPortsRole"), T_OWN_ROLES),
+    # ... and only with the webhook, through which alone the remediating functions post to Slack
+    ("REFLEX_OWN_ROLE_ARNS without the HasSlackSecret guard (remediations hidden from a bot-token-only Slack)",
+     lambda t: _alert_env(t).__setitem__(OWN_ROLES_ENV, _own_roles_guard(t)[1]), T_OWN_ROLES),
+    ("REFLEX_OWN_ROLE_ARNS HasSlackSecret branches swapped",
+     lambda t: _alert_env(t).__setitem__(OWN_ROLES_ENV, {"Fn::If": ["HasSlackSecret", _own_roles_guard(t)[2], _own_roles_guard(t)[1]]}),
+     T_OWN_ROLES),
+    ("REFLEX_OWN_ROLE_ARNS guarded by HasBotTokenSecret instead of HasSlackSecret",
+     lambda t: _own_roles_guard(t).__setitem__(0, "HasBotTokenSecret"), T_OWN_ROLES),
+    ("REFLEX_OWN_ROLE_ARNS guarded by SlackSecretIsSsmParameter (unset with a Secrets Manager webhook)",
+     lambda t: _own_roles_guard(t).__setitem__(0, "SlackSecretIsSsmParameter"), T_OWN_ROLES),
+    ("close-open-ports' role depends on alert-to-slack (a cycle)",
+     lambda t: t["Resources"]["CloseOpenPortsRole"].__setitem__("DependsOn", [ALERT_ID]), T_OWN_ROLES),
 ]
 
 

@@ -71,6 +71,11 @@ export interface ReflexSettings {
   readonly sshBlockPrivate: boolean;
   /** block-ssh-bruteforce: schedule of the sweep of expired blocks. */
   readonly sshSweepSchedule: string;
+  /**
+   * block-ssh-bruteforce: REFLEX_SSH_WAF_IPSET_ARN, a WAFv2 IP set to add sources to instead
+   * of the subnet's network ACL; empty = network ACL (variable not set).
+   */
+  readonly sshWafIpSetArn: string;
 }
 
 export const DEFAULT_SETTINGS: ReflexSettings = {
@@ -99,6 +104,7 @@ export const DEFAULT_SETTINGS: ReflexSettings = {
   naclRuleRange: '50-99',
   sshBlockPrivate: false,
   sshSweepSchedule: 'rate(5 minutes)',
+  sshWafIpSetArn: '',
 };
 
 /** Private networking. With a vpcId every function runs in the VPC. */
@@ -177,6 +183,14 @@ const STRING_RULES: { [K in keyof ReflexSettings]?: { pattern?: RegExp; maxLengt
   sshLogGroupName: {
     pattern: /^[.\-_/#A-Za-z0-9]{1,512}$/,
     says: 'a CloudWatch Logs log group name, e.g. /var/log/secure',
+  },
+  // A WAFv2 IP set ARN, as block-ssh-bruteforce's IpSetRef::parse reads it, with WAF's
+  // name characters and a lowercase hex id (template.yaml's SshWafIpSetArn pattern).
+  sshWafIpSetArn: {
+    pattern: /^$|^arn:aws[a-z-]*:wafv2:[a-z0-9-]+:[0-9]{12}:(regional|global)\/ipset\/[A-Za-z0-9_-]{1,128}\/[a-f0-9-]{1,64}$/,
+    says:
+      'empty, or a WAFv2 IP set ARN, arn:aws:wafv2:REGION:ACCOUNT:regional/ipset/NAME/ID ' +
+      '(or .../global/ipset/NAME/ID for CloudFront, in us-east-1)',
   },
 };
 

@@ -108,6 +108,8 @@ interface FunctionSpec {
 export class ReflexStack extends Stack {
   /** The deployed functions, by switch. */
   public readonly functions: Partial<Record<FunctionSwitch, RustFunction>> = {};
+  /** The deployed functions' roles, by switch. */
+  public readonly roles: Partial<Record<FunctionSwitch, iam.Role>> = {};
   public readonly settings: ReflexSettings;
 
   private readonly manifestPath: string;
@@ -159,6 +161,27 @@ export class ReflexStack extends Stack {
     if (on('alertToSlack')) this.alertToSlack(s, alertTable!);
     if (on('drainBeforeMaintenance')) this.drainBeforeMaintenance(s);
     if (on('blockSshBruteforce')) this.blockSshBruteforce(s, alertTable!);
+    if (on('alertToSlack')) this.ignoreOwnRemediations(s);
+  }
+
+  /**
+   * alert-to-slack's CloudTrail security rule also matches the security-group and NACL
+   * changes Reflex makes itself, which close-open-ports (revokes ingress rules) and
+   * block-ssh-bruteforce (creates / deletes NACL entries) report already: REFLEX_OWN_ROLE_ARNS
+   * names their roles, whose successful changes alert-to-slack then ignores. Set after every
+   * function exists; unset when neither is on. Also unset without slackWebhookSecret: those
+   * two functions post to Slack only through the webhook, so without it (e.g. alert-to-slack
+   * with a bot token alone) alert-to-slack is the only one to report their changes.
+   * alert-to-slack's function depends on those roles, and they do not depend on it
+   * (block-ssh-bruteforce's role names only the table), so there is no cycle.
+   */
+  private ignoreOwnRemediations(s: ReflexSettings): void {
+    if (s.slackWebhookSecret === '') return;
+    const own = (['closeOpenPorts', 'blockSshBruteforce'] as const)
+      .map((f) => this.roles[f]?.roleArn)
+      .filter((a): a is string => a !== undefined);
+    if (own.length === 0) return;
+    this.functions.alertToSlack!.addEnvironment('REFLEX_OWN_ROLE_ARNS', own.length === 1 ? own[0] : Fn.join(',', own));
   }
 
   // ---------------------------------------------------------------- shared
@@ -245,6 +268,8 @@ export class ReflexStack extends Stack {
    * "*"; the mutating ones, CreateNetworkInterface included, are scoped to this account's
    * and region's EC2 resources ("arn:...:*\/*", the Lambda developer guide's example for
    * DeleteNetworkInterface), which covers the interface, subnet and security group.
+   * A shared VPC (subnets owned by another account, shared through AWS RAM) needs the
+   * account part widened: the subnet's ARN names its owner's account.
    */
   private vpcStatements(): iam.PolicyStatement[] {
     if (!this.vpcConfig) return [];
@@ -320,6 +345,7 @@ export class ReflexStack extends Stack {
     });
     Tags.of(fn).add('reflex:function', binary);
     this.functions[spec.switch] = fn;
+    this.roles[spec.switch] = role;
 
     new CfnOutput(this, `${spec.id}FunctionArn`, { description: `ARN of the ${binary} function.`, value: fn.functionArn });
     new CfnOutput(this, `${spec.id}DLQUrl`, {
@@ -727,18 +753,24 @@ export class ReflexStack extends Stack {
     const fn = this.reflexFunction(s, {
       id: 'BlockSshBruteforce',
       switch: 'blockSshBruteforce',
-      description: "Denies SSH brute-force sources in the network ACL of the instance's subnet, for a limited time.",
+      description: s.sshWafIpSetArn
+        ? 'Adds SSH brute-force sources to a WAFv2 IP set (web traffic only), for a limited time.'
+        : "Denies SSH brute-force sources in the network ACL of the instance's subnet, for a limited time.",
       timeout: Duration.seconds(60),
       statements: [
         // Read-only calls that support no resource-level permissions: the instance's subnet
         // and that subnet's network ACL.
         statement('DescribeInstancesAndAcls', ['ec2:DescribeInstances', 'ec2:DescribeNetworkAcls'], ['*']),
-        // DENY entries in, and expired ones out of, this account's network ACLs.
+        // DENY entries in, and expired ones out of, this account's network ACLs. Kept with
+        // sshWafIpSetArn too: the sweep still removes NACL blocks recorded before the switch.
         statement(
           'NetworkAclEntries',
           ['ec2:CreateNetworkAclEntry', 'ec2:DeleteNetworkAclEntry'],
           [arn('ec2', 'network-acl/*')],
         ),
+        // The WAFv2 alternative: read the IP set and write it back (under WAF's lock token),
+        // on that one IP set.
+        ...(s.sshWafIpSetArn ? [statement('WafIpSet', ['wafv2:GetIPSet', 'wafv2:UpdateIPSet'], [s.sshWafIpSetArn])] : []),
         // Block records (with expiry) in alert-to-slack's table; the Scan finds expired ones.
         statement(
           'BlockRecords',
@@ -757,6 +789,8 @@ export class ReflexStack extends Stack {
         REFLEX_SSH_BLOCK_PRIVATE: String(s.sshBlockPrivate),
         REFLEX_SLACK_WEBHOOK_SECRET: s.slackWebhookSecret,
         REFLEX_SNS_TOPIC_ARN: s.snsTopicArn,
+        // Set only when given (unset = block in the network ACL).
+        ...(s.sshWafIpSetArn ? { REFLEX_SSH_WAF_IPSET_ARN: s.sshWafIpSetArn } : {}),
       },
     });
 

@@ -4,8 +4,12 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
-import { BINARIES, Json, mustFn, ofType, refId, synth } from './helpers';
+import { BINARIES, Json, mustFn, ofType, refId, roleIdOf, SLACK_WEBHOOK, SLACK_WEBHOOK_ARN, synth, WAF_IPSET_ARN } from './helpers';
 
+/**
+ * 'TABLE': the function's state table. With the defaults (no slackWebhookSecret) alert-to-slack
+ * has no REFLEX_OWN_ROLE_ARNS: see the tests of that variable below.
+ */
 const EXPECTED: Record<string, { memory: number; timeout: number; env: Record<string, string | 'TABLE'> }> = {
   'close-open-ports': {
     memory: 128,
@@ -78,6 +82,12 @@ function tableTagged(json: Json, fn: string): string {
   );
   assert.equal(found.length, 1, `one table tagged ${fn}`);
   return found[0][0];
+}
+
+/** REFLEX_OWN_ROLE_ARNS as expected: the roles' Arn, comma-joined (one: the GetAtt itself). */
+function ownRoles(json: Json, binaries: string[]): Json {
+  const arns = binaries.map((b) => ({ 'Fn::GetAtt': [roleIdOf(json, b), 'Arn'] }));
+  return arns.length === 1 ? arns[0] : { 'Fn::Join': [',', arns] };
 }
 
 describe('functions', () => {
@@ -218,6 +228,77 @@ describe('functions', () => {
       ['5', '60', '3600', '10-20', 'true'],
     );
     for (const [, lg] of ofType(j, 'AWS::Logs::LogGroup')) assert.equal(lg.Properties.RetentionInDays, 7);
+  });
+
+  it('sets REFLEX_SSH_WAF_IPSET_ARN on block-ssh-bruteforce only when sshWafIpSetArn is given', () => {
+    for (const b of BINARIES) {
+      assert.ok(!('REFLEX_SSH_WAF_IPSET_ARN' in mustFn(json, b)[1].Properties.Environment.Variables), b);
+    }
+    const { json: j } = synth({ sshWafIpSetArn: WAF_IPSET_ARN });
+    const env = (b: string) => mustFn(j, b)[1].Properties.Environment.Variables;
+    assert.equal(env('block-ssh-bruteforce').REFLEX_SSH_WAF_IPSET_ARN, WAF_IPSET_ARN);
+    // The network ACL settings stay: the sweep still removes blocks made there before.
+    assert.equal(env('block-ssh-bruteforce').REFLEX_NACL_RULE_RANGE, '50-99');
+    for (const b of BINARIES.filter((x) => x !== 'block-ssh-bruteforce')) {
+      assert.ok(!('REFLEX_SSH_WAF_IPSET_ARN' in env(b)), b);
+    }
+    assert.match(mustFn(j, 'block-ssh-bruteforce')[1].Properties.Description, /WAFv2 IP set/);
+  });
+
+  it('REFLEX_OWN_ROLE_ARNS only with slackWebhookSecret (the remediating functions post to Slack only through the webhook)', () => {
+    const alertEnv = (j: Json) => mustFn(j, 'alert-to-slack')[1].Properties.Environment.Variables;
+    // Without the webhook close-open-ports and block-ssh-bruteforce post nothing to Slack:
+    // alert-to-slack reports their changes, even with a bot token of its own.
+    const { json: botOnly } = synth({ slackBotTokenSecret: '/reflex/slack-bot-token', slackChannel: '#alerts' });
+    for (const [what, j] of [['defaults', json], ['bot token alone', botOnly]] as const) {
+      assert.ok(!('REFLEX_OWN_ROLE_ARNS' in alertEnv(j)), what);
+      assert.equal(alertEnv(j).REFLEX_SLACK_WEBHOOK_SECRET, '', what);
+    }
+    // With it (SSM name or Secrets Manager ARN), both roles; the other variables are unchanged.
+    for (const webhook of [SLACK_WEBHOOK, SLACK_WEBHOOK_ARN]) {
+      const { json: j } = synth({ slackWebhookSecret: webhook });
+      const { REFLEX_OWN_ROLE_ARNS: own, ...rest } = alertEnv(j);
+      assert.deepEqual(own, ownRoles(j, ['close-open-ports', 'block-ssh-bruteforce']), webhook);
+      assert.deepEqual(rest, { ...alertEnv(json), REFLEX_SLACK_WEBHOOK_SECRET: webhook }, webhook);
+    }
+  });
+
+  it("alert-to-slack's REFLEX_OWN_ROLE_ARNS joins exactly the roles of close-open-ports and block-ssh-bruteforce", () => {
+    const { json: j } = synth({ slackWebhookSecret: SLACK_WEBHOOK });
+    const v = mustFn(j, 'alert-to-slack')[1].Properties.Environment.Variables.REFLEX_OWN_ROLE_ARNS;
+    assert.deepEqual(v, {
+      'Fn::Join': [
+        ',',
+        [
+          { 'Fn::GetAtt': [roleIdOf(j, 'close-open-ports'), 'Arn'] },
+          { 'Fn::GetAtt': [roleIdOf(j, 'block-ssh-bruteforce'), 'Arn'] },
+        ],
+      ],
+    });
+    // Not alert-to-slack's own role, nor drain-before-maintenance's (it changes no security group or NACL).
+    const named = JSON.stringify(v);
+    assert.ok(!named.includes(roleIdOf(j, 'alert-to-slack')));
+    assert.ok(!named.includes(roleIdOf(j, 'drain-before-maintenance')));
+  });
+
+  it("REFLEX_OWN_ROLE_ARNS follows the switches: close-open-ports off leaves block-ssh-bruteforce's role, and the other way round", () => {
+    const { json: noClose } = synth({ slackWebhookSecret: SLACK_WEBHOOK, closeOpenPorts: 'false' });
+    assert.deepEqual(
+      mustFn(noClose, 'alert-to-slack')[1].Properties.Environment.Variables.REFLEX_OWN_ROLE_ARNS,
+      { 'Fn::GetAtt': [roleIdOf(noClose, 'block-ssh-bruteforce'), 'Arn'] },
+    );
+    const { json: noSsh } = synth({ slackWebhookSecret: SLACK_WEBHOOK, blockSshBruteforce: 'false' });
+    assert.deepEqual(
+      mustFn(noSsh, 'alert-to-slack')[1].Properties.Environment.Variables.REFLEX_OWN_ROLE_ARNS,
+      { 'Fn::GetAtt': [roleIdOf(noSsh, 'close-open-ports'), 'Arn'] },
+    );
+  });
+
+  it('REFLEX_OWN_ROLE_ARNS is unset when neither close-open-ports nor block-ssh-bruteforce is on', () => {
+    const { json: j } = synth({ slackWebhookSecret: SLACK_WEBHOOK, closeOpenPorts: 'false', blockSshBruteforce: 'false' });
+    const vars = mustFn(j, 'alert-to-slack')[1].Properties.Environment.Variables;
+    assert.ok(!('REFLEX_OWN_ROLE_ARNS' in vars));
+    assert.equal(vars.REFLEX_DENIED_BURST, '5/300', 'the other variables stay');
   });
 
   it('sets REFLEX_KUBE_API_URL only when kubeApiUrl is given', () => {

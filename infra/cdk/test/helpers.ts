@@ -141,6 +141,72 @@ export function arnText(v: Json): string {
   return JSON.stringify(v);
 }
 
+/** The logical id of a function's role. */
+export function roleIdOf(json: Json, binary: string): string {
+  return refId(mustFn(json, binary)[1].Properties.Role)!;
+}
+
+/**
+ * A dependency cycle among the template's resources (Ref, Fn::GetAtt, Fn::Sub names and
+ * DependsOn), as the list of logical ids around it; undefined when there is none.
+ * CloudFormation refuses a template with a cycle.
+ */
+export function dependencyCycle(json: Json): string[] | undefined {
+  const resources = json.Resources as Record<string, Json>;
+  const deps = (r: Json): Set<string> => {
+    const out = new Set<string>(asList<string>(r.DependsOn));
+    const walk = (v: Json): void => {
+      if (Array.isArray(v)) v.forEach(walk);
+      else if (v && typeof v === 'object') {
+        const id = refId(v);
+        if (id && id in resources) out.add(id);
+        if (v['Fn::Sub'] !== undefined) {
+          const text = Array.isArray(v['Fn::Sub']) ? v['Fn::Sub'][0] : v['Fn::Sub'];
+          for (const m of String(text).matchAll(/\$\{([A-Za-z0-9]+)(\.[A-Za-z0-9.]+)?\}/g)) {
+            if (m[1] in resources) out.add(m[1]);
+          }
+        }
+        Object.values(v).forEach(walk);
+      }
+    };
+    walk(r.Properties);
+    return out;
+  };
+  const graph = new Map(Object.entries(resources).map(([id, r]) => [id, deps(r)]));
+  const state = new Map<string, 'open' | 'done'>();
+  const path: string[] = [];
+  const visit = (id: string): string[] | undefined => {
+    if (state.get(id) === 'done') return undefined;
+    if (state.get(id) === 'open') return [...path.slice(path.indexOf(id)), id];
+    state.set(id, 'open');
+    path.push(id);
+    for (const d of graph.get(id) ?? []) {
+      const cycle = visit(d);
+      if (cycle) return cycle;
+    }
+    path.pop();
+    state.set(id, 'done');
+    return undefined;
+  };
+  for (const id of graph.keys()) {
+    const cycle = visit(id);
+    if (cycle) return cycle;
+  }
+  return undefined;
+}
+
+export const WAF_IPSET_ARN =
+  'arn:aws:wafv2:eu-west-1:123456789012:regional/ipset/reflex-ssh/91f365c5-9053-4502-aef5-7b140e2c85db';
+export const WAF_GLOBAL_IPSET_ARN =
+  'arn:aws:wafv2:us-east-1:123456789012:global/ipset/reflex-ssh-edge/0f7c9b1e-2d3a-4c5b-8e6f-7a8b9c0d1e2f';
+
+/**
+ * A Slack webhook secret: close-open-ports and block-ssh-bruteforce post to Slack only through
+ * it, so alert-to-slack gets REFLEX_OWN_ROLE_ARNS (and names their roles) only when it is set.
+ */
+export const SLACK_WEBHOOK = '/reflex/slack-webhook';
+export const SLACK_WEBHOOK_ARN = 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:reflex/slack-webhook-AbCdEf';
+
 export const CONTEXT_VPC = {
   vpcId: 'vpc-0123456789abcdef0',
   subnetIds: 'subnet-0123456789abcdef0,subnet-0fedcba9876543210',

@@ -18,6 +18,8 @@ import {
   refId,
   roleStatements,
   synth,
+  WAF_GLOBAL_IPSET_ARN,
+  WAF_IPSET_ARN,
 } from './helpers';
 
 const P = 'arn:${AWS::Partition}';
@@ -184,13 +186,41 @@ describe('IAM', () => {
         snsTopicArn: 'arn:aws:sns:eu-west-1:123456789012:reports',
         slackWebhookSecret: '/reflex/slack-webhook',
         slackBotTokenSecret: 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:bot-AbCdEf',
+        sshWafIpSetArn: WAF_IPSET_ARN,
       }).json,
     );
   });
 
   it('no mutating action on Resource "*"', () => {
     assertNothingMutatesStar(json);
-    assertNothingMutatesStar(synth({ ...CONTEXT_VPC, reauthorizeRemainder: 'true' }).json);
+    assertNothingMutatesStar(synth({ ...CONTEXT_VPC, reauthorizeRemainder: 'true', sshWafIpSetArn: WAF_IPSET_ARN }).json);
+  });
+
+  it('sshWafIpSetArn adds WafIpSet: wafv2:GetIPSet and wafv2:UpdateIPSet on that IP set only; the NACL statements stay', () => {
+    for (const ipSet of [WAF_IPSET_ARN, WAF_GLOBAL_IPSET_ARN]) {
+      const { json: j } = synth({ sshWafIpSetArn: ipSet });
+      const st = roleStatements(j, 'block-ssh-bruteforce');
+      const waf = st.filter((x: Json) => asList<string>(x.Action).some((a) => a.startsWith('wafv2:')));
+      assert.equal(waf.length, 1, 'one statement with wafv2 actions');
+      assert.deepEqual(
+        [waf[0].Sid, waf[0].Effect, [...asList<string>(waf[0].Action)].sort(), waf[0].Resource, waf[0].Condition],
+        ['WafIpSet', 'Allow', ['wafv2:GetIPSet', 'wafv2:UpdateIPSet'], ipSet, undefined],
+      );
+      // Everything else is the default policy, NACL entries included (the sweep still
+      // removes blocks recorded in a network ACL before the switch to WAF).
+      const { WafIpSet, ...rest } = shape(st);
+      assert.ok(WafIpSet);
+      assert.deepEqual(rest, expected(j, 'block-ssh-bruteforce'));
+      // No other role gets a WAF permission.
+      for (const b of BINARIES.filter((x) => x !== 'block-ssh-bruteforce')) {
+        assert.ok(!JSON.stringify(roleStatements(j, b)).includes('wafv2:'), b);
+      }
+    }
+  });
+
+  it('without sshWafIpSetArn no role has a wafv2 action', () => {
+    assert.ok(!JSON.stringify(allStatements(json)).includes('wafv2:'));
+    assert.ok(!roleStatements(json, 'block-ssh-bruteforce').some((x: Json) => x.Sid === 'WafIpSet'));
   });
 
   it('reauthorizeRemainder=true adds ec2:AuthorizeSecurityGroupIngress on security groups only', () => {
@@ -251,5 +281,25 @@ describe('IAM', () => {
       Resource: '*',
     });
     assert.throws(() => assertNothingMutatesStar(broken), /mutating action ec2:RevokeSecurityGroupIngress/);
+  });
+
+  it('the same checks catch a widened WafIpSet statement', () => {
+    const { json: j } = synth({ sshWafIpSetArn: WAF_IPSET_ARN });
+    assert.doesNotThrow(() => assertNoWildcardActions(j));
+    assert.doesNotThrow(() => assertNothingMutatesStar(j));
+    const widen = (change: (s: Json) => void): Json => {
+      const broken = structuredClone(j);
+      const s = allStatements(broken).find((x: Json) => x.Sid === 'WafIpSet');
+      change(s);
+      return broken;
+    };
+    assert.throws(
+      () => assertNoWildcardActions(widen((s) => (s.Action = 'wafv2:*'))),
+      /wildcard action wafv2:\*/,
+    );
+    assert.throws(
+      () => assertNothingMutatesStar(widen((s) => (s.Resource = '*'))),
+      /mutating action wafv2:UpdateIPSet on Resource "\*" \(WafIpSet\)/,
+    );
   });
 });

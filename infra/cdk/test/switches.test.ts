@@ -7,7 +7,7 @@ import { App } from 'aws-cdk-lib';
 import * as cxapi from 'aws-cdk-lib/cx-api';
 
 import { ReflexStack } from '../lib/reflex-stack';
-import { BINARIES, fnOf, Json, ofType, refId, synth } from './helpers';
+import { BINARIES, CONTEXT_VPC, dependencyCycle, fnOf, Json, ofType, refId, SLACK_WEBHOOK, synth, WAF_IPSET_ARN } from './helpers';
 
 const SWITCH: Record<string, string> = {
   'close-open-ports': 'closeOpenPorts',
@@ -107,6 +107,39 @@ describe('function switches', () => {
     assert.equal(count(json, 'AWS::SQS::Queue'), 2, 'its DLQ and EventDeliveryDLQ');
   });
 
+  it('no dependency cycle with any pair of functions on (alert-to-slack names the other roles; they never name it)', () => {
+    // With the webhook secret, alert-to-slack names the remediating roles (REFLEX_OWN_ROLE_ARNS).
+    const configs: Record<string, unknown>[] = [
+      {},
+      { slackWebhookSecret: SLACK_WEBHOOK },
+      { ...CONTEXT_VPC, slackWebhookSecret: SLACK_WEBHOOK, sshWafIpSetArn: WAF_IPSET_ARN, reauthorizeRemainder: 'true' },
+    ];
+    for (const a of BINARIES) {
+      for (const b of BINARIES) {
+        if (a < b) {
+          const ctx: Record<string, unknown> = { slackWebhookSecret: SLACK_WEBHOOK };
+          for (const x of BINARIES) if (x !== a && x !== b) ctx[SWITCH[x]] = 'false';
+          configs.push(ctx);
+        }
+      }
+    }
+    for (const ctx of configs) assert.equal(dependencyCycle(synth(ctx).json), undefined, JSON.stringify(ctx));
+  });
+
+  it('the cycle check finds a cycle (a role naming alert-to-slack, which names that role)', () => {
+    const broken = structuredClone(synth({ slackWebhookSecret: SLACK_WEBHOOK }).json);
+    const alert = fnOf(broken, 'alert-to-slack')![0];
+    const sshRole = refId(fnOf(broken, 'block-ssh-bruteforce')![1].Properties.Role)!;
+    broken.Resources[sshRole].Properties.Policies[0].PolicyDocument.Statement.push({
+      Sid: 'Loop',
+      Effect: 'Allow',
+      Action: 'lambda:GetFunction',
+      Resource: { 'Fn::GetAtt': [alert, 'Arn'] },
+    });
+    const cycle = dependencyCycle(broken);
+    assert.ok(cycle?.includes(alert) && cycle.includes(sshRole), JSON.stringify(cycle));
+  });
+
   it('accepts booleans as well as text (cdk.json / props)', () => {
     const { json } = synth({ closeOpenPorts: false });
     assert.equal(fnOf(json, 'close-open-ports'), undefined);
@@ -140,6 +173,11 @@ describe('settings checks', () => {
     [{ naclRuleRange: '99-50' }, /naclRuleRange/],
     [{ sshSweepSchedule: '5 minutes' }, /sshSweepSchedule/],
     [{ sshBlockPrivate: 'maybe' }, /sshBlockPrivate/],
+    [{ sshWafIpSetArn: 'reflex-ssh' }, /sshWafIpSetArn="reflex-ssh": expected empty, or a WAFv2 IP set ARN/],
+    [{ sshWafIpSetArn: 'arn:aws:wafv2:us-east-1:123456789012:regional/webacl/reflex/1f0e' }, /sshWafIpSetArn=.*IP set ARN/],
+    [{ sshWafIpSetArn: 'arn:aws:wafv2:us-east-1:123456789012:regional/ipset/reflex-ssh' }, /sshWafIpSetArn=.*IP set ARN/],
+    [{ sshWafIpSetArn: 'arn:aws:wafv2::123456789012:global/ipset/reflex-ssh/1f0e' }, /sshWafIpSetArn=.*IP set ARN/],
+    [{ sshWafIpSetArn: 'arn:aws:waf-regional:us-east-1:123456789012:ipset/1f0e' }, /sshWafIpSetArn=.*IP set ARN/],
     [
       {
         snsTopicArn: 'arn:aws:sns:eu-west-1:123456789012:same',
