@@ -114,10 +114,14 @@ async fn fleet(n: i32, tagged: bool) -> Fleet {
 
 impl Fleet {
     async fn registered(&self) -> Vec<String> {
+        self.registered_in(&self.tg).await
+    }
+
+    async fn registered_in(&self, group: &str) -> Vec<String> {
         let mut v: Vec<String> = self
             .elb
             .describe_target_health()
-            .target_group_arn(&self.tg)
+            .target_group_arn(group)
             .send()
             .await
             .unwrap()
@@ -206,6 +210,33 @@ fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
 async fn a_spot_warning_drains_the_target_once_and_a_completed_event_brings_it_back() {
     let f = fleet(2, true).await;
     let (a, b) = (f.ids[0].clone(), f.ids[1].clone());
+    // A target group of another VPC. AWS would refuse to register `a` in it (instance
+    // targets must be in the group's VPC); moto does not check, which shows that the
+    // drain reads only the groups of the instance's own VPC: this one is left alone.
+    let (other_vpc, _, _) = crate::support::network(&f.w.ec2, "10.9.0.0/16", "10.9.1.0/24").await;
+    let other = f
+        .elb
+        .create_target_group()
+        .name("other-vpc")
+        .protocol("HTTP".into())
+        .port(80)
+        .vpc_id(&other_vpc)
+        .target_type("instance".into())
+        .send()
+        .await
+        .unwrap()
+        .target_groups
+        .unwrap()[0]
+        .target_group_arn
+        .clone()
+        .unwrap();
+    f.elb
+        .register_targets()
+        .target_group_arn(&other)
+        .targets(TargetDescription::builder().id(&a).build())
+        .send()
+        .await
+        .unwrap();
     let warning = spot(&a, "spot-1");
     let run = f.invoke(&warning, &[], &[]).await;
     assert_eq!(run.code, 0, "{}\n{}", run.stderr, run.stdout);
@@ -224,6 +255,11 @@ async fn a_spot_warning_drains_the_target_once_and_a_completed_event_brings_it_b
         "the warned instance left the target group"
     );
     assert_eq!(f.lifecycle_state(&a).await, "Standby");
+    assert_eq!(
+        f.registered_in(&other).await,
+        vec![a.clone()],
+        "another VPC's group is not read"
+    );
     let posts = f.w.slack.requests();
     assert_eq!(posts.len(), 2, "start and done");
     let text = |i: usize| posts[i].body.to_string();

@@ -118,8 +118,15 @@ impl SdkFleet {
         TargetDescription::builder().id(id).set_port(port).build()
     }
 
-    /// Every instance-type target group, with the instance's registrations in each.
-    async fn registrations(&self, id: &str) -> Result<Vec<Registration>, CloudError> {
+    /// The instance's registrations in the instance-type target groups of its VPC
+    /// (an instance target must be in the target group's VPC, so other VPCs' groups
+    /// are not read: one DescribeTargetHealth per group of this VPC, not per group of
+    /// the account). `vpc` `None` (EC2-Classic, moto oddities): every group.
+    async fn registrations(
+        &self,
+        id: &str,
+        vpc: Option<&str>,
+    ) -> Result<Vec<Registration>, CloudError> {
         let elb = self.elb().await;
         let mut pages = elb.describe_target_groups().into_paginator().send();
         let mut groups = Vec::new();
@@ -133,6 +140,7 @@ impl SdkFleet {
                         g.target_type
                             .as_ref()
                             .is_none_or(|t| t.as_str() == "instance")
+                            && vpc.is_none_or(|v| g.vpc_id.as_deref().is_none_or(|g| g == v))
                     }),
             );
         }
@@ -172,6 +180,7 @@ impl Fleet for SdkFleet {
         let Some(instance) = crate::ec2::describe_instance(self.ec2().await, id).await? else {
             return Ok(None);
         };
+        let vpc = instance.vpc_id.clone();
         let tags = instance
             .tags
             .unwrap_or_default()
@@ -197,7 +206,7 @@ impl Fleet for SdkFleet {
         Ok(Some(InstanceView {
             id: id.to_string(),
             tags,
-            registrations: self.registrations(id).await?,
+            registrations: self.registrations(id, vpc.as_deref()).await?,
             asg,
         }))
     }
