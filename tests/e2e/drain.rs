@@ -28,6 +28,28 @@ struct Fleet {
     ids: Vec<String>,
 }
 
+/// An instance-type HTTP target group on port 80 in `vpc`; its ARN.
+async fn target_group(
+    elb: &aws_sdk_elasticloadbalancingv2::Client,
+    name: &str,
+    vpc: &str,
+) -> String {
+    elb.create_target_group()
+        .name(name)
+        .protocol("HTTP".into())
+        .port(80)
+        .vpc_id(vpc)
+        .target_type("instance".into())
+        .send()
+        .await
+        .unwrap()
+        .target_groups
+        .unwrap()[0]
+        .target_group_arn
+        .clone()
+        .unwrap()
+}
+
 async fn fleet(n: i32, tagged: bool) -> Fleet {
     let w = world().await;
     let elb = aws_sdk_elasticloadbalancingv2::Client::new(&w.sdk);
@@ -83,21 +105,7 @@ async fn fleet(n: i32, tagged: bool) -> Fleet {
             .await
             .unwrap();
     }
-    let tg = elb
-        .create_target_group()
-        .name("web")
-        .protocol("HTTP".into())
-        .port(80)
-        .vpc_id(&vpc)
-        .target_type("instance".into())
-        .send()
-        .await
-        .unwrap()
-        .target_groups
-        .unwrap()[0]
-        .target_group_arn
-        .clone()
-        .unwrap();
+    let tg = target_group(&elb, "web", &vpc).await;
     let mut reg = elb.register_targets().target_group_arn(&tg);
     for id in &ids {
         reg = reg.targets(TargetDescription::builder().id(id).build());
@@ -214,22 +222,7 @@ async fn a_spot_warning_drains_the_target_once_and_a_completed_event_brings_it_b
     // targets must be in the group's VPC); moto does not check, which shows that the
     // drain reads only the groups of the instance's own VPC: this one is left alone.
     let (other_vpc, _, _) = crate::support::network(&f.w.ec2, "10.9.0.0/16", "10.9.1.0/24").await;
-    let other = f
-        .elb
-        .create_target_group()
-        .name("other-vpc")
-        .protocol("HTTP".into())
-        .port(80)
-        .vpc_id(&other_vpc)
-        .target_type("instance".into())
-        .send()
-        .await
-        .unwrap()
-        .target_groups
-        .unwrap()[0]
-        .target_group_arn
-        .clone()
-        .unwrap();
+    let other = target_group(&f.elb, "other-vpc", &other_vpc).await;
     f.elb
         .register_targets()
         .target_group_arn(&other)
