@@ -169,22 +169,42 @@ def invoke_function(env, function, path, target=False):
     return outcome
 
 
+def moto_env(endpoint, table, **extra):
+    """The environment of a function run against moto: no inherited REFLEX_* settings,
+    demo credentials, DynamoDB table `table`, plus `extra`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REFLEX_")}
+    env.update(AWS_ENDPOINT_URL=endpoint, AWS_ACCESS_KEY_ID="demo", AWS_SECRET_ACCESS_KEY="demo",
+               AWS_REGION="us-east-1", AWS_EC2_METADATA_DISABLED="true", REFLEX_DYNAMODB_TABLE=table, **extra)
+    return env
+
+
+def create_table(ddb, name):
+    """A state table as the templates create it (hash key pk, on demand)."""
+    ddb.create_table(TableName=name, KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+                     AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+                     BillingMode="PAY_PER_REQUEST")
+
+
+def invoke_and_show_slack(env, function, path, slack_log, target=False):
+    """`invoke_function`, then what the webhook stand-in logged meanwhile."""
+    seen = len(slack_log.read_text())
+    outcome = invoke_function(env, function, path, target)
+    time.sleep(0.3)
+    new = slack_log.read_text()[seen:].strip()
+    print("  Slack: " + (new.replace("\n", "\n  ") if new else "(nothing posted)"))
+    return outcome
+
+
 def alert_to_slack(endpoint, slack_port):
     import boto3
 
     step("alert-to-slack: a DynamoDB table on moto keeps dedup and the alarm -> thread map")
     ddb = boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1",
                        aws_access_key_id="demo", aws_secret_access_key="demo")
-    ddb.create_table(TableName="reflex-alerts", KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-                     AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-                     BillingMode="PAY_PER_REQUEST")
+    create_table(ddb, "reflex-alerts")
     print("  table reflex-alerts (key pk)")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("REFLEX_")}
-    env.update(AWS_ENDPOINT_URL=endpoint, AWS_ACCESS_KEY_ID="demo", AWS_SECRET_ACCESS_KEY="demo",
-               AWS_REGION="us-east-1", AWS_EC2_METADATA_DISABLED="true",
-               REFLEX_SLACK_BOT_TOKEN="xoxb-reflex-test-token",
-               REFLEX_SLACK_API_URL=f"http://127.0.0.1:{slack_port}/api",
-               REFLEX_SLACK_CHANNEL="#alerts", REFLEX_DYNAMODB_TABLE="reflex-alerts")
+    env = moto_env(endpoint, "reflex-alerts", REFLEX_SLACK_BOT_TOKEN="xoxb-reflex-test-token",
+                   REFLEX_SLACK_API_URL=f"http://127.0.0.1:{slack_port}/api", REFLEX_SLACK_CHANNEL="#alerts")
 
     def invoke(label, fixture):
         step(f"{label}: reflex invoke alert-to-slack {fixture}")
@@ -222,8 +242,7 @@ def drain(endpoint, slack_port, tmp):
     ec2.create_tags(Resources=ids, Tags=[{"Key": "reflex:drain", "Value": "true"}])
     tg = elb.create_target_group(Name="web", Protocol="HTTP", Port=80, VpcId=vpc, TargetType="instance")["TargetGroups"][0]["TargetGroupArn"]
     elb.register_targets(TargetGroupArn=tg, Targets=[{"Id": i} for i in ids])
-    ddb.create_table(TableName="reflex-drain", KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-                     AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}], BillingMode="PAY_PER_REQUEST")
+    create_table(ddb, "reflex-drain")
 
     def targets():
         return sorted(d["Target"]["Id"] for d in elb.describe_target_health(TargetGroupArn=tg)["TargetHealthDescriptions"])
@@ -233,23 +252,14 @@ def drain(endpoint, slack_port, tmp):
 
     print(f"  target group web: {targets()}")
     victim = ids[0]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("REFLEX_")}
-    env.update(AWS_ENDPOINT_URL=endpoint, AWS_ACCESS_KEY_ID="demo", AWS_SECRET_ACCESS_KEY="demo",
-               AWS_REGION="us-east-1", AWS_EC2_METADATA_DISABLED="true", REFLEX_DYNAMODB_TABLE="reflex-drain",
-               REFLEX_DRAIN_POLL_SECS="1",
-               REFLEX_SLACK_WEBHOOK_URL=f"http://127.0.0.1:{slack_port}/services/T0/B0/demo")
-    slack_log = tmp / "slack.log"
+    env = moto_env(endpoint, "reflex-drain", REFLEX_DRAIN_POLL_SECS="1",
+                   REFLEX_SLACK_WEBHOOK_URL=f"http://127.0.0.1:{slack_port}/services/T0/B0/demo")
 
     def invoke(label, event):
         step(label)
         f = tmp / "drain-event.json"
         f.write_text(json.dumps(event))
-        seen = len(slack_log.read_text())
-        outcome = invoke_function(env, "drain-before-maintenance", f, target=True)
-        time.sleep(0.3)
-        new = slack_log.read_text()[seen:].strip()
-        print("  Slack: " + (new.replace("\n", "\n  ") if new else "(nothing posted)"))
-        return outcome
+        return invoke_and_show_slack(env, "drain-before-maintenance", f, tmp / "slack.log", target=True)
 
     spot = json.loads((ROOT / "events/aws/ec2/spot-interruption-warning.json").read_text())
     spot["detail"]["instance-id"] = victim
@@ -340,8 +350,7 @@ def ssh(endpoint, slack_port, tmp):
     subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.1.1.0/24", AvailabilityZone="us-east-1a")["Subnet"]["SubnetId"]
     instance = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, SubnetId=subnet)["Instances"][0]["InstanceId"]
     acl = ec2.describe_network_acls(Filters=[{"Name": "association.subnet-id", "Values": [subnet]}])["NetworkAcls"][0]["NetworkAclId"]
-    ddb.create_table(TableName="reflex-ssh", KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-                     AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}], BillingMode="PAY_PER_REQUEST")
+    create_table(ddb, "reflex-ssh")
 
     def entries():
         acls = ec2.describe_network_acls(NetworkAclIds=[acl])["NetworkAcls"][0]["Entries"]
@@ -351,21 +360,12 @@ def ssh(endpoint, slack_port, tmp):
 
     print(f"  {instance} in {subnet}; inbound entries of its network ACL {acl}:")
     entries()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("REFLEX_")}
-    env.update(AWS_ENDPOINT_URL=endpoint, AWS_ACCESS_KEY_ID="demo", AWS_SECRET_ACCESS_KEY="demo",
-               AWS_REGION="us-east-1", AWS_EC2_METADATA_DISABLED="true", REFLEX_DYNAMODB_TABLE="reflex-ssh",
-               REFLEX_SSH_BLOCK_SECS="2",
-               REFLEX_SLACK_WEBHOOK_URL=f"http://127.0.0.1:{slack_port}/services/T0/B0/demo")
-    slack_log = tmp / "slack.log"
+    env = moto_env(endpoint, "reflex-ssh", REFLEX_SSH_BLOCK_SECS="2",
+                   REFLEX_SLACK_WEBHOOK_URL=f"http://127.0.0.1:{slack_port}/services/T0/B0/demo")
 
     def invoke(label, path):
         step(label)
-        seen = len(slack_log.read_text())
-        outcome = invoke_function(env, "block-ssh-bruteforce", path)
-        time.sleep(0.3)
-        new = slack_log.read_text()[seen:].strip()
-        print("  Slack: " + (new.replace("\n", "\n  ") if new else "(nothing posted)"))
-        return outcome
+        return invoke_and_show_slack(env, "block-ssh-bruteforce", path, tmp / "slack.log")
 
     # The subscription delivery CloudWatch Logs would send: base64(gzip(JSON)), the log
     # stream named by the instance id (the CloudWatch agent's default).

@@ -744,13 +744,18 @@ def _(ctx: Ctx) -> None:
     require("Transform" not in ctx.cfn, "Transform still present after translation")
 
 
-@check("function is provided.al2023 / arm64 / bootstrap, 128 MB, 60 s")
-def _(ctx: Ctx) -> None:
-    p = function(ctx.cfn)["Properties"]
+def require_al2023_arm64(p: dict) -> None:
+    """A function's Properties: provided.al2023 on arm64, handler bootstrap, 128 MB."""
     require(p.get("Runtime") == "provided.al2023", f"Runtime is {p.get('Runtime')!r}")
     require(p.get("Architectures") == ["arm64"], f"Architectures is {p.get('Architectures')!r}")
     require(p.get("Handler") == "bootstrap", f"Handler is {p.get('Handler')!r}")
     require(p.get("MemorySize") == 128, f"MemorySize is {p.get('MemorySize')!r}")
+
+
+@check("function is provided.al2023 / arm64 / bootstrap, 128 MB, 60 s")
+def _(ctx: Ctx) -> None:
+    p = function(ctx.cfn)["Properties"]
+    require_al2023_arm64(p)
     require(p.get("Timeout") == 60, f"Timeout is {p.get('Timeout')!r}")
 
 
@@ -777,10 +782,7 @@ def _(ctx: Ctx) -> None:
 @check("alert-to-slack is provided.al2023 / arm64 / bootstrap, 128 MB, 120 s, no reserved concurrency")
 def _(ctx: Ctx) -> None:
     p = function(ctx.cfn, ALERT_ID)["Properties"]
-    require(p.get("Runtime") == "provided.al2023", f"Runtime is {p.get('Runtime')!r}")
-    require(p.get("Architectures") == ["arm64"], f"Architectures is {p.get('Architectures')!r}")
-    require(p.get("Handler") == "bootstrap", f"Handler is {p.get('Handler')!r}")
-    require(p.get("MemorySize") == 128, f"MemorySize is {p.get('MemorySize')!r}")
+    require_al2023_arm64(p)
     # 50 alarms at ~1 Slack message/s/channel must fit in one invocation's time budget.
     require(p.get("Timeout") == 120, f"Timeout is {p.get('Timeout')!r}, expected 120")
     require("ReservedConcurrentExecutions" not in p,
@@ -880,10 +882,7 @@ def _(ctx: Ctx) -> None:
 @check("drain-before-maintenance is provided.al2023 / arm64 / bootstrap, 128 MB, 900 s, no reserved concurrency")
 def _(ctx: Ctx) -> None:
     p = function(ctx.cfn, DRAIN_ID)["Properties"]
-    require(p.get("Runtime") == "provided.al2023", f"Runtime is {p.get('Runtime')!r}")
-    require(p.get("Architectures") == ["arm64"], f"Architectures is {p.get('Architectures')!r}")
-    require(p.get("Handler") == "bootstrap", f"Handler is {p.get('Handler')!r}")
-    require(p.get("MemorySize") == 128, f"MemorySize is {p.get('MemorySize')!r}")
+    require_al2023_arm64(p)
     # ELBv2 draining is waited for within the notice (spot: 2 minutes, deregistration delay up
     # to the target group's setting); longer waits are resumed by the schedule.
     require(p.get("Timeout") == 900, f"Timeout is {p.get('Timeout')!r}, expected 900")
@@ -1496,10 +1495,7 @@ def _(ctx: Ctx) -> None:
 @check("block-ssh-bruteforce is provided.al2023 / arm64 / bootstrap, 128 MB, 60 s")
 def _(ctx: Ctx) -> None:
     p = function(ctx.cfn, SSH_ID)["Properties"]
-    require(p.get("Runtime") == "provided.al2023", f"Runtime is {p.get('Runtime')!r}")
-    require(p.get("Architectures") == ["arm64"], f"Architectures is {p.get('Architectures')!r}")
-    require(p.get("Handler") == "bootstrap", f"Handler is {p.get('Handler')!r}")
-    require(p.get("MemorySize") == 128, f"MemorySize is {p.get('MemorySize')!r}")
+    require_al2023_arm64(p)
     require(p.get("Timeout") == 60, f"Timeout is {p.get('Timeout')!r}, expected 60")
 
 
