@@ -7,7 +7,9 @@ use aws_sdk_ec2::Client;
 use aws_sdk_ec2::types::{
     Filter, IpPermission, IpRange, Ipv6Range, PrefixListId, SecurityGroupRule, UserIdGroupPair,
 };
-use reflex_core::{CloudError, GroupState, PortSpan, Protocol, RuleSpec, SgRule, Source};
+use reflex_core::{
+    CloudError, GroupState, PortSpan, PrefixLists, Protocol, RuleSpec, SgRule, Source,
+};
 
 use crate::errors::classify;
 
@@ -142,6 +144,48 @@ impl Ec2SecurityGroups {
         Ok(out)
     }
 
+    /// The entries of every managed prefix list an ingress rule references, so the
+    /// policy judges what the list opens, not its id. A list that is gone (or not
+    /// shared with this account any more) has no entries.
+    async fn prefix_lists(&self, rules: &[SecurityGroupRule]) -> Result<PrefixLists, CloudError> {
+        let ids: std::collections::BTreeSet<&str> = rules
+            .iter()
+            .filter(|r| r.is_egress != Some(true))
+            .filter_map(|r| r.prefix_list_id.as_deref())
+            .collect();
+        let mut out = PrefixLists::new();
+        for id in ids {
+            let mut pages = self
+                .client
+                .get_managed_prefix_list_entries()
+                .prefix_list_id(id)
+                .max_results(100)
+                .into_paginator()
+                .send();
+            let mut entries = Vec::new();
+            while let Some(page) = pages.next().await {
+                match page {
+                    Ok(p) => entries.extend(
+                        p.entries
+                            .unwrap_or_default()
+                            .into_iter()
+                            .filter_map(|e| e.cidr?.trim().parse::<ipnet::IpNet>().ok())
+                            .map(|n| n.trunc()),
+                    ),
+                    Err(e) => {
+                        let e = classify(&e);
+                        if e.is_not_found() {
+                            break;
+                        }
+                        return Err(e);
+                    }
+                }
+            }
+            out.insert(id.to_string(), entries);
+        }
+        Ok(out)
+    }
+
     async fn describe_one(
         &self,
         group_id: &str,
@@ -176,7 +220,8 @@ impl SecurityGroups for Ec2SecurityGroups {
         }
         let ids: Vec<String> = groups.iter().filter_map(|g| g.group_id.clone()).collect();
         let rules = self.rules(Some(&ids)).await?;
-        Ok(assemble(groups, &rules))
+        let lists = self.prefix_lists(&rules).await?;
+        Ok(assemble(groups, &rules, &lists))
     }
 
     async fn all(&self) -> Result<Vec<GroupState>, CloudError> {
@@ -192,7 +237,8 @@ impl SecurityGroups for Ec2SecurityGroups {
             groups.extend(page.security_groups.unwrap_or_default());
         }
         let rules = self.rules(None).await?;
-        Ok(assemble(groups, &rules))
+        let lists = self.prefix_lists(&rules).await?;
+        Ok(assemble(groups, &rules, &lists))
     }
 
     async fn revoke_ingress(&self, group_id: &str, rule_id: &str) -> Result<(), CloudError> {
@@ -254,15 +300,23 @@ impl SecurityGroups for Ec2SecurityGroups {
 fn assemble(
     groups: Vec<aws_sdk_ec2::types::SecurityGroup>,
     rules: &[SecurityGroupRule],
+    lists: &PrefixLists,
 ) -> Vec<GroupState> {
     groups
         .into_iter()
         .map(|g| {
             let id = g.group_id.unwrap_or_default();
-            let ingress = rules
+            let ingress: Vec<SgRule> = rules
                 .iter()
                 .filter(|r| r.group_id.as_deref() == Some(id.as_str()) && r.is_egress != Some(true))
                 .filter_map(to_rule)
+                .collect();
+            let prefix_lists = ingress
+                .iter()
+                .filter_map(|r| match &r.spec.source {
+                    Source::PrefixList(pl) => Some((pl.clone(), lists.get(pl)?.clone())),
+                    _ => None,
+                })
                 .collect();
             GroupState {
                 tags: g
@@ -276,6 +330,7 @@ fn assemble(
                 vpc_id: g.vpc_id,
                 owner_id: g.owner_id,
                 ingress,
+                prefix_lists,
             }
         })
         .collect()

@@ -4,9 +4,11 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use reflex_core::ids::ResourceId;
 use reflex_core::settings::Lookup;
 use reflex_core::{CloudError, CloudErrorKind, ConfigError, Secret};
 use reflex_runtime::retry::{Attempt, RetryPolicy, parse_retry_after, retry};
+use reqwest::Url;
 use reqwest::header::HeaderMap;
 use serde_json::Value;
 use tokio::sync::Mutex;
@@ -54,7 +56,8 @@ pub struct Response {
 #[derive(Debug)]
 pub struct ArmClient {
     http: reqwest::Client,
-    base: String,
+    /// The configured ARM endpoint: the only origin the bearer token is sent to.
+    base: Url,
     credential: Credential,
     token: Mutex<Option<Token>>,
     policy: RetryPolicy,
@@ -66,16 +69,26 @@ impl ArmClient {
     /// Reads `REFLEX_ARM_ENDPOINT`, `IDENTITY_ENDPOINT`/`IDENTITY_HEADER` (plus
     /// `REFLEX_AZURE_CLIENT_ID` for a user-assigned identity) or `REFLEX_ARM_TOKEN`.
     pub fn from_lookup(env: &impl Lookup) -> Result<Self, ConfigError> {
-        let base = env
+        let raw = env
             .get("REFLEX_ARM_ENDPOINT")
             .unwrap_or_else(|| DEFAULT_ARM_ENDPOINT.to_string());
-        if !(base.starts_with("https://") || base.starts_with("http://")) {
-            return Err(ConfigError {
-                name: "REFLEX_ARM_ENDPOINT",
-                value: base,
-                reason: "expected an http(s) URL".into(),
-            });
-        }
+        let base = Url::parse(raw.trim())
+            .ok()
+            .filter(|u| {
+                matches!(u.scheme(), "https" | "http")
+                    && u.host().is_some()
+                    && u.username().is_empty()
+                    && u.password().is_none()
+                    && u.query().is_none()
+                    && u.fragment().is_none()
+            })
+            .ok_or_else(|| {
+                ConfigError::new(
+                    "REFLEX_ARM_ENDPOINT",
+                    &raw,
+                    "expected an http(s) URL with no user, query or fragment, e.g. https://management.azure.com",
+                )
+            })?;
         let credential = match (
             env.get("IDENTITY_ENDPOINT"),
             env.get("IDENTITY_HEADER"),
@@ -94,7 +107,7 @@ impl ArmClient {
                 .user_agent(concat!("reflex/", env!("CARGO_PKG_VERSION")))
                 .build()
                 .unwrap_or_default(),
-            base: base.trim_end_matches('/').to_string(),
+            base,
             credential,
             token: Mutex::new(None),
             policy: RetryPolicy::default(),
@@ -111,7 +124,38 @@ impl ArmClient {
 
     /// The base URL, e.g. `https://management.azure.com`.
     pub fn base(&self) -> &str {
-        &self.base
+        self.base.as_str()
+    }
+
+    /// The URL of `id` (plus `action`, e.g. `acknowledge`), built segment by segment
+    /// so that nothing in an id can change the host, the query or the fragment.
+    pub fn url(&self, id: &ResourceId, action: Option<&str>, api_version: &str) -> Url {
+        let mut url = self.base.clone();
+        if let Ok(mut path) = url.path_segments_mut() {
+            path.pop_if_empty().extend(id.segments()).extend(action);
+        }
+        url.query_pairs_mut()
+            .clear()
+            .append_pair("api-version", api_version);
+        url
+    }
+
+    /// Refuses any URL whose origin is not the configured ARM endpoint's: the token
+    /// is for ARM only, including the operation URLs ARM itself hands back.
+    fn check_origin(&self, url: &Url) -> Result<(), CloudError> {
+        if url.origin() == self.base.origin() {
+            Ok(())
+        } else {
+            Err(CloudError::new(
+                CloudErrorKind::Denied,
+                "ForeignOrigin",
+                format!(
+                    "refused to send the ARM token to {} (only {} is trusted)",
+                    url.origin().ascii_serialization(),
+                    self.base.origin().ascii_serialization()
+                ),
+            ))
+        }
     }
 
     async fn token(&self, deadline: Instant) -> Result<Secret, CloudError> {
@@ -256,7 +300,7 @@ impl ArmClient {
     async fn call(
         &self,
         method: reqwest::Method,
-        url: &str,
+        url: &Url,
         deadline: Instant,
     ) -> Result<Response, CloudError> {
         self.call_with(method, url, None, deadline).await
@@ -266,15 +310,16 @@ impl ArmClient {
     async fn call_with(
         &self,
         method: reqwest::Method,
-        url: &str,
+        url: &Url,
         body: Option<&Value>,
         deadline: Instant,
     ) -> Result<Response, CloudError> {
+        self.check_origin(url)?;
         let token = self.token(deadline).await?;
         self.send(deadline, || {
             let req = self
                 .http
-                .request(method.clone(), url)
+                .request(method.clone(), url.clone())
                 .bearer_auth(token.expose());
             match body {
                 Some(b) => req.json(b),
@@ -284,19 +329,19 @@ impl ArmClient {
         .await
     }
 
-    fn url(&self, path: &str, api_version: &str) -> String {
-        format!("{}{path}?api-version={api_version}", self.base)
-    }
-
     /// GETs a resource; `None` when ARM says 404.
     pub async fn get(
         &self,
-        path: &str,
+        id: &ResourceId,
         api_version: &str,
         deadline: Instant,
     ) -> Result<Option<Value>, CloudError> {
         let r = self
-            .call(reqwest::Method::GET, &self.url(path, api_version), deadline)
+            .call(
+                reqwest::Method::GET,
+                &self.url(id, None, api_version),
+                deadline,
+            )
             .await?;
         match r.status {
             200..=299 => Ok(Some(r.body)),
@@ -309,7 +354,7 @@ impl ArmClient {
     /// the end.
     pub async fn put(
         &self,
-        path: &str,
+        id: &ResourceId,
         api_version: &str,
         body: &Value,
         deadline: Instant,
@@ -317,7 +362,7 @@ impl ArmClient {
         let r = self
             .call_with(
                 reqwest::Method::PUT,
-                &self.url(path, api_version),
+                &self.url(id, None, api_version),
                 Some(body),
                 deadline,
             )
@@ -328,17 +373,18 @@ impl ArmClient {
         }
     }
 
-    /// POSTs an action with no body (e.g. `acknowledge`) and returns its answer.
+    /// POSTs `action` (e.g. `acknowledge`) on `id` with no body and returns its answer.
     pub async fn post(
         &self,
-        path: &str,
+        id: &ResourceId,
+        action: &str,
         api_version: &str,
         deadline: Instant,
     ) -> Result<Value, CloudError> {
         let r = self
             .call(
                 reqwest::Method::POST,
-                &self.url(path, api_version),
+                &self.url(id, Some(action), api_version),
                 deadline,
             )
             .await?;
@@ -352,14 +398,14 @@ impl ArmClient {
     /// there (204, or 404) is `NotFound`.
     pub async fn delete(
         &self,
-        path: &str,
+        id: &ResourceId,
         api_version: &str,
         deadline: Instant,
     ) -> Result<(), CloudError> {
         let r = self
             .call(
                 reqwest::Method::DELETE,
-                &self.url(path, api_version),
+                &self.url(id, None, api_version),
                 deadline,
             )
             .await?;
@@ -369,7 +415,7 @@ impl ArmClient {
             204 | 404 => Err(CloudError::new(
                 CloudErrorKind::NotFound,
                 "NotFound",
-                format!("{path} does not exist"),
+                format!("{id} does not exist"),
             )),
             _ => Err(status_error(&r, "DELETE")),
         }
@@ -385,11 +431,21 @@ impl ArmClient {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string)
         };
-        let (url, is_status_doc) = match (header("azure-asyncoperation"), header("location")) {
+        let (raw, is_status_doc) = match (header("azure-asyncoperation"), header("location")) {
             (Some(u), _) => (u, true),
             (None, Some(u)) => (u, false),
             (None, None) => return Ok(()),
         };
+        // Relative references resolve against the endpoint; any other origin is
+        // refused before the token is attached (in `call`).
+        let url = self.base.join(raw.trim()).map_err(|_| {
+            CloudError::new(
+                CloudErrorKind::Other,
+                "UnexpectedResponse",
+                "the operation URL ARM returned is not a URL",
+            )
+        })?;
+        self.check_origin(&url)?;
         let mut wait = retry_after(&accepted.headers).unwrap_or(self.poll_interval);
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -415,13 +471,22 @@ impl ArmClient {
             }
             match r.body.get("status").and_then(Value::as_str) {
                 Some("Succeeded") => return Ok(()),
-                Some("Failed" | "Canceled") => {
+                Some(status @ ("Failed" | "Canceled")) => {
                     let (code, message) =
                         arm_error(&r.body.get("error").cloned().unwrap_or_default());
+                    let code = code.unwrap_or_else(|| format!("Operation{status}"));
+                    // A cancelled operation was superseded or interrupted (Azure
+                    // networking: `CanceledAndSupersededDueToAnotherOperation`): the
+                    // next delivery re-reads and tries again.
+                    let kind = if status == "Canceled" || RETRYABLE_CODES.contains(&code.as_str()) {
+                        CloudErrorKind::Transient
+                    } else {
+                        CloudErrorKind::Other
+                    };
                     return Err(CloudError::new(
-                        CloudErrorKind::Other,
-                        code.unwrap_or_else(|| "OperationFailed".into()),
-                        message.unwrap_or_else(|| "the operation failed".into()),
+                        kind,
+                        code,
+                        message.unwrap_or_else(|| format!("the operation ended {status}")),
                     ));
                 }
                 _ => {}
@@ -449,13 +514,32 @@ fn error_text(r: &Response) -> String {
     }
 }
 
+/// ARM error codes that say "try again later" (the ARM and Azure networking docs'
+/// retryable conflicts and transient failures).
+const RETRYABLE_CODES: &[&str] = &[
+    "AnotherOperationInProgress",
+    "CanceledAndSupersededDueToAnotherOperation",
+    "RetryableError",
+    "InternalServerError",
+    "OperationPreempted",
+];
+
 fn status_error(r: &Response, what: &str) -> CloudError {
+    let (code, message) = arm_error(r.body.get("error").unwrap_or(&Value::Null));
     let kind = match r.status {
         401 | 403 => CloudErrorKind::Denied,
         404 => CloudErrorKind::NotFound,
+        // 409 Conflict: another operation holds the resource; ARM asks clients to
+        // retry once it finishes.
+        409 => CloudErrorKind::Transient,
+        _ if code
+            .as_deref()
+            .is_some_and(|c| RETRYABLE_CODES.contains(&c)) =>
+        {
+            CloudErrorKind::Transient
+        }
         _ => CloudErrorKind::Other,
     };
-    let (code, message) = arm_error(r.body.get("error").unwrap_or(&Value::Null));
     CloudError::new(
         kind,
         code.unwrap_or_else(|| format!("HTTP{}", r.status)),

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::ArmClient;
+use reflex_core::ids::ResourceId;
 
 pub const COMPUTE_API: &str = "2024-07-01";
 pub const NETWORK_API: &str = "2024-05-01";
@@ -66,6 +67,17 @@ pub trait AzureFleet: Send + Sync {
     ) -> Result<(), CloudError>;
 }
 
+/// `id` checked by the ARM grammar before it reaches a URL.
+fn resource(id: &str) -> Result<ResourceId, CloudError> {
+    ResourceId::parse(id).map_err(|e| {
+        CloudError::new(
+            reflex_core::CloudErrorKind::Other,
+            "InvalidResourceId",
+            e.to_string(),
+        )
+    })
+}
+
 /// [`AzureFleet`] on the ARM client.
 #[derive(Debug)]
 pub struct ArmFleet {
@@ -109,7 +121,7 @@ pub fn with_admin_state(mut pool: Value, addresses: &[String], state: &str) -> V
 #[async_trait]
 impl AzureFleet for ArmFleet {
     async fn vm(&self, id: &str, deadline: Instant) -> Result<Option<VmView>, CloudError> {
-        let Some(doc) = self.arm.get(id, COMPUTE_API, deadline).await? else {
+        let Some(doc) = self.arm.get(&resource(id)?, COMPUTE_API, deadline).await? else {
             return Ok(None);
         };
         let tags = doc["tags"]
@@ -145,7 +157,11 @@ impl AzureFleet for ArmFleet {
     ) -> Result<Vec<PoolMember>, CloudError> {
         let mut out = Vec::new();
         for pool in pools {
-            let Some(doc) = self.arm.get(pool, NETWORK_API, deadline).await? else {
+            let Some(doc) = self
+                .arm
+                .get(&resource(pool)?, NETWORK_API, deadline)
+                .await?
+            else {
                 continue;
             };
             let mine: Vec<&Value> = doc
@@ -177,7 +193,8 @@ impl AzureFleet for ArmFleet {
         state: &str,
         deadline: Instant,
     ) -> Result<(), CloudError> {
-        let Some(doc) = self.arm.get(pool, NETWORK_API, deadline).await? else {
+        let id = resource(pool)?;
+        let Some(doc) = self.arm.get(&id, NETWORK_API, deadline).await? else {
             return Err(CloudError::new(
                 reflex_core::CloudErrorKind::NotFound,
                 "ResourceNotFound",
@@ -185,7 +202,7 @@ impl AzureFleet for ArmFleet {
             ));
         };
         let body = with_admin_state(doc, addresses, state);
-        self.arm.put(pool, NETWORK_API, &body, deadline).await
+        self.arm.put(&id, NETWORK_API, &body, deadline).await
     }
 
     async fn acknowledge(
@@ -194,10 +211,17 @@ impl AzureFleet for ArmFleet {
         event: &str,
         deadline: Instant,
     ) -> Result<(), CloudError> {
-        let path =
-            format!("{owner}/providers/Microsoft.Maintenance/scheduledevents/{event}/acknowledge");
+        let scheduled = resource(owner)?
+            .extension("Microsoft.Maintenance", "scheduledevents", event)
+            .map_err(|e| {
+                CloudError::new(
+                    reflex_core::CloudErrorKind::Other,
+                    "InvalidEventId",
+                    e.to_string(),
+                )
+            })?;
         self.arm
-            .post(&path, MAINTENANCE_API, deadline)
+            .post(&scheduled, "acknowledge", MAINTENANCE_API, deadline)
             .await
             .map(|_| ())
     }

@@ -186,7 +186,11 @@ pub fn notice(alert: &Alert) -> Notice {
                 url_encode(id)
             ),
         ));
-    } else if let Some(t) = &target {
+    } else if let Some(t) = target
+        .as_deref()
+        .and_then(|t| reflex_core::ids::ResourceId::parse(t).ok())
+    {
+        // Only a well-formed id goes into the link, rebuilt from its parts.
         n.links.push(Link::new(
             "Open resource",
             format!("https://portal.azure.com/#resource{t}"),

@@ -13,6 +13,7 @@ use serde_json::Value;
 
 use crate::arm::ArmClient;
 use crate::resource::NsgRef;
+use reflex_core::ids::ResourceId;
 
 /// The Microsoft.Network API version used for NSGs and their rules.
 pub const NETWORK_API_VERSION: &str = "2024-07-01";
@@ -23,7 +24,7 @@ pub trait NetworkSecurityGroups: Send + Sync {
     /// The NSG with its custom rules and tags as they are now; `None` if it is gone.
     async fn read(&self, nsg: &NsgRef, deadline: Instant) -> Result<Option<NsgState>, CloudError>;
     /// Deletes one rule by id. A rule that is not there is a `NotFound` error.
-    async fn delete_rule(&self, rule_id: &str, deadline: Instant) -> Result<(), CloudError>;
+    async fn delete_rule(&self, rule: &ResourceId, deadline: Instant) -> Result<(), CloudError>;
 }
 
 /// The ARM implementation.
@@ -41,20 +42,17 @@ impl ArmNsgs {
 #[async_trait]
 impl NetworkSecurityGroups for ArmNsgs {
     async fn read(&self, nsg: &NsgRef, deadline: Instant) -> Result<Option<NsgState>, CloudError> {
-        let Some(body) = self
-            .arm
-            .get(&nsg.nsg_id(), NETWORK_API_VERSION, deadline)
-            .await?
-        else {
+        let id = nsg.resource().map_err(|e| {
+            CloudError::new(CloudErrorKind::Other, "InvalidResourceId", e.to_string())
+        })?;
+        let Some(body) = self.arm.get(&id, NETWORK_API_VERSION, deadline).await? else {
             return Ok(None);
         };
         nsg_state(body).map(Some)
     }
 
-    async fn delete_rule(&self, rule_id: &str, deadline: Instant) -> Result<(), CloudError> {
-        self.arm
-            .delete(rule_id, NETWORK_API_VERSION, deadline)
-            .await
+    async fn delete_rule(&self, rule: &ResourceId, deadline: Instant) -> Result<(), CloudError> {
+        self.arm.delete(rule, NETWORK_API_VERSION, deadline).await
     }
 }
 

@@ -4,6 +4,8 @@
 //! often lower-cased, so segments are matched case-insensitively and the id is
 //! rebuilt in ARM's canonical casing.
 
+use reflex_core::ids::{IdError, ResourceId};
+
 /// A network security group, and optionally one of its rules.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NsgRef {
@@ -14,36 +16,32 @@ pub struct NsgRef {
 }
 
 impl NsgRef {
-    /// Parses `/subscriptions/S/resourceGroups/RG/providers/Microsoft.Network/
-    /// networkSecurityGroups/N[/securityRules/R]`. `None` for anything else.
-    pub fn parse(id: &str) -> Option<Self> {
-        let parts: Vec<&str> = id.trim().trim_matches('/').split('/').collect();
-        let is = |i: usize, want: &str| parts.get(i).is_some_and(|p| p.eq_ignore_ascii_case(want));
-        let named = |i: usize| {
-            parts
-                .get(i)
-                .filter(|p| !p.is_empty())
-                .map(|p| (*p).to_string())
+    /// Parses `/subscriptions/{guid}/resourceGroups/RG/providers/Microsoft.Network/
+    /// networkSecurityGroups/N[/securityRules/R]` by the ARM grammar
+    /// ([`ResourceId::parse`]). `Ok(None)` for a well-formed id of another type; an
+    /// error for anything that is not a well-formed id at all.
+    pub fn parse(id: &str) -> Result<Option<Self>, IdError> {
+        let rid = ResourceId::parse(id.trim())?;
+        const NS: &str = "Microsoft.Network";
+        let rule = if rid.is_type(NS, &["networkSecurityGroups"]) {
+            None
+        } else if rid.is_type(NS, &["networkSecurityGroups", "securityRules"]) {
+            Some(rid.name().to_string())
+        } else {
+            return Ok(None);
         };
-        if !(is(0, "subscriptions")
-            && is(2, "resourceGroups")
-            && is(4, "providers")
-            && is(5, "Microsoft.Network")
-            && is(6, "networkSecurityGroups"))
-        {
-            return None;
-        }
-        let rule = match parts.len() {
-            8 => None,
-            10 if is(8, "securityRules") => Some(named(9)?),
-            _ => return None,
-        };
-        Some(Self {
-            subscription: named(1)?,
-            resource_group: named(3)?,
-            name: named(7)?,
+        let names = rid.names();
+        Ok(Some(Self {
+            subscription: rid.subscription().to_string(),
+            resource_group: rid.resource_group().to_string(),
+            name: names.first().map(|n| (*n).to_string()).unwrap_or_default(),
             rule,
-        })
+        }))
+    }
+
+    /// The NSG as a checked resource id.
+    pub fn resource(&self) -> Result<ResourceId, IdError> {
+        ResourceId::parse(&self.nsg_id())
     }
 
     /// The NSG's id in canonical casing.
@@ -72,13 +70,15 @@ mod tests {
     #[test]
     fn rule_scopes_parse_in_any_case() {
         let r = NsgRef::parse(
-            "/subscriptions/0000/resourcegroups/rg-web/providers/microsoft.network/\
+            "/subscriptions/00000000-0000-0000-0000-000000000000/resourcegroups/rg-web/providers/microsoft.network/\
              networksecuritygroups/nsg-web/securityrules/allow-ssh-any",
-        );
+        )
+        .ok()
+        .flatten();
         assert_eq!(
             r,
             Some(NsgRef {
-                subscription: "0000".into(),
+                subscription: "00000000-0000-0000-0000-000000000000".into(),
                 resource_group: "rg-web".into(),
                 name: "nsg-web".into(),
                 rule: Some("allow-ssh-any".into()),
@@ -87,7 +87,7 @@ mod tests {
         assert_eq!(
             r.map(|r| r.rule_id("allow-ssh-any")).as_deref(),
             Some(
-                "/subscriptions/0000/resourceGroups/rg-web/providers/Microsoft.Network/\
+                "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-web/providers/Microsoft.Network/\
                  networkSecurityGroups/nsg-web/securityRules/allow-ssh-any"
             )
         );
@@ -96,13 +96,15 @@ mod tests {
     #[test]
     fn nsg_scopes_parse_without_a_rule() {
         let r = NsgRef::parse(
-            "/subscriptions/0000/resourceGroups/rg/providers/Microsoft.Network/networkSecurityGroups/n",
-        );
+            "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/Microsoft.Network/networkSecurityGroups/n",
+        )
+        .ok()
+        .flatten();
         assert_eq!(r.as_ref().map(|r| r.rule.clone()), Some(None));
         assert_eq!(
             r.map(|r| r.portal_link()).as_deref(),
             Some(
-                "https://portal.azure.com/#@/resource/subscriptions/0000/resourceGroups/rg/\
+                "https://portal.azure.com/#@/resource/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/\
                  providers/Microsoft.Network/networkSecurityGroups/n"
             )
         );
@@ -111,13 +113,24 @@ mod tests {
     #[test]
     fn other_resources_are_not_nsgs() {
         for id in [
-            "",
-            "/subscriptions/0000",
-            "/subscriptions/0000/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm",
-            "/subscriptions/0000/resourceGroups/rg/providers/Microsoft.Network/networkSecurityGroups/n/defaultSecurityRules/x",
-            "/subscriptions//resourceGroups/rg/providers/Microsoft.Network/networkSecurityGroups/n",
+            "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm",
+            "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/Microsoft.Network/networkSecurityGroups/n/defaultSecurityRules/x",
         ] {
-            assert_eq!(NsgRef::parse(id), None, "{id}");
+            assert_eq!(NsgRef::parse(id), Ok(None), "{id}");
+        }
+    }
+
+    #[test]
+    fn malformed_or_hostile_ids_are_errors_not_nsgs() {
+        for id in [
+            "",
+            "/subscriptions/00000000-0000-0000-0000-000000000000",
+            "/subscriptions//resourceGroups/rg/providers/Microsoft.Network/networkSecurityGroups/n",
+            "/subscriptions/0000/resourceGroups/rg/providers/Microsoft.Network/networkSecurityGroups/n",
+            "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/Microsoft.Network/networkSecurityGroups/n?x=1",
+            "@evil.example/providers/Microsoft.Network/networkSecurityGroups/n",
+        ] {
+            assert!(NsgRef::parse(id).is_err(), "{id}");
         }
     }
 }

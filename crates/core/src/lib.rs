@@ -6,6 +6,7 @@
 
 pub mod alert;
 pub mod error;
+pub mod ids;
 pub mod json;
 pub mod maintenance;
 pub mod model;
@@ -27,7 +28,7 @@ pub use model::{
 pub use notice::{Level, Link, Notice, NoticeKind, NoticeState, Noticed};
 pub use outcome::{ActionRecord, ActionStatus, NotificationRecord, NotificationStatus, Outcome};
 pub use plan::{Action, Plan, Step};
-pub use policy::{ExposurePolicy, Offence, PortSet};
+pub use policy::{ExposurePolicy, Offence, PortSet, PrefixLists};
 pub use route::{Route, Routes, Target};
 pub use settings::{ConfigError, Secret};
 pub use signal::{Actor, OpenedRule, Parsed, Signal, SignalKind};

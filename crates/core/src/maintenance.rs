@@ -150,6 +150,53 @@ pub struct Maintenance {
     pub scope: Option<String>,
 }
 
+impl Maintenance {
+    /// Checks every id the event supplied against its grammar before any of them
+    /// reaches an API call, a URL or a console link: on AWS the targets are instance
+    /// ids and the scope a region; on Azure the scope is an ARM resource id and the
+    /// targets are VM names. `Err((field, why))` names the field.
+    pub fn check_ids(&self) -> Result<(), (String, String)> {
+        use crate::ids;
+        match self.cloud.as_str() {
+            "aws" => {
+                if let Some((i, t)) = self
+                    .targets
+                    .iter()
+                    .enumerate()
+                    .find(|(_, t)| !ids::is_instance_id(t))
+                {
+                    return Err((
+                        format!("targets[{i}]"),
+                        format!("`{}` is not an EC2 instance id (i-…)", t.escape_debug()),
+                    ));
+                }
+                if let Some(r) = self.scope.as_deref().filter(|r| !ids::is_region(r)) {
+                    return Err((
+                        "scope".into(),
+                        format!("`{}` is not an AWS region", r.escape_debug()),
+                    ));
+                }
+            }
+            "azure" => {
+                for (i, t) in self.targets.iter().enumerate() {
+                    ids::check_name(t).map_err(|e| (format!("targets[{i}]"), e.to_string()))?;
+                }
+                if let Some(scope) = &self.scope {
+                    ids::ResourceId::parse(scope)
+                        .map_err(|e| ("scope".to_string(), e.to_string()))?;
+                }
+            }
+            other => {
+                return Err((
+                    "cloud".into(),
+                    format!("`{}`: expected aws or azure", other.escape_debug()),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// What a payload announced: maintenance, or why it needs nothing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Announced {

@@ -286,6 +286,13 @@ pub struct GroupState {
     pub owner_id: Option<String>,
     pub tags: BTreeMap<String, String>,
     pub ingress: Vec<SgRule>,
+    /// The managed prefix lists the ingress rules reference, with their entries as
+    /// re-read (a list that contains `0.0.0.0/0` opens the rule to the world).
+    #[serde(
+        skip_serializing_if = "BTreeMap::is_empty",
+        serialize_with = "crate::policy::lists"
+    )]
+    pub prefix_lists: crate::policy::PrefixLists,
 }
 
 impl GroupState {

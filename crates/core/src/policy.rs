@@ -130,6 +130,23 @@ pub struct ExposurePolicy {
     pub exempt_tag: Tag,
     /// When a wide tcp/udp range is revoked, re-authorise the parts that stay allowed.
     pub reauthorize_remainder: bool,
+    /// An IPv4 source at most this long (`/8` by default) counts as public unless it
+    /// lies wholly in private or reserved space, so `0.0.0.0/1` + `128.0.0.0/1` cannot
+    /// side-step the policy.
+    pub public_max_prefix_v4: u8,
+    /// The same for IPv6 (`/32` by default: `2000::/3` is public).
+    pub public_max_prefix_v6: u8,
+}
+
+/// Managed prefix lists by id, with their entries as re-read from the cloud.
+pub type PrefixLists = std::collections::BTreeMap<String, Vec<IpNet>>;
+
+/// Serialises prefix lists with their entries as text (`serialize_with`).
+pub fn lists<S: Serializer>(v: &PrefixLists, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_map(
+        v.iter()
+            .map(|(k, nets)| (k, nets.iter().map(ToString::to_string).collect::<Vec<_>>())),
+    )
 }
 
 /// Serialises CIDRs as their text (`serialize_with`).
@@ -148,7 +165,61 @@ impl Default for ExposurePolicy {
                 value: "true".into(),
             },
             reauthorize_remainder: false,
+            public_max_prefix_v4: DEFAULT_PUBLIC_MAX_PREFIX_V4,
+            public_max_prefix_v6: DEFAULT_PUBLIC_MAX_PREFIX_V6,
         }
+    }
+}
+
+/// The default widest-prefix rule: `/8` for IPv4 and `/32` for IPv6.
+pub const DEFAULT_PUBLIC_MAX_PREFIX_V4: u8 = 8;
+pub const DEFAULT_PUBLIC_MAX_PREFIX_V6: u8 = 32;
+
+/// Private and reserved space (RFC 6890 and friends): a source wholly inside these
+/// reaches no one on the internet, however wide it is.
+const NOT_PUBLIC: &[&str] = &[
+    "0.0.0.0/8",
+    "10.0.0.0/8",
+    "100.64.0.0/10",
+    "127.0.0.0/8",
+    "169.254.0.0/16",
+    "172.16.0.0/12",
+    "192.0.0.0/24",
+    "192.0.2.0/24",
+    "192.168.0.0/16",
+    "198.18.0.0/15",
+    "198.51.100.0/24",
+    "203.0.113.0/24",
+    "224.0.0.0/4",
+    "240.0.0.0/4",
+    "::/128",
+    "::1/128",
+    "::ffff:0:0/96",
+    "100::/64",
+    "2001:db8::/32",
+    "fc00::/7",
+    "fe80::/10",
+    "ff00::/8",
+];
+
+fn not_public_space() -> Vec<IpNet> {
+    NOT_PUBLIC.iter().filter_map(|s| s.parse().ok()).collect()
+}
+
+/// Whether `net` lies wholly inside the union of `space` (CIDRs either nest or are
+/// disjoint, so a half-covered net is split until each part is decided).
+fn wholly_inside(net: IpNet, space: &[IpNet]) -> bool {
+    if space.iter().any(|s| s.contains(&net)) {
+        return true;
+    }
+    if !space.iter().any(|s| net.contains(s)) {
+        return false;
+    }
+    match net.subnets(net.prefix_len().saturating_add(1)) {
+        Ok(halves) => halves
+            .into_iter()
+            .all(|h| h != net && wholly_inside(h, space)),
+        Err(_) => false,
     }
 }
 
@@ -161,28 +232,55 @@ pub fn default_public_cidrs() -> Vec<IpNet> {
 }
 
 impl ExposurePolicy {
-    /// Whether `source` counts as public: it covers one of the public networks (so it
-    /// is at least as wide), and no allowed CIDR contains it. Prefix lists and group
-    /// references are never public.
+    /// Whether `source` counts as public, with no prefix list resolved (a prefix list
+    /// then never counts). See [`Self::is_public_in`].
     pub fn is_public(&self, source: &Source) -> bool {
-        let net = match source {
-            Source::Cidr(net) => net,
+        self.is_public_in(source, &PrefixLists::new())
+    }
+
+    /// Whether `source` counts as public, and no allowed CIDR contains it. A CIDR is
+    /// public when it covers one of the public networks, or when it is wide (at most
+    /// `/8` for IPv4, `/32` for IPv6 by default) and not wholly private or reserved. A
+    /// managed prefix list is public when any of its entries (in `lists`, as re-read)
+    /// is. Group references are never public.
+    pub fn is_public_in(&self, source: &Source, lists: &PrefixLists) -> bool {
+        match source {
+            Source::Cidr(net) => self.is_public_net(*net),
             // Azure's wildcards for "anywhere"; other service tags are Azure-internal.
             Source::ServiceTag(tag) => {
-                return ["*", "internet", "any"].contains(&tag.to_ascii_lowercase().as_str());
+                ["*", "internet", "any"].contains(&tag.to_ascii_lowercase().as_str())
             }
-            Source::PrefixList(_) | Source::Group(_) => return false,
-        };
-        if self.allowed_cidrs.iter().any(|a| a.contains(net)) {
+            Source::PrefixList(id) => lists
+                .get(id)
+                .is_some_and(|entries| entries.iter().any(|n| self.is_public_net(*n))),
+            Source::Group(_) => false,
+        }
+    }
+
+    fn is_public_net(&self, net: IpNet) -> bool {
+        if self.allowed_cidrs.iter().any(|a| a.contains(&net)) {
             return false;
         }
-        self.public_cidrs.iter().any(|p| net.contains(p))
+        if self.public_cidrs.iter().any(|p| net.contains(p)) {
+            return true;
+        }
+        let widest = match net {
+            IpNet::V4(_) => self.public_max_prefix_v4,
+            IpNet::V6(_) => self.public_max_prefix_v6,
+        };
+        net.prefix_len() <= widest && !wholly_inside(net, &not_public_space())
+    }
+
+    /// Judges one rule, with no prefix list resolved. See [`Self::evaluate_in`].
+    pub fn evaluate(&self, rule: &RuleSpec) -> Option<Offence> {
+        self.evaluate_in(rule, &PrefixLists::new())
     }
 
     /// Judges one rule. A rule offends when its protocol is tcp, udp or all, its
-    /// ports cover a forbidden port, and its source is public.
-    pub fn evaluate(&self, rule: &RuleSpec) -> Option<Offence> {
-        if !rule.protocol.has_ports() || !self.is_public(&rule.source) {
+    /// ports cover a forbidden port, and its source is public (prefix lists looked up
+    /// in `lists`).
+    pub fn evaluate_in(&self, rule: &RuleSpec, lists: &PrefixLists) -> Option<Offence> {
+        if !rule.protocol.has_ports() || !self.is_public_in(&rule.source, lists) {
             return None;
         }
         let (from, to) = rule.ports.bounds();
@@ -339,6 +437,101 @@ mod tests {
         let wide: IpNet = "0.0.0.0/0".parse().unwrap_or_else(|_| unreachable!());
         p.allowed_cidrs = vec![wide];
         assert!(p.evaluate(&rule("tcp", 22, 22, "0.0.0.0/0")).is_none());
+    }
+
+    #[test]
+    fn splitting_the_world_does_not_side_step_the_policy() {
+        let p = ExposurePolicy::default();
+        for world in [
+            "0.0.0.0/1",
+            "128.0.0.0/1",
+            "2000::/3",
+            "0.0.0.0/0",
+            "::/0",
+            "11.0.0.0/8",
+        ] {
+            assert!(p.evaluate(&rule("tcp", 22, 22, world)).is_some(), "{world}");
+        }
+        for narrow in [
+            "203.0.113.0/24",
+            "198.51.0.0/16",
+            "10.0.0.0/8",
+            "172.16.0.0/12",
+            "192.168.0.0/16",
+            "224.0.0.0/3",
+            "fc00::/7",
+            "2001:db8::/32",
+            "2001:db8:1::/48",
+        ] {
+            assert!(
+                p.evaluate(&rule("tcp", 22, 22, narrow)).is_none(),
+                "{narrow}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_widest_prefix_rule_is_configurable_and_allowed_cidrs_still_win() {
+        let p = ExposurePolicy {
+            public_max_prefix_v4: 16,
+            ..ExposurePolicy::default()
+        };
+        assert!(p.evaluate(&rule("tcp", 22, 22, "198.51.0.0/16")).is_some());
+        assert!(p.evaluate(&rule("tcp", 22, 22, "198.51.0.0/17")).is_none());
+        let off = ExposurePolicy {
+            public_max_prefix_v4: 0,
+            public_max_prefix_v6: 0,
+            ..ExposurePolicy::default()
+        };
+        assert!(off.evaluate(&rule("tcp", 22, 22, "0.0.0.0/1")).is_none());
+        assert!(off.evaluate(&rule("tcp", 22, 22, "0.0.0.0/0")).is_some());
+        let allowed = ExposurePolicy {
+            allowed_cidrs: vec!["0.0.0.0/1".parse().unwrap_or_else(|_| unreachable!())],
+            ..ExposurePolicy::default()
+        };
+        assert!(
+            allowed
+                .evaluate(&rule("tcp", 22, 22, "0.0.0.0/1"))
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn a_prefix_list_is_public_when_any_entry_is() {
+        let p = ExposurePolicy::default();
+        let pl = RuleSpec::new(
+            Protocol::Tcp,
+            PortSpan::Range(22, 22),
+            Source::PrefixList("pl-1".into()),
+        );
+        let net = |s: &str| s.parse::<IpNet>().unwrap_or_else(|_| unreachable!());
+        let mut lists = PrefixLists::new();
+        lists.insert("pl-1".into(), vec![net("203.0.113.0/24"), net("0.0.0.0/0")]);
+        assert!(p.evaluate_in(&pl, &lists).is_some());
+        lists.insert(
+            "pl-1".into(),
+            vec![net("203.0.113.0/24"), net("10.0.0.0/8")],
+        );
+        assert!(p.evaluate_in(&pl, &lists).is_none());
+    }
+
+    #[test]
+    fn splitting_the_world_in_an_nsg_rule_offends_too() {
+        let p = ExposurePolicy::default();
+        let split = nsg(
+            Access::Allow,
+            Direction::Inbound,
+            &["22"],
+            &["0.0.0.0/1", "128.0.0.0/1"],
+        );
+        assert!(p.evaluate_nsg(&split).is_some());
+        let office = nsg(
+            Access::Allow,
+            Direction::Inbound,
+            &["22"],
+            &["203.0.113.0/24"],
+        );
+        assert!(p.evaluate_nsg(&office).is_none());
     }
 
     #[test]

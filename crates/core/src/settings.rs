@@ -136,6 +136,22 @@ pub fn number(
         })
 }
 
+/// `REFLEX_AZURE_SCOPES`: a comma-separated list of subscription or resource-group
+/// ids (`/subscriptions/{guid}[/resourceGroups/{name}]`). Empty when unset.
+pub fn azure_scopes(env: &impl Lookup) -> Result<Vec<crate::ids::AzureScope>, ConfigError> {
+    const NAME: &str = "REFLEX_AZURE_SCOPES";
+    let Some(v) = env.get(NAME) else {
+        return Ok(Vec::new());
+    };
+    v.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            crate::ids::AzureScope::parse(s).map_err(|e| ConfigError::new(NAME, &v, e.to_string()))
+        })
+        .collect()
+}
+
 /// A comma-separated CIDR list; unset gives `default`.
 pub fn cidrs(
     env: &impl Lookup,
@@ -178,9 +194,34 @@ pub fn tag(env: &impl Lookup, name: &'static str, default: Tag) -> Result<Tag, C
     }
 }
 
+/// A prefix length from 0 to `max`; unset gives `default`.
+fn prefix_len(
+    env: &impl Lookup,
+    name: &'static str,
+    default: u8,
+    max: u8,
+) -> Result<u8, ConfigError> {
+    let Some(v) = env.get(name) else {
+        return Ok(default);
+    };
+    v.trim()
+        .trim_start_matches('/')
+        .parse::<u8>()
+        .ok()
+        .filter(|n| *n <= max)
+        .ok_or_else(|| {
+            ConfigError::new(
+                name,
+                &v,
+                format!("expected a prefix length from 0 to {max}, e.g. 8"),
+            )
+        })
+}
+
 impl ExposurePolicy {
     /// Reads `REFLEX_FORBIDDEN_PORTS`, `REFLEX_PUBLIC_CIDRS`, `REFLEX_ALLOWED_CIDRS`,
-    /// `REFLEX_EXEMPT_TAG` and `REFLEX_REAUTHORIZE_REMAINDER`.
+    /// `REFLEX_EXEMPT_TAG`, `REFLEX_REAUTHORIZE_REMAINDER` and
+    /// `REFLEX_PUBLIC_MAX_PREFIX_V4` / `_V6`.
     pub fn from_lookup(env: &impl Lookup) -> Result<Self, ConfigError> {
         let d = Self::default();
         let forbidden_ports = match env.get("REFLEX_FORBIDDEN_PORTS") {
@@ -195,6 +236,18 @@ impl ExposurePolicy {
             allowed_cidrs: cidrs(env, "REFLEX_ALLOWED_CIDRS", Vec::new())?,
             exempt_tag: tag(env, "REFLEX_EXEMPT_TAG", d.exempt_tag)?,
             reauthorize_remainder: flag(env, "REFLEX_REAUTHORIZE_REMAINDER", false)?,
+            public_max_prefix_v4: prefix_len(
+                env,
+                "REFLEX_PUBLIC_MAX_PREFIX_V4",
+                d.public_max_prefix_v4,
+                32,
+            )?,
+            public_max_prefix_v6: prefix_len(
+                env,
+                "REFLEX_PUBLIC_MAX_PREFIX_V6",
+                d.public_max_prefix_v6,
+                128,
+            )?,
         })
     }
 }
@@ -217,6 +270,8 @@ mod tests {
             ("REFLEX_ALLOWED_CIDRS", "203.0.113.0/24, 198.51.100.7/32"),
             ("REFLEX_EXEMPT_TAG", "team:owner=netops"),
             ("REFLEX_REAUTHORIZE_REMAINDER", "TRUE"),
+            ("REFLEX_PUBLIC_MAX_PREFIX_V4", "/12"),
+            ("REFLEX_PUBLIC_MAX_PREFIX_V6", "0"),
         ]));
         let Ok(p) = p else {
             panic!("settings should parse: {p:?}");
@@ -225,6 +280,7 @@ mod tests {
         assert_eq!(p.allowed_cidrs.len(), 2);
         assert_eq!(p.exempt_tag.to_string(), "team:owner=netops");
         assert!(p.reauthorize_remainder);
+        assert_eq!((p.public_max_prefix_v4, p.public_max_prefix_v6), (12, 0));
     }
 
     #[test]
@@ -238,6 +294,14 @@ mod tests {
         assert!(e.is_err());
         let e = ExposurePolicy::from_lookup(&env(&[("REFLEX_ALLOWED_CIDRS", "10.0.0.0/33")]));
         assert!(e.is_err());
+        let e = ExposurePolicy::from_lookup(&env(&[("REFLEX_PUBLIC_MAX_PREFIX_V4", "33")]));
+        assert_eq!(
+            e.map_err(|e| e.to_string()),
+            Err(
+                "REFLEX_PUBLIC_MAX_PREFIX_V4='33': expected a prefix length from 0 to 32, e.g. 8"
+                    .into()
+            )
+        );
         assert!(
             flag(
                 &env(&[("REFLEX_DRY_RUN", "maybe")]),

@@ -73,8 +73,10 @@ fn pack(lines: &[String], first: &str) -> Vec<String> {
 /// Renders the Block Kit payload for an incoming webhook.
 pub fn render(msg: &Message) -> Value {
     let mut blocks = Vec::new();
+    // Slack asks for `&`, `<` and `>` to be escaped in every text object, plain_text
+    // included; unescaped, the notification fallback would ping `<!channel>`.
     let header = truncate(
-        &format!("{} {}", msg.severity.emoji(), msg.title),
+        &format!("{} {}", msg.severity.emoji(), escape(&msg.title)),
         MAX_HEADER_TEXT,
     );
     blocks.push(
@@ -123,7 +125,7 @@ pub fn render(msg: &Message) -> Value {
             json!({
                 "type": "button",
                 "action_id": format!("link-{i}"),
-                "text": {"type": "plain_text", "text": truncate(&l.label, MAX_BUTTON_TEXT)},
+                "text": {"type": "plain_text", "text": truncate(&escape(&l.label), MAX_BUTTON_TEXT)},
                 "url": l.url,
             })
         })
@@ -162,9 +164,9 @@ pub fn render(msg: &Message) -> Value {
             "{}{}",
             msg.banner
                 .as_ref()
-                .map(|b| format!("[{b}] "))
+                .map(|b| format!("[{}] ", escape(b)))
                 .unwrap_or_default(),
-            msg.title
+            escape(&msg.title)
         ),
         MAX_FALLBACK_TEXT,
     );
@@ -360,6 +362,45 @@ mod tests {
         assert!(
             text.contains("&lt;!channel&gt; &lt;https://evil|click&gt; &amp; co"),
             "{text}"
+        );
+    }
+
+    /// Every string in the payload, with the key it sits under.
+    fn strings<'a>(v: &'a Value, key: &'a str, out: &mut Vec<(&'a str, &'a str)>) {
+        match v {
+            Value::String(s) => out.push((key, s)),
+            Value::Array(a) => a.iter().for_each(|x| strings(x, key, out)),
+            Value::Object(o) => o.iter().for_each(|(k, x)| strings(x, k, out)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn no_text_anywhere_in_the_payload_can_mention_or_link() {
+        let hostile = "<!channel> <https://evil.example|click here> & co";
+        let mut m = msg();
+        m.title = hostile.into();
+        m.banner = Some(hostile.into());
+        m.summary = hostile.into();
+        m.fields = vec![(hostile.into(), hostile.into())];
+        m.sections = vec![(hostile.into(), vec![hostile.into()])];
+        m.footer = vec![hostile.into()];
+        m.links = vec![reflex_core::Link::new(
+            hostile,
+            "https://console.aws.amazon.com/x",
+        )];
+        let v = render(&m);
+        let mut all = Vec::new();
+        strings(&v, "", &mut all);
+        assert!(all.iter().any(|(k, _)| *k == "text"));
+        for (key, s) in all {
+            assert!(!s.contains('<') && !s.contains('>'), "{key}: {s}");
+        }
+        assert!(
+            v["text"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("&lt;!channel&gt;")
         );
     }
 

@@ -7,6 +7,7 @@ use std::time::Instant;
 use async_trait::async_trait;
 use reflex_azure::alerts;
 use reflex_azure::{NetworkSecurityGroups, NsgRef};
+use reflex_core::ids::ResourceId;
 use reflex_core::{
     Action, Actor, AlertState, CloudError, HandleError, NsgState, Outcome, ParseError, Parsed,
     Plan, Signal, SignalKind,
@@ -65,10 +66,15 @@ pub fn parse(value: Value) -> Result<Parsed, ParseError> {
     let bad_scope = || {
         ParseError::at(
             "authorization.scope",
-            format!("'{scope}' is not an NSG or NSG security-rule id"),
+            format!(
+                "'{}' is not an NSG or NSG security-rule id",
+                scope.escape_debug()
+            ),
         )
     };
-    let nsg = NsgRef::parse(&scope).ok_or_else(bad_scope)?;
+    let nsg = NsgRef::parse(&scope)
+        .map_err(|e| ParseError::at("authorization.scope", e.to_string()))?
+        .ok_or_else(bad_scope)?;
     if (operation == RULE_WRITE) != nsg.rule.is_some() {
         return Err(bad_scope());
     }
@@ -98,7 +104,18 @@ pub(crate) async fn handle(
     invocation: &Invocation,
 ) -> Result<Outcome, HandleError> {
     let reference = NsgRef::parse(nsg_id)
+        .ok()
+        .flatten()
         .ok_or_else(|| HandleError::Fatal(format!("{nsg_id} is not an NSG id")))?;
+    let rid = reference
+        .resource()
+        .map_err(|e| HandleError::Fatal(e.to_string()))?;
+    if let Some(why) = reflex_core::ids::outside_scopes(&deps.config.azure_scopes, &rid) {
+        let mut outcome = crate::start(deps, &signal, serde_json::json!({}));
+        outcome.ignored = Some(why);
+        outcome.signal = Some(signal);
+        return Ok(outcome);
+    }
     let nsg = deps.nsgs.read(&reference, invocation.deadline).await?;
     let plan: Plan = decide_nsg(&signal, &deps.config.policy, nsg.as_ref());
     let observed = serde_json::json!({
@@ -127,7 +144,16 @@ struct Nsgs<'a>(&'a dyn NetworkSecurityGroups, Instant);
 impl Executor for Nsgs<'_> {
     async fn run(&self, action: &Action) -> Result<(), CloudError> {
         match action {
-            Action::DeleteSecurityRule { rule, .. } => self.0.delete_rule(&rule.id, self.1).await,
+            Action::DeleteSecurityRule { rule, .. } => {
+                let id = ResourceId::parse(&rule.id).map_err(|e| {
+                    CloudError::new(
+                        reflex_core::CloudErrorKind::Other,
+                        "InvalidResourceId",
+                        e.to_string(),
+                    )
+                })?;
+                self.0.delete_rule(&id, self.1).await
+            }
             _ => Err(wrong_cloud(action)),
         }
     }
@@ -140,7 +166,7 @@ fn azure_place(signal: &Signal, nsg: Option<&NsgState>, outcome: &Outcome) -> Pl
         SignalKind::NsgWritten { nsg_id, rule_name } => (nsg_id.clone(), rule_name.clone()),
         _ => (String::new(), None),
     };
-    let reference = reflex_azure::NsgRef::parse(&nsg_id);
+    let reference = reflex_azure::NsgRef::parse(&nsg_id).ok().flatten();
     let name = nsg
         .map(|n| n.name.clone())
         .or_else(|| reference.as_ref().map(|r| r.name.clone()))

@@ -12,6 +12,9 @@ pub struct Config {
     pub dry_run: bool,
     /// Slack webhook and SNS topic.
     pub reporting: Reporting,
+    /// `REFLEX_AZURE_SCOPES`: when set, NSGs outside these subscriptions or resource
+    /// groups are left alone.
+    pub azure_scopes: Vec<reflex_core::ids::AzureScope>,
 }
 
 impl Config {
@@ -20,6 +23,7 @@ impl Config {
             policy: ExposurePolicy::from_lookup(env)?,
             dry_run: flag(env, "REFLEX_DRY_RUN", false)?,
             reporting: Reporting::from_lookup(env)?,
+            azure_scopes: reflex_core::settings::azure_scopes(env)?,
         })
     }
 }

@@ -133,7 +133,8 @@ fn opened_rule(
     if current.is_empty() {
         // Gone since the call. Record it only if it would have offended (or we cannot
         // tell), so a duplicate delivery reads as "already gone" and changes nothing.
-        let offence = o.spec.as_ref().map(|s| policy.evaluate(s));
+        let lists = group.map(|g| g.prefix_lists.clone()).unwrap_or_default();
+        let offence = o.spec.as_ref().map(|s| policy.evaluate_in(s, &lists));
         if matches!(offence, Some(None)) {
             return;
         }
@@ -171,7 +172,7 @@ fn unknown_spec() -> RuleSpec {
 }
 
 fn judge(plan: &mut Plan, policy: &ExposurePolicy, group: &GroupState, rule: &SgRule) {
-    let Some(offence) = policy.evaluate(&rule.spec) else {
+    let Some(offence) = policy.evaluate_in(&rule.spec, &group.prefix_lists) else {
         return;
     };
     let exempt = group

@@ -289,9 +289,14 @@ pub fn message(signal: &Signal, place: &Place, outcome: &Outcome) -> Message {
         footer.push(format!("event {id}"));
     }
     if let [one] = targets.as_slice() {
-        let aws_link = signal.region.as_ref().map(|r| {
-            format!(
-                "https://{r}.console.aws.amazon.com/ec2/home?region={r}#SecurityGroup:groupId={one}"
+        let aws_link = signal.region.as_ref().and_then(|r| {
+            reflex_core::ids::aws_console(
+                r,
+                "ec2/home",
+                &format!(
+                    "SecurityGroup:groupId={}",
+                    reflex_core::notice::url_encode(one)
+                ),
             )
         });
         if let Some(link) = place.link.clone().or(aws_link) {

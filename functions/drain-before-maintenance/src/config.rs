@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use reflex_core::ids::{AzureScope, ResourceId};
 use reflex_core::maintenance::DrainPolicy;
 use reflex_core::settings::{Lookup, flag, number, tag};
 use reflex_core::store::StoreSetting;
@@ -32,11 +33,15 @@ pub struct Config {
     pub azure_pools: Vec<String>,
     /// `REFLEX_AZURE_VM_SCOPE`: `/subscriptions/…/resourceGroups/…`, to turn a VM name
     /// (agent, log alert) into its resource id.
-    pub azure_vm_scope: Option<String>,
+    pub azure_vm_scope: Option<AzureScope>,
+    /// `REFLEX_AZURE_SCOPES`: when set, VMs outside these subscriptions or resource
+    /// groups are left alone.
+    pub azure_scopes: Vec<AzureScope>,
     pub store: StoreSetting,
     pub reporting: Reporting,
 }
 
+/// A comma-separated list of ARM resource ids, each checked by its grammar.
 fn ids(env: &impl Lookup, name: &'static str) -> Result<Vec<String>, ConfigError> {
     let Some(v) = env.get(name) else {
         return Ok(Vec::new());
@@ -45,17 +50,17 @@ fn ids(env: &impl Lookup, name: &'static str) -> Result<Vec<String>, ConfigError
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .map(|id| {
-            if id.starts_with("/subscriptions/") {
-                Ok(id.trim_end_matches('/').to_string())
-            } else {
-                Err(ConfigError::new(
-                    name,
-                    &v,
-                    format!("`{id}` is not a resource id (/subscriptions/…)"),
-                ))
-            }
+            ResourceId::parse(id)
+                .map(|r| r.to_string())
+                .map_err(|e| ConfigError::new(name, &v, e.to_string()))
         })
         .collect()
+}
+
+fn scope(env: &impl Lookup, name: &'static str) -> Result<Option<AzureScope>, ConfigError> {
+    env.get(name)
+        .map(|v| AzureScope::parse(&v).map_err(|e| ConfigError::new(name, &v, e.to_string())))
+        .transpose()
 }
 
 impl Config {
@@ -74,7 +79,8 @@ impl Config {
             lease: Duration::from_secs(number(env, "REFLEX_DRAIN_LEASE_SECS", 3600, 7 * 86_400)?),
             poll: Duration::from_secs(number(env, "REFLEX_DRAIN_POLL_SECS", 5, 300)?),
             azure_pools: ids(env, "REFLEX_AZURE_LB_POOLS")?,
-            azure_vm_scope: ids(env, "REFLEX_AZURE_VM_SCOPE")?.into_iter().next(),
+            azure_vm_scope: scope(env, "REFLEX_AZURE_VM_SCOPE")?,
+            azure_scopes: reflex_core::settings::azure_scopes(env)?,
             store: StoreSetting::from_lookup(env)?,
             reporting: Reporting::from_lookup(env)?,
         })
@@ -103,7 +109,17 @@ mod tests {
             ("REFLEX_DRAIN_MAX_CONCURRENT", "0", "from 1 to 1000"),
             ("REFLEX_DRAIN_MAX_CONCURRENT", "many", "from 1 to 1000"),
             ("REFLEX_DRAIN_TAG", "drain", "key=value"),
-            ("REFLEX_AZURE_LB_POOLS", "pool-1", "not a resource id"),
+            ("REFLEX_AZURE_LB_POOLS", "pool-1", "not an ARM resource id"),
+            (
+                "REFLEX_AZURE_VM_SCOPE",
+                "/subscriptions/x/resourceGroups/rg",
+                "not a GUID",
+            ),
+            (
+                "REFLEX_AZURE_SCOPES",
+                "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/a b",
+                "holds",
+            ),
             ("REFLEX_DRAIN_POLICY", "spot=now", "not a kind"),
         ] {
             let e = Config::from_lookup(&env(&[(name, value)]))

@@ -7,6 +7,8 @@ use reflex_core::maintenance::Maintenance;
 
 use crate::Deps;
 use crate::decide::{DrainRecord, Observed};
+#[cfg(feature = "azure")]
+use reflex_core::ids::ResourceId;
 
 /// What the cloud says about `node` now. `Ok(Err(why))` when the node cannot be
 /// looked at (an Azure VM named without a resource id and no scope configured).
@@ -45,20 +47,34 @@ pub async fn observe(
     Ok(Ok(o))
 }
 
-/// The VM's resource id: from the event, else the configured scope and its name.
+/// The VM's resource id: from the event (checked by its grammar when parsed), else
+/// the configured scope and its name. `Err` says why there is none.
 #[cfg(feature = "azure")]
-fn owner(deps: &Deps, m: &Maintenance, node: &str) -> Option<String> {
-    let from_event = m.scope.as_ref().filter(|s| {
-        let l = s.to_ascii_lowercase();
-        l.contains("/providers/microsoft.compute/virtualmachines/")
-            || l.contains("/providers/microsoft.compute/virtualmachinescalesets/")
-    });
-    from_event.cloned().or_else(|| {
-        deps.config
-            .azure_vm_scope
-            .as_ref()
-            .map(|scope| format!("{scope}/providers/Microsoft.Compute/virtualMachines/{node}"))
-    })
+fn owner(deps: &Deps, m: &Maintenance, node: &str) -> Result<ResourceId, String> {
+    const COMPUTE: &str = "Microsoft.Compute";
+    let from_event = m
+        .scope
+        .as_deref()
+        .and_then(|s| ResourceId::parse(s).ok())
+        .filter(|id| {
+            id.is_type(COMPUTE, &["virtualMachines"])
+                || id.is_type(COMPUTE, &["virtualMachineScaleSets"])
+                || id.is_type(COMPUTE, &["virtualMachineScaleSets", "virtualMachines"])
+        });
+    let id = match (from_event, &deps.config.azure_vm_scope) {
+        (Some(id), _) => id,
+        (None, Some(scope)) => ResourceId::in_group(scope, COMPUTE, "virtualMachines", node)
+            .map_err(|e| format!("{node}: {e}"))?,
+        (None, None) => {
+            return Err(format!(
+                "{node}: the event names the VM without its resource id; set REFLEX_AZURE_VM_SCOPE to /subscriptions/…/resourceGroups/… to find it"
+            ));
+        }
+    };
+    match reflex_core::ids::outside_scopes(&deps.config.azure_scopes, &id) {
+        Some(why) => Err(why),
+        None => Ok(id),
+    }
 }
 
 #[cfg(feature = "azure")]
@@ -68,11 +84,9 @@ async fn azure(
     o: &mut Observed,
     deadline: Instant,
 ) -> Result<Result<(), String>, HandleError> {
-    let Some(id) = owner(deps, m, &o.node) else {
-        return Ok(Err(format!(
-            "{}: the event names the VM without its resource id; set REFLEX_AZURE_VM_SCOPE to /subscriptions/…/resourceGroups/… to find it",
-            o.node
-        )));
+    let id = match owner(deps, m, &o.node) {
+        Ok(id) => id.to_string(),
+        Err(why) => return Ok(Err(why)),
     };
     o.owner = Some(id.clone());
     let Some(vm) = deps.azure.vm(&id, deadline).await? else {

@@ -57,8 +57,34 @@ struct AgentCall {
 }
 
 /// Parses any payload: an EventBridge notice, an Event Grid delivery, an Azure log
-/// alert, a call from `reflex-agent`, or a resume tick.
+/// alert, a call from `reflex-agent`, or a resume tick. Every id in it is checked
+/// against its grammar: a malformed one is bad input, never pasted into a call.
 pub fn parse(raw: &[u8]) -> Result<Input, ParseError> {
+    let input = parse_unchecked(raw)?;
+    let check = |m: &Maintenance, at: &str| {
+        m.check_ids()
+            .map_err(|(field, why)| ParseError::at(format!("{at}{field}"), why))
+    };
+    match &input {
+        Input::Agent { maintenance, .. } => check(maintenance, "maintenance.")?,
+        Input::Events(events) => {
+            for (i, a) in events.iter().enumerate() {
+                if let Announced::Maintenance(m) = a {
+                    let at = if events.len() > 1 {
+                        format!("[{i}].")
+                    } else {
+                        String::new()
+                    };
+                    check(m, &at)?;
+                }
+            }
+        }
+        Input::Validation(_) | Input::Resume { .. } => {}
+    }
+    Ok(input)
+}
+
+fn parse_unchecked(raw: &[u8]) -> Result<Input, ParseError> {
     let v = parse_json_any(raw)?;
     #[cfg(feature = "azure")]
     if reflex_azure::scheduled::is_event_grid(&v) {
@@ -170,7 +196,7 @@ mod tests {
             .unwrap();
         assert!(matches!(i, Input::Events(ref a) if matches!(a[0], Announced::Ignored { .. })));
         let extreme = format!(
-            r#"{{"source":"reflex-agent","action":"drain","maintenance":{{"cloud":"aws","id":"e","kind":"spot-interruption","phase":"scheduled","targets":["i-1"],"not_before":{},"duration_secs":null,"description":null,"lifecycle":null,"trigger":"t","scope":null}}}}"#,
+            r#"{{"source":"reflex-agent","action":"drain","maintenance":{{"cloud":"aws","id":"e","kind":"spot-interruption","phase":"scheduled","targets":["i-0abc1234def567890"],"not_before":{},"duration_secs":null,"description":null,"lifecycle":null,"trigger":"t","scope":null}}}}"#,
             i64::MIN
         );
         let e = parse(extreme.as_bytes()).unwrap_err().to_string();

@@ -229,14 +229,13 @@ fn value_from_reason(reason: &str) -> Option<String> {
     rest[..end].parse::<f64>().ok().map(number)
 }
 
-fn console_link(region: &str, name: &str) -> Link {
-    Link::new(
-        "Open alarm",
-        format!(
-            "https://{region}.console.aws.amazon.com/cloudwatch/home?region={region}#alarmsV2:alarm/{}",
-            url_encode(name)
-        ),
+fn console_link(region: &str, name: &str) -> Option<Link> {
+    reflex_core::ids::aws_console(
+        region,
+        "cloudwatch/home",
+        &format!("alarmsV2:alarm/{}", url_encode(name)),
     )
+    .map(|url| Link::new("Open alarm", url))
 }
 
 fn dimensions_text<'a>(dims: impl IntoIterator<Item = (&'a str, &'a str)>) -> Option<String> {
@@ -317,7 +316,7 @@ fn notice(f: AlarmFacts) -> Notice {
         (r, d) => r.or(d),
     };
     if let Some(r) = &f.region {
-        n.links.push(console_link(r, &f.name));
+        n.links.extend(console_link(r, &f.name));
     }
     n.thread_key = Some(format!("alarm:{thread}"));
     n.at = time;

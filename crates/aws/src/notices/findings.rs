@@ -1,6 +1,7 @@
 //! AWS Config compliance changes, AWS Health events and GuardDuty findings.
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
+use reflex_core::ids::aws_console;
 use reflex_core::notice::url_encode;
 use reflex_core::{Level, Link, Notice, NoticeKind, NoticeState, Noticed, ParseError};
 use serde::Deserialize;
@@ -78,14 +79,17 @@ pub fn config(env: &EventBridgeEvent<Value>) -> Result<Noticed, ParseError> {
     );
     n.field("Recorded at", new.result_recorded_time.clone());
     n.reason = new.annotation.clone();
-    if let Some(r) = &region {
-        n.links.push(Link::new(
-            "Open rule",
-            format!(
-                "https://{r}.console.aws.amazon.com/config/home?region={r}#/rules/details?configRuleName={}",
+    if let Some(url) = region.as_deref().and_then(|r| {
+        aws_console(
+            r,
+            "config/home",
+            &format!(
+                "/rules/details?configRuleName={}",
                 url_encode(&d.config_rule_name)
             ),
-        ));
+        )
+    }) {
+        n.links.push(Link::new("Open rule", url));
     }
     n.thread_key = Some(format!(
         "config:{}:{}:{}:{resource}",
@@ -329,14 +333,14 @@ pub fn guardduty(env: &EventBridgeEvent<Value>) -> Result<Noticed, ParseError> {
             .and_then(text_of),
     );
     n.reason = f.description.clone();
-    if let Some(r) = &region {
-        n.links.push(Link::new(
-            "Open finding",
-            format!(
-                "https://{r}.console.aws.amazon.com/guardduty/home?region={r}#/findings?macros=current&fId={}",
-                url_encode(&f.id)
-            ),
-        ));
+    if let Some(url) = region.as_deref().and_then(|r| {
+        aws_console(
+            r,
+            "guardduty/home",
+            &format!("/findings?macros=current&fId={}", url_encode(&f.id)),
+        )
+    }) {
+        n.links.push(Link::new("Open finding", url));
     }
     n.thread_key = Some(format!("guardduty:{}", f.id));
     n.at = f.updated_at;

@@ -3,6 +3,7 @@
 //! CloudTrail itself being stopped.
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
+use reflex_core::ids::aws_console;
 use reflex_core::notice::url_encode;
 use reflex_core::{Level, Link, Notice, NoticeKind, NoticeState, Noticed, ParseError};
 use serde_json::Value;
@@ -243,14 +244,14 @@ pub fn parse(env: &EventBridgeEvent<Value>) -> Result<Noticed, ParseError> {
     if !params.is_empty() {
         n.reason = Some(format!("Request parameters:\n{}", params.join("\n")));
     }
-    if let (Some(id), Some(r)) = (&d.event_id, &region) {
-        n.links.push(Link::new(
-            "CloudTrail event",
-            format!(
-                "https://{r}.console.aws.amazon.com/cloudtrailv2/home?region={r}#/events/{}",
-                url_encode(id)
-            ),
-        ));
+    if let (Some(id), Some(r)) = (&d.event_id, &region)
+        && let Some(url) = aws_console(
+            r,
+            "cloudtrailv2/home",
+            &format!("/events/{}", url_encode(id)),
+        )
+    {
+        n.links.push(Link::new("CloudTrail event", url));
     }
     if denied {
         n.burst_key = Some(format!("denied:{actor}"));
