@@ -77,6 +77,10 @@ def journald_json():
             "__REALTIME_TIMESTAMP": str((BASE_MS + i * 2000) * 1000),
             "_HOSTNAME": "ubuntu-24",
             "SYSLOG_IDENTIFIER": "sshd-session",
+            # Fields journald sets itself: what Reflex trusts to say the record is sshd's.
+            "_COMM": "sshd-session",
+            "_SYSTEMD_UNIT": "ssh.service",
+            "_EXE": "/usr/lib/openssh/sshd-session",
             "_PID": str(7000 + i),
             "MESSAGE": f"Failed password for invalid user user{i} from 2001:db8::bad port {45000 + i} ssh2",
         }

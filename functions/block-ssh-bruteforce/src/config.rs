@@ -28,6 +28,19 @@ pub struct Config {
     pub reporting: Reporting,
 }
 
+fn ipv6_prefix(env: &impl Lookup) -> Result<u8, ConfigError> {
+    const NAME: &str = "REFLEX_SSH_IPV6_PREFIX";
+    let n = number(env, NAME, 64, 128)?;
+    match u8::try_from(n) {
+        Ok(p) if p >= 48 => Ok(p),
+        _ => Err(ConfigError::new(
+            NAME,
+            &n.to_string(),
+            "expected a prefix length from 48 to 128 (64: block an IPv6 source's /64)",
+        )),
+    }
+}
+
 fn range(env: &impl Lookup) -> Result<(i32, i32), ConfigError> {
     const NAME: &str = "REFLEX_NACL_RULE_RANGE";
     let Some(v) = env.get(NAME) else {
@@ -67,12 +80,14 @@ impl Config {
             waf,
             dry_run: flag(env, "REFLEX_DRY_RUN", false)?,
             policy: Policy {
-                max_failures: usize::try_from(number(env, "REFLEX_SSH_MAX_FAILURES", 10, 100_000)?)
-                    .unwrap_or(10),
-                window_secs: i64::try_from(number(env, "REFLEX_SSH_WINDOW_SECS", 300, 86_400)?)
-                    .unwrap_or(300),
+                // fail2ban's sshd jail: 5 failures in 10 minutes.
+                max_failures: usize::try_from(number(env, "REFLEX_SSH_MAX_FAILURES", 5, 100_000)?)
+                    .unwrap_or(5),
+                window_secs: i64::try_from(number(env, "REFLEX_SSH_WINDOW_SECS", 600, 86_400)?)
+                    .unwrap_or(600),
                 allowed: cidrs(env, "REFLEX_ALLOWED_CIDRS", Vec::new())?,
                 block_private: flag(env, "REFLEX_SSH_BLOCK_PRIVATE", false)?,
+                ipv6_prefix: ipv6_prefix(env)?,
             },
             rule_range: range(env)?,
             block_for: Duration::from_secs(number(
@@ -99,14 +114,21 @@ mod tests {
         let c = Config::from_lookup(&env(&[]));
         let Ok(c) = c else { panic!("{c:?}") };
         assert_eq!(
-            (c.policy.max_failures, c.policy.window_secs, c.rule_range),
-            (10, 300, (50, 99))
+            (
+                c.policy.max_failures,
+                c.policy.window_secs,
+                c.policy.ipv6_prefix,
+                c.rule_range
+            ),
+            (5, 600, 64, (50, 99))
         );
         for (name, value, says) in [
             ("REFLEX_NACL_RULE_RANGE", "99-50", "FIRST-LAST"),
             ("REFLEX_NACL_RULE_RANGE", "0-10", "FIRST-LAST"),
             ("REFLEX_SSH_MAX_FAILURES", "0", "from 1"),
             ("REFLEX_SSH_WINDOW_SECS", "a", "from 1"),
+            ("REFLEX_SSH_IPV6_PREFIX", "32", "from 48 to 128"),
+            ("REFLEX_SSH_IPV6_PREFIX", "129", "from 1 to 128"),
             ("REFLEX_SSH_INSTANCE_ID", "web-1", "instance id"),
             ("REFLEX_ALLOWED_CIDRS", "office", "CIDR"),
             ("REFLEX_SSH_WAF_IPSET_ARN", "reflex-ssh", "IP set ARN"),

@@ -9,8 +9,9 @@ mod config;
 pub mod decide;
 mod report;
 pub mod sshd;
+#[cfg(test)]
+mod tests_handle;
 
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,11 +26,11 @@ use reflex_core::{ActionRecord, ActionStatus, HandleError, Outcome, Store};
 use reflex_notify::Notifier;
 use reflex_notify::message::Message;
 use reflex_runtime::Invocation;
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 pub use config::Config;
-pub use decide::{Policy, Verdict, decide};
+pub use decide::{Block, Policy, Verdict, decide};
+use ipnet::IpNet;
 
 /// The function's name: crate, binary and Lambda function.
 pub const NAME: &str = "block-ssh-bruteforce";
@@ -112,32 +113,12 @@ fn instance_of(config: &Config, stream: &str) -> Option<String> {
     })
 }
 
-/// One block, kept until the sweep removes it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Block {
-    /// `nacl` (the entry `rule` of ACL `acl`) or `wafv2` (IP set ARN `acl`).
-    #[serde(default = "nacl")]
-    pub target: String,
-    pub ip: String,
-    pub cidr: String,
-    pub acl: String,
-    pub rule: i32,
-    pub instance: String,
-    /// Epoch seconds.
-    pub expires_at: i64,
-    pub failures: usize,
-}
-
 fn nacl_action(cidr: &str, acl: &str, rule: i32) -> String {
     format!("DENY all from {cidr} in {acl}, rule {rule}")
 }
 
 fn waf_action(cidr: &str, arn: &str) -> String {
     format!("{cidr} added to the WAFv2 IP set {arn}")
-}
-
-fn nacl() -> String {
-    "nacl".into()
 }
 
 fn rfc3339(epoch: i64) -> String {
@@ -188,11 +169,7 @@ pub async fn handle(deps: &Deps, raw: &[u8], inv: &Invocation) -> Result<Outcome
             "a CloudWatch Logs CONTROL_MESSAGE (reachability probe)",
         ));
     }
-    let lines: Vec<(i64, sshd::Line)> = batch
-        .log_events
-        .iter()
-        .filter_map(|e| sshd::parse(&e.message).map(|l| (e.timestamp / 1000, l)))
-        .collect();
+    let lines = lines_of(&batch);
     if lines.is_empty() {
         return Ok(Outcome::ignored(
             NAME,
@@ -227,6 +204,16 @@ pub async fn handle(deps: &Deps, raw: &[u8], inv: &Invocation) -> Result<Outcome
     result
 }
 
+/// The sshd lines of a delivery, with their time (epoch seconds) and event id.
+fn lines_of(batch: &Batch) -> Vec<(i64, &str, sshd::Line)> {
+    let read = |e: &logs::LogEvent| sshd::parse(&e.message);
+    batch
+        .log_events
+        .iter()
+        .filter_map(|e| Some((e.timestamp.div_euclid(1000), e.id.as_str(), read(e)?)))
+        .collect()
+}
+
 fn seen_key(b: &Batch) -> String {
     let first = b.log_events.first().map_or("", |e| e.id.as_str());
     let last = b.log_events.last().map_or("", |e| e.id.as_str());
@@ -237,7 +224,7 @@ async fn sources(
     deps: &Deps,
     batch: &Batch,
     trigger: &str,
-    lines: &[(i64, sshd::Line)],
+    lines: &[(i64, &str, sshd::Line)],
     inv: &Invocation,
 ) -> Result<Outcome, HandleError> {
     let mut out = Outcome::ignored(NAME, trigger, deps.config.dry_run, "");
@@ -246,37 +233,31 @@ async fn sources(
     let instance = instance_of(&deps.config, &batch.log_stream);
     let mut ignored = Vec::new();
     let mut observed = serde_json::Map::new();
-    let window = deps.config.policy.window_secs;
-    for (ip, source) in decide::tally(lines) {
-        let key = format!("ssh-fail/{ip}");
-        let earlier: Vec<i64> = deps
+    let policy = &deps.config.policy;
+    let window = policy.window_secs;
+    for (net, source) in decide::tally(lines, policy.ipv6_prefix) {
+        let shown = decide::show(&net);
+        let key = format!("ssh-fail/{net}");
+        let earlier: Vec<decide::Failure> = deps
             .store
             .get(&key)
             .await?
             .and_then(|t| serde_json::from_str(&t).ok())
             .unwrap_or_default();
-        let verdict = decide(ip, &source, &earlier, &deps.config.policy);
+        let verdict = decide(net, &source, &earlier, policy);
         observed.insert(
-            ip.to_string(),
+            shown.clone(),
             json!({"source": source, "earlier_failures": earlier.len(), "verdict": verdict}),
         );
         if !deps.config.dry_run && !source.failures.is_empty() {
-            let latest = source.failures.iter().copied().max().unwrap_or(0);
-            let mut kept: Vec<i64> = earlier
-                .iter()
-                .chain(&source.failures)
-                .copied()
-                .filter(|t| latest - t < window)
-                .collect();
-            kept.sort_unstable();
-            kept.dedup();
+            let kept = decide::remember(&earlier, &source, policy);
             let text = serde_json::to_string(&kept).unwrap_or_default();
-            let ttl = Duration::from_secs(u64::try_from(window).unwrap_or(300));
+            let ttl = Duration::from_secs(u64::try_from(window).unwrap_or(600));
             deps.store.put(&key, &text, ttl).await?;
         }
         let users: Vec<String> = source.users.iter().cloned().collect();
         let facts = |failures| report::Facts {
-            ip,
+            source: &shown,
             failures,
             window_secs: window,
             users: &users,
@@ -291,7 +272,7 @@ async fn sources(
             } => {
                 out.actions.push(record(
                     "report_login",
-                    &ip.to_string(),
+                    &shown,
                     json!({"failures": failures, "logged_in_as": accepted}),
                     if deps.config.dry_run {
                         ActionStatus::Planned
@@ -305,7 +286,7 @@ async fn sources(
             }
             Verdict::Block { failures } => {
                 if let Some((action, expires)) =
-                    block(deps, ip, failures, instance.as_deref(), &mut out).await?
+                    block(deps, net, failures, instance.as_deref(), &mut out).await?
                 {
                     let m =
                         report::blocked(&facts(failures), &action, &expires, deps.config.dry_run);
@@ -335,13 +316,13 @@ async fn notify(deps: &Deps, msg: &Message, inv: &Invocation, out: &mut Outcome)
 /// planned) and deserves a message.
 async fn block(
     deps: &Deps,
-    ip: IpAddr,
+    net: IpNet,
     failures: usize,
     instance: Option<&str>,
     out: &mut Outcome,
 ) -> Result<Option<(String, String)>, HandleError> {
-    let cidr = decide::cidr(ip);
-    let target = ip.to_string();
+    let cidr = net.to_string();
+    let target = decide::show(&net);
     let skip = |out: &mut Outcome, reason: String| {
         out.actions.push(record(
             "deny_source",
@@ -352,7 +333,7 @@ async fn block(
         ));
     };
     if let Some(set) = &deps.config.waf {
-        return block_in_ip_set(deps, set, ip, failures, instance, out).await;
+        return block_in_ip_set(deps, set, net, failures, instance, out).await;
     }
     let Some(instance) = instance else {
         skip(
@@ -366,7 +347,14 @@ async fn block(
         skip(out, format!("instance {instance} not found"));
         return Ok(None);
     };
-    let rule = match decide::allocate(&view.inbound, deps.config.rule_range, &cidr) {
+    let mut made_way = None;
+    let mut free = decide::allocate(&view.inbound, deps.config.rule_range, &cidr);
+    if free == Err(None)
+        && let Some((rule, old)) = make_way(deps, &view, out).await?
+    {
+        (free, made_way) = (Ok(rule), Some(old));
+    }
+    let rule = match free {
         Ok(rule) => rule,
         Err(Some(rule)) => {
             skip(
@@ -392,11 +380,15 @@ async fn block(
             return Ok(None);
         }
     };
-    let b = new_block(deps, ip, &view.acl, rule, instance, failures);
+    let b = new_block(deps, net, &view.acl, rule, instance, failures);
     let detail = json!({"cidr": cidr, "acl": view.acl, "subnet": view.subnet, "rule_number": rule, "expires_at": rfc3339(b.expires_at)});
+    let mut action = nacl_action(&cidr, &view.acl, rule);
+    if let Some(old) = made_way {
+        action += &format!(" (rule range full: the oldest block, {old}, made way)");
+    }
     let made = Made {
-        action: nacl_action(&cidr, &view.acl, rule),
-        key: format!("ssh-block/{}/{target}", view.acl),
+        action,
+        key: format!("ssh-block/{}/{target}/{rule}", view.acl),
         detail,
         block: b,
     };
@@ -407,7 +399,7 @@ async fn block(
 /// IP set ARN, `rule` 0).
 fn new_block(
     deps: &Deps,
-    ip: IpAddr,
+    net: IpNet,
     acl: &str,
     rule: i32,
     instance: &str,
@@ -415,9 +407,9 @@ fn new_block(
 ) -> Block {
     let waf = deps.config.waf.is_some();
     Block {
-        target: if waf { "wafv2".into() } else { nacl() },
-        ip: ip.to_string(),
-        cidr: decide::cidr(ip),
+        target: if waf { "wafv2" } else { "nacl" }.into(),
+        ip: decide::show(&net),
+        cidr: net.to_string(),
         acl: acl.to_string(),
         rule,
         instance: instance.to_string(),
@@ -435,8 +427,14 @@ struct Made {
     block: Block,
 }
 
-/// Plans the block (dry-run), or makes it with `act`, records it for the sweep and
-/// reports it. `Some((action, expiry))` when it deserves a message.
+/// Plans the block (dry-run), or records it for the sweep and then makes it with
+/// `act`, and reports it. `Some((action, expiry))` when it deserves a message.
+///
+/// The record comes first, so an entry never exists without one: a store that fails
+/// adds nothing. A record whose entry was not made (`act` failed, or the process
+/// died) stays until its expiry, when the sweep finds no entry of Reflex's and drops
+/// it; it is not released here, as a concurrent delivery blocking the same source
+/// may share it.
 async fn commit(
     deps: &Deps,
     made: Made,
@@ -456,7 +454,13 @@ async fn commit(
     let expires = rfc3339(block.expires_at);
     let status = if deps.config.dry_run {
         ActionStatus::Planned
-    } else if let Err(e) = act.await {
+    } else if let Err(e) = {
+        let text = serde_json::to_string(&block).unwrap_or_default();
+        deps.store
+            .put(&key, &text, deps.config.block_for + RECORD_GRACE)
+            .await?;
+        act.await
+    } {
         let mut r = record(
             "deny_source",
             &block.ip,
@@ -471,10 +475,6 @@ async fn commit(
         out.actions.push(r);
         return Ok(None);
     } else {
-        let text = serde_json::to_string(&block).unwrap_or_default();
-        deps.store
-            .put(&key, &text, deps.config.block_for + RECORD_GRACE)
-            .await?;
         ActionStatus::Done
     };
     out.actions
@@ -486,14 +486,14 @@ async fn commit(
 async fn block_in_ip_set(
     deps: &Deps,
     set: &reflex_aws::waf::IpSetRef,
-    ip: IpAddr,
+    net: IpNet,
     failures: usize,
     instance: Option<&str>,
     out: &mut Outcome,
 ) -> Result<Option<(String, String)>, HandleError> {
     let b = new_block(
         deps,
-        ip,
+        net,
         &set.arn,
         0,
         instance.unwrap_or_default(),
@@ -505,7 +505,7 @@ async fn block_in_ip_set(
         .addresses(set)
         .await?
         .iter()
-        .any(|a| a.eq_ignore_ascii_case(&b.cidr));
+        .any(|a| decide::same_cidr(a, &b.cidr));
     if present {
         out.actions.push(record(
             "deny_source",
@@ -518,7 +518,7 @@ async fn block_in_ip_set(
     }
     let made = Made {
         action: waf_action(&b.cidr, &set.arn),
-        key: format!("ssh-block/{}/{}", set.name, b.ip),
+        key: format!("ssh-block/{}/{}/0", set.name, b.ip),
         detail,
         block: b,
     };
@@ -544,17 +544,52 @@ async fn still_ours(deps: &Deps, b: &Block) -> Result<bool, HandleError> {
             .addresses(&set)
             .await?
             .iter()
-            .any(|a| a.eq_ignore_ascii_case(&b.cidr)));
+            .any(|a| decide::same_cidr(a, &b.cidr)));
     }
-    let (lo, hi) = deps.config.rule_range;
-    Ok((lo..=hi).contains(&b.rule)
-        && deps
-            .acls
-            .inbound(&b.acl)
-            .await?
-            .unwrap_or_default()
-            .iter()
-            .any(|e| e.rule_number == b.rule && e.action == "deny" && e.cidr == b.cidr))
+    let inbound = deps.acls.inbound(&b.acl).await?.unwrap_or_default();
+    Ok(decide::in_place(b, &inbound, deps.config.rule_range))
+}
+
+/// The rule range is full: the oldest Reflex block in this ACL makes way (its entry
+/// removed, its record released). Its rule number and CIDR, or `None` when none of
+/// the range's entries is Reflex's (or the removal failed).
+async fn make_way(
+    deps: &Deps,
+    view: &reflex_aws::nacl::AclView,
+    out: &mut Outcome,
+) -> Result<Option<(i32, String)>, HandleError> {
+    let records: Vec<(String, Block)> = deps
+        .store
+        .list("ssh-block/")
+        .await?
+        .into_iter()
+        .filter_map(|(k, text)| Some((k, serde_json::from_str(&text).ok()?)))
+        .collect();
+    let range = deps.config.rule_range;
+    let Some((key, old)) = decide::oldest(&records, &view.acl, &view.inbound, range) else {
+        return Ok(None);
+    };
+    let detail = json!({"cidr": old.cidr, "acl": old.acl, "rule_number": old.rule, "expires_at": rfc3339(old.expires_at)});
+    let reason = "rule range full: oldest block makes way".to_string();
+    let mut r = record(
+        "remove_block",
+        &old.ip,
+        detail,
+        ActionStatus::Planned,
+        reason,
+    );
+    if !deps.config.dry_run {
+        if let Err(e) = deps.acls.remove(&old.acl, old.rule).await {
+            (r.status, r.retryable, r.error) =
+                (ActionStatus::Failed, e.is_retryable(), Some(e.to_string()));
+            out.actions.push(r);
+            return Ok(None);
+        }
+        deps.store.release(key).await?;
+        r.status = ActionStatus::Done;
+    }
+    out.actions.push(r);
+    Ok(Some((old.rule, old.cidr.clone())))
 }
 
 async fn unblock(deps: &Deps, b: &Block) -> Result<(), reflex_core::CloudError> {
@@ -639,17 +674,12 @@ mod tests {
             .join(fixture);
         let v: Value = serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap();
         let batch = logs::decode(&v).unwrap();
-        let lines: Vec<(i64, sshd::Line)> = batch
-            .log_events
-            .iter()
-            .filter_map(|e| sshd::parse(&e.message).map(|l| (e.timestamp / 1000, l)))
-            .collect();
         let policy = Config::from_lookup(&reflex_core::settings::from_pairs(&[]))
             .unwrap()
             .policy;
-        decide::tally(&lines)
+        decide::tally(&lines_of(&batch), policy.ipv6_prefix)
             .iter()
-            .map(|(ip, s)| (ip.to_string(), decide(*ip, s, &[], &policy)))
+            .map(|(n, s)| (decide::show(n), decide(*n, s, &[], &policy)))
             .collect()
     }
 
@@ -683,7 +713,7 @@ mod tests {
         );
         assert_eq!(
             kinds("journald-json-ipv6-bruteforce.json"),
-            pairs(&[("2001:db8::bad", "block")])
+            pairs(&[("2001:db8::/64", "block")])
         );
         assert_eq!(
             kinds("journald-short-iso-then-accepted.json"),

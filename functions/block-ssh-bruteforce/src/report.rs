@@ -1,8 +1,6 @@
 //! The Slack messages: a source blocked (or planned), a login after a burst of
 //! failures, and expired blocks removed.
 
-use std::net::IpAddr;
-
 use reflex_notify::message::{Message, Severity};
 
 use crate::NAME;
@@ -10,7 +8,8 @@ use crate::NAME;
 /// What is said about one source.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Facts<'a> {
-    pub ip: IpAddr,
+    /// The source as shown: an address, or an IPv6 prefix.
+    pub source: &'a str,
     pub failures: usize,
     pub window_secs: i64,
     pub users: &'a [String],
@@ -25,7 +24,7 @@ fn fields(f: &Facts<'_>) -> Vec<(String, String)> {
         users.push("…");
     }
     vec![
-        ("Source".into(), f.ip.to_string()),
+        ("Source".into(), f.source.to_string()),
         (
             "Failures".into(),
             format!("{} within {} s", f.failures, f.window_secs),
@@ -57,13 +56,13 @@ pub fn blocked(f: &Facts<'_>, action: &str, expires: &str, dry_run: bool) -> Mes
         title: format!(
             "{} {}: SSH brute force on {}",
             if dry_run { "Would block" } else { "Blocked" },
-            f.ip,
+            f.source,
             f.instance
         ),
         banner: dry_run.then(|| "DRY RUN: nothing was changed".to_string()),
         summary: format!(
             "{} failed SSH logins from {} within {} s. Reflex blocks it until {expires}.",
-            f.failures, f.ip, f.window_secs
+            f.failures, f.source, f.window_secs
         ),
         fields,
         sections: Vec::new(),
@@ -80,12 +79,12 @@ pub fn logged_in(f: &Facts<'_>, accepted_as: &[String]) -> Message {
         severity: Severity::Critical,
         title: format!(
             "SSH login from {} after {} failures on {}",
-            f.ip, f.failures, f.instance
+            f.source, f.failures, f.instance
         ),
         banner: None,
         summary: format!(
             "{} failed {} times, then logged in. Reflex did not block it (it may be a person who mistyped, or a stolen password): check the session on {}.",
-            f.ip, f.failures, f.instance
+            f.source, f.failures, f.instance
         ),
         fields,
         sections: Vec::new(),
