@@ -143,25 +143,106 @@ fn cond(part: &str) -> Result<Option<Cond>, String> {
     Ok(Some(c))
 }
 
+/// Where a word of a setting ends, for [`redact_urls`]. Not `,` or `|`: they
+/// cannot start a URL, so a URL after them is still found, and the rest of the word
+/// is redacted with it.
+fn ends_word(c: char) -> bool {
+    c.is_whitespace() || matches!(c, '\'' | '"' | ';' | '<' | '>' | '`' | '(' | ')')
+}
+
+/// One word, with a URL's path, query and credentials (where webhook secrets live)
+/// and a Slack token's body replaced by `[redacted]`.
+fn redact_word(word: &str) -> String {
+    if let Some(at) = word.find("://") {
+        // `kind=x|https://…`: the scheme starts after the last non-scheme character.
+        let start = word[..at]
+            .char_indices()
+            .rev()
+            .find(|(_, c)| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')))
+            .map_or(0, |(i, c)| i + c.len_utf8());
+        let rest = &word[at + 3..];
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+        let host = authority.rsplit('@').next().unwrap_or_default();
+        let hidden = if rest.len() > host.len() {
+            "/[redacted]"
+        } else {
+            ""
+        };
+        let (before, scheme) = word[..at].split_at(start);
+        return format!("{}{scheme}://{host}{hidden}", redact_word(before));
+    }
+    // Slack tokens: xoxb-…, xoxp-…, xapp-….
+    let bytes = word.as_bytes();
+    for (at, _) in word.match_indices('x') {
+        let body = match bytes.get(at..at + 5) {
+            Some([b'x', b'o', b'x', l, b'-']) if l.is_ascii_lowercase() => at + 5,
+            Some(b"xapp-") => at + 5,
+            _ => continue,
+        };
+        if word.len() > body {
+            return format!("{}[redacted]", &word[..body]);
+        }
+    }
+    // A webhook URL written without its scheme: `hooks.slack.com/services/…`.
+    if let Some(slash) = word.find('/')
+        && word[..slash].contains('.')
+        && word.len() > slash + 1
+    {
+        return format!("{}/[redacted]", &word[..slash]);
+    }
+    word.to_string()
+}
+
+/// `text` with every URL cut down to its scheme and host
+/// (`https://hooks.slack.com/[redacted]`) and every Slack token redacted, for echoing
+/// a setting that may hold webhook URLs (`REFLEX_SLACK_ROUTES`) in an error or a log.
+pub fn redact_urls(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut word = String::new();
+    for c in text.chars() {
+        if ends_word(c) {
+            out.push_str(&redact_word(&word));
+            word.clear();
+            out.push(c);
+        } else {
+            word.push(c);
+        }
+    }
+    out.push_str(&redact_word(&word));
+    out
+}
+
 /// Parses a target: `mute`, an `https://` webhook URL, or a channel.
 pub fn target(text: &str) -> Result<Target, String> {
     let t = text.trim();
     if t.eq_ignore_ascii_case("mute") {
         Ok(Target::Mute)
     } else if t.starts_with("https://") || t.starts_with("http://") {
+        if t.contains(char::is_whitespace) {
+            return Err(format!(
+                "'{}' is not a webhook URL: it contains a space",
+                redact_urls(t)
+            ));
+        }
         Ok(Target::Webhook(Secret::new(t)))
     } else if !t.is_empty() && !t.contains(char::is_whitespace) {
         Ok(Target::Channel(t.to_string()))
     } else {
         Err(format!(
-            "'{t}' is not a channel (#name or id), a webhook URL or mute"
+            "'{}' is not a channel (#name or id), a webhook URL or mute",
+            redact_urls(t)
         ))
     }
 }
 
 impl Routes {
-    /// Parses the table. Errors name the rule and what to fix.
+    /// Parses the table. Errors name the rule and what to fix, with webhook URLs
+    /// redacted ([`redact_urls`]): the table is a secret where it routes to them.
     pub fn parse(table: &str, default: Option<Target>) -> Result<Self, String> {
+        Self::parse_rules(table, default).map_err(|e| redact_urls(&e))
+    }
+
+    fn parse_rules(table: &str, default: Option<Target>) -> Result<Self, String> {
         let mut rules = Vec::new();
         for (i, raw) in table
             .split([';', '\n'])
@@ -184,9 +265,10 @@ impl Routes {
                 .flatten()
                 .collect();
             let target = target(to).map_err(|e| format!("rule {}: {e}", i + 1))?;
+            // `account=` takes any value, so the conditions may hold a URL too.
             let text = format!(
                 "{} => {target}",
-                raw.split_once("=>").map_or("", |p| p.0).trim()
+                redact_urls(raw.split_once("=>").map_or("", |p| p.0).trim())
             );
             rules.push(Rule {
                 conds,
@@ -282,6 +364,74 @@ mod tests {
         let shown = format!("{r:?} {}", serde_json::to_string(&r).unwrap_or_default());
         assert!(!shown.contains("secret"), "{shown}");
         assert!(matches!(r.map(|r| r.target), Some(Target::Webhook(_))));
+    }
+
+    const HOOK: &str = "https://hooks.slack.com/services/T0001/B0001/S3CR3TS3CR3T";
+
+    #[test]
+    fn a_broken_rule_is_named_without_echoing_its_webhook_url() {
+        let e = |t: &str| Routes::parse(t, None).err().unwrap_or_default();
+        for (table, want) in [
+            (
+                format!("kind=config {HOOK}"),
+                "rule 1 'kind=config https://hooks.slack.com/[redacted]': expected CONDITIONS => TARGET",
+            ),
+            (
+                format!("kind=config => #c; {HOOK} => #x"),
+                "rule 2: 'https://hooks.slack.com/[redacted]' is not key=value",
+            ),
+            (
+                format!("kind=config|{HOOK} => #x"),
+                "rule 1: unknown kind 'https://hooks.slack.com/[redacted]'",
+            ),
+            (
+                format!("* => {HOOK} #oncall"),
+                "rule 1: 'https://hooks.slack.com/[redacted] #oncall' is not a webhook URL: it contains a space",
+            ),
+            (
+                "* => hooks.slack.com/services/T0001/B0001/S3CR3TS3CR3T now".into(),
+                "rule 1: 'hooks.slack.com/[redacted] now' is not a channel (#name or id), a webhook URL or mute",
+            ),
+            (
+                "* => xoxb-1111-S3CR3TS3CR3T #x".into(),
+                "rule 1: 'xoxb-[redacted] #x' is not a channel (#name or id), a webhook URL or mute",
+            ),
+        ] {
+            let got = e(&table);
+            assert_eq!(got, want, "{table}");
+            assert!(!got.contains("S3CR3T"), "{got}");
+        }
+    }
+
+    #[test]
+    fn a_url_in_a_condition_is_redacted_from_the_rule_shown() {
+        let Ok(routes) = Routes::parse(&format!("account={HOOK} => {HOOK}"), None) else {
+            panic!()
+        };
+        let shown = format!(
+            "{:?}",
+            routes.route(&notice(NoticeKind::Event, Level::Info, HOOK))
+        );
+        assert!(
+            shown.contains("account=https://hooks.slack.com/[redacted] => webhook:[redacted]"),
+            "{shown}"
+        );
+        assert!(!shown.contains("S3CR3T"), "{shown}");
+    }
+
+    #[test]
+    fn redaction_keeps_the_scheme_and_host_and_hides_the_rest() {
+        assert_eq!(
+            redact_urls("a https://user:pw@hooks.slack.com:443/services/x?t=1 b"),
+            "a https://hooks.slack.com:443/[redacted] b"
+        );
+        assert_eq!(redact_urls("'http://127.0.0.1:9'"), "'http://127.0.0.1:9'");
+        assert_eq!(
+            redact_urls("k=xoxp-1-2;xapp-1-x;#xoxo-fans"),
+            "k=xoxp-[redacted];xapp-[redacted];#xoxo-[redacted]"
+        );
+        assert_eq!(redact_urls("#alerts, kind=config"), "#alerts, kind=config");
+        assert_eq!(redact_urls("ünïcode://ä/b"), "ünïcode://ä/[redacted]");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use reflex_aws::secrets::{SecretSetting, check_url};
+use reflex_core::route::redact_urls;
 use reflex_core::settings::{Lookup, flag};
 pub use reflex_core::store::StoreSetting;
 use reflex_core::{ConfigError, Routes, Target};
@@ -147,18 +148,19 @@ impl Config {
         let default = match (channel, &webhook) {
             (Some(c), _) => Some(
                 reflex_core::route::target(&c)
-                    .map_err(|r| ConfigError::new("REFLEX_SLACK_CHANNEL", &c, r))?,
+                    .map_err(|r| ConfigError::new("REFLEX_SLACK_CHANNEL", &redact_urls(&c), r))?,
             ),
             (None, SecretSetting::None) => None,
             (None, _) => Some(Target::DefaultWebhook),
         };
         let table = env.get("REFLEX_SLACK_ROUTES").unwrap_or_default();
+        // The table may hold webhook URLs (secrets): errors show it redacted.
         let routes = Routes::parse(&table, default)
-            .map_err(|r| ConfigError::new("REFLEX_SLACK_ROUTES", &table, r))?;
+            .map_err(|r| ConfigError::new("REFLEX_SLACK_ROUTES", &redact_urls(&table), r))?;
         if !has_bot && routes.targets().any(|t| matches!(t, Target::Channel(_))) {
             return Err(ConfigError::new(
                 "REFLEX_SLACK_ROUTES",
-                &table,
+                &redact_urls(&table),
                 "routes to channels need a bot token: set REFLEX_SLACK_BOT_TOKEN (or _SECRET), or route to webhook URLs",
             ));
         }
@@ -271,5 +273,51 @@ mod tests {
             e.contains("xoxb") && !e.contains("secret-token-value"),
             "{e}"
         );
+    }
+
+    const HOOK: &str = "https://hooks.slack.com/services/T0001/B0001/S3CR3TS3CR3T";
+
+    #[test]
+    fn a_bad_routes_table_names_the_rule_but_never_echoes_a_webhook_url() {
+        let table = format!("kind=guardduty => {HOOK}; kind=nope => {HOOK}");
+        let e = err(&[("REFLEX_SLACK_ROUTES", table.as_str())]);
+        assert_eq!(
+            e,
+            "REFLEX_SLACK_ROUTES='kind=guardduty => https://hooks.slack.com/[redacted]; \
+             kind=nope => https://hooks.slack.com/[redacted]': rule 2: unknown kind 'nope'"
+        );
+        let table = format!("kind=guardduty {HOOK}");
+        let e = err(&[("REFLEX_SLACK_ROUTES", table.as_str())]);
+        assert!(e.contains("rule 1") && !e.contains("S3CR3T"), "{e}");
+        // The debug form (what a `{:?}` in a log line shows) too.
+        let dbg = format!(
+            "{:?}",
+            Config::from_lookup(&env(&[("REFLEX_SLACK_ROUTES", table.as_str())]))
+        );
+        assert!(dbg.contains("rule 1") && !dbg.contains("S3CR3T"), "{dbg}");
+        let table = format!("kind=guardduty => {HOOK}; kind=config => #c");
+        let e = err(&[("REFLEX_SLACK_ROUTES", table.as_str())]);
+        assert!(
+            e.contains("need a bot token") && !e.contains("S3CR3T"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_config_debug_shows_no_secret() {
+        let routes = format!("kind=guardduty => {HOOK}; kind=config => #c");
+        let c = Config::from_lookup(&env(&[
+            ("REFLEX_SLACK_WEBHOOK_URL", HOOK),
+            ("REFLEX_SLACK_BOT_TOKEN", "xoxb-1111-S3CR3TS3CR3T"),
+            ("REFLEX_SLACK_ROUTES", routes.as_str()),
+            ("REFLEX_AZURE_TABLE", "alerts"),
+            (
+                "REFLEX_AZURE_STORAGE_CONNECTION",
+                "DefaultEndpointsProtocol=https;AccountName=a;AccountKey=S3CR3TS3CR3T==",
+            ),
+        ]));
+        let Ok(c) = c else { panic!("{c:?}") };
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("S3CR3T"), "{shown}");
     }
 }
