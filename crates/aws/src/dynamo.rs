@@ -32,7 +32,7 @@ pub fn store(
         StoreSetting::DynamoDb(table) => {
             std::sync::Arc::new(DynamoStore::new(sdk.clone(), table.clone()))
         }
-        StoreSetting::AzureTable { table, connection } => azure(table, connection)?,
+        StoreSetting::AzureTable { table, connection } => azure(table, connection.expose())?,
     })
 }
 

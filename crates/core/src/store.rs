@@ -71,8 +71,12 @@ pub enum StoreSetting {
     /// `REFLEX_DYNAMODB_TABLE`.
     DynamoDb(String),
     /// `REFLEX_AZURE_TABLE`, with the connection string from
-    /// `REFLEX_AZURE_STORAGE_CONNECTION` or `AzureWebJobsStorage`.
-    AzureTable { table: String, connection: String },
+    /// `REFLEX_AZURE_STORAGE_CONNECTION` or `AzureWebJobsStorage` (a secret: it holds
+    /// the account key).
+    AzureTable {
+        table: String,
+        connection: crate::settings::Secret,
+    },
 }
 
 impl StoreSetting {
@@ -96,7 +100,10 @@ impl StoreSetting {
                             "needs a storage connection string: set REFLEX_AZURE_STORAGE_CONNECTION or AzureWebJobsStorage",
                         )
                     })?;
-                    StoreSetting::AzureTable { table, connection }
+                    StoreSetting::AzureTable {
+                        table,
+                        connection: crate::settings::Secret::new(connection),
+                    }
                 }
                 (None, None) => StoreSetting::Memory,
             },
@@ -263,5 +270,31 @@ impl Store for MemoryStore {
             out.sort();
             out
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_azure_table_setting_never_prints_its_account_key() {
+        let env = crate::settings::from_pairs(&[
+            ("REFLEX_AZURE_TABLE", "alerts"),
+            (
+                "AzureWebJobsStorage",
+                "DefaultEndpointsProtocol=https;AccountName=a;AccountKey=S3CR3TS3CR3T==",
+            ),
+        ]);
+        let s = StoreSetting::from_lookup(&env);
+        let shown = format!("{s:?}");
+        assert!(
+            shown.contains("alerts") && !shown.contains("S3CR3T"),
+            "{shown}"
+        );
+        let Ok(StoreSetting::AzureTable { connection, .. }) = s else {
+            panic!("{shown}")
+        };
+        assert!(connection.expose().ends_with("AccountKey=S3CR3TS3CR3T=="));
     }
 }
