@@ -10,5 +10,6 @@ mod bad_input;
 mod drain;
 mod ssh;
 mod support;
+mod trust;
 
 mod close_open_ports;

@@ -65,6 +65,9 @@ pub enum ArmReply {
     Throttled { retry_after_secs: u64 },
     Status(u16),
     Slow(Duration),
+    /// 202 with `Azure-AsyncOperation` and `Location` set to this URL (any origin:
+    /// tests check the client never follows it off ARM with its token).
+    Accepted { operation_url: String },
 }
 
 /// One request received.
@@ -164,6 +167,17 @@ async fn handle(
             return error(status, "InternalServerError", "scripted failure");
         }
         Some(ArmReply::Slow(d)) => tokio::time::sleep(d).await,
+        Some(ArmReply::Accepted { operation_url }) => {
+            return (
+                StatusCode::ACCEPTED,
+                [
+                    ("azure-asyncoperation", operation_url.clone()),
+                    ("location", operation_url),
+                    ("retry-after", "0".into()),
+                ],
+            )
+                .into_response();
+        }
         None => {}
     }
     if !headers

@@ -8,6 +8,7 @@
 //! - [`ImdsFake`]: Azure IMDS scheduled events and AWS IMDSv2 for `reflex-agent`.
 //! - [`KubeFake`]: the Kubernetes API endpoints of a node drain (nodes, pods,
 //!   evictions with PDB refusals).
+//! - [`Witness`]: a listener that must never be reached (it records what reached it).
 //! - [`Moto`]: starts `moto_server` on a free loopback port and stops it on drop.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test support: failing loudly is the point
@@ -20,6 +21,7 @@ mod lifecycle;
 mod moto;
 mod slack;
 mod store;
+mod witness;
 
 pub use arm::{ArmFake, ArmReply, DeleteMode};
 pub use azurite::{AZURITE_KEY, Azurite};
@@ -32,6 +34,7 @@ pub use slack::{
     render_message,
 };
 pub use store::store_contract;
+pub use witness::Witness;
 
 /// Serves `app` on loopback (`port` 0 = any free port) until the handle is aborted.
 pub(crate) async fn serve(

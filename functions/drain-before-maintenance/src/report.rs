@@ -122,3 +122,53 @@ pub fn message(
         links: Vec::new(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use reflex_core::maintenance::{MaintenanceKind, Phase};
+    use reflex_notify::blockkit::render;
+
+    use super::*;
+
+    const HOSTILE: &str = "<!channel> <https://evil.example|click here>";
+
+    #[test]
+    fn a_hostile_node_name_or_description_cannot_mention_or_link_in_slack() {
+        let m = Maintenance {
+            cloud: "azure".into(),
+            id: HOSTILE.into(),
+            kind: MaintenanceKind::Redeploy,
+            phase: Phase::Scheduled,
+            targets: vec![HOSTILE.into()],
+            not_before: None,
+            duration_secs: None,
+            description: Some(HOSTILE.into()),
+            lifecycle: None,
+            trigger: HOSTILE.into(),
+            scope: Some(HOSTILE.into()),
+        };
+        let record = ActionRecord {
+            action: "cordon".into(),
+            target: HOSTILE.into(),
+            detail: serde_json::Value::Null,
+            status: ActionStatus::Failed,
+            reason: HOSTILE.into(),
+            error: Some(HOSTILE.into()),
+            retryable: false,
+        };
+        for stage in [
+            Stage::Started,
+            Stage::Scheduled,
+            Stage::Finished,
+            Stage::Recovered,
+        ] {
+            let payload = render(&message(stage, &m, HOSTILE, &[record.clone()], false, 0));
+            let text = payload.to_string();
+            assert!(
+                !text.contains("<!channel>") && !text.contains("<https://evil.example"),
+                "{stage:?}: {text}"
+            );
+            assert!(text.contains("&lt;!channel&gt;"), "{stage:?}: still shown");
+        }
+    }
+}
