@@ -66,6 +66,34 @@ fn delivery(fixture: &str, stream: &str, salt: &str) -> Value {
     json!({"awslogs": {"data": data}})
 }
 
+/// A delivery of `lines` (one second apart) on `stream`, event ids `{salt}{i}`.
+fn lines_delivery(stream: &str, salt: &str, lines: &[String]) -> Value {
+    let events: Vec<Value> = lines
+        .iter()
+        .enumerate()
+        .map(|(i, m)| json!({"id": format!("{salt}{i}"), "timestamp": 1_795_515_300_000_i64 + i64::try_from(i).unwrap() * 1000, "message": m}))
+        .collect();
+    let doc = json!({"messageType": "DATA_MESSAGE", "owner": "123456789012", "logGroup": "/var/log/secure",
+        "logStream": stream, "subscriptionFilters": ["reflex-ssh"], "logEvents": events});
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(doc.to_string().as_bytes()).unwrap();
+    let data = base64::engine::general_purpose::STANDARD.encode(gz.finish().unwrap());
+    json!({"awslogs": {"data": data}})
+}
+
+/// Six failed passwords from `ip`, one connection each.
+fn guesses(ip: &str) -> Vec<String> {
+    (0..6)
+        .map(|i| {
+            format!(
+                "Nov 24 10:15:0{i} h sshd[{}]: Failed password for root from {ip} port {} ssh2",
+                300 + i,
+                6000 + i
+            )
+        })
+        .collect()
+}
+
 async fn invoke(w: &World, payload: &Value, args: &[&str], env: &[(&str, &str)]) -> Run {
     let mut all = vec![("REFLEX_DYNAMODB_TABLE", TABLE)];
     all.extend_from_slice(env);
@@ -141,7 +169,7 @@ async fn a_burst_is_denied_in_the_subnet_acl_once_and_reported() {
     let text = posts[0].body.to_string();
     for needle in [
         "Blocked 203.0.113.7",
-        "13 within 300 s",
+        "13 within 600 s",
         "oracle",
         &id,
         "rule 50",
@@ -189,14 +217,14 @@ async fn ipv6_sources_get_their_own_rule_and_a_login_after_failures_is_reported_
     .await;
     assert_eq!(
         statuses(&run),
-        [t("deny_source", "2001:db8::bad", "done")],
+        [t("deny_source", "2001:db8::/64", "done")],
         "{}",
         run.stdout
     );
     assert!(
         entries(&w, &acl)
             .await
-            .contains(&(50, "deny".into(), "2001:db8::bad/128".into()))
+            .contains(&(50, "deny".into(), "2001:db8::/64".into()))
     );
     let before = entries(&w, &acl).await;
     let login = invoke(
@@ -419,5 +447,88 @@ async fn a_wafv2_ip_set_can_be_the_block_list_instead_of_the_acl() {
         addresses().await,
         ["192.0.2.1/32"],
         "someone else's address stays"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_name_cannot_choose_the_address_that_is_blocked() {
+    let w = world().await;
+    table(&w.sdk, TABLE).await;
+    let (id, acl) = instance(&w).await;
+    let before = entries(&w, &acl).await;
+    // The reproduction: the user name carries `8.8.8.8 port 1`.
+    let lines: Vec<String> = (0..12)
+        .map(|i| format!("Nov 24 10:15:{i:02} h sshd[{}]: Connection closed by invalid user x 8.8.8.8 port 1 203.0.113.99 port 50000 [preauth]", 700 + i))
+        .collect();
+    let run = invoke(&w, &lines_delivery(&id, "a", &lines), &[], &[]).await;
+    assert_eq!(run.code, 0, "{}\n{}", run.stderr, run.stdout);
+    assert_eq!(
+        statuses(&run),
+        [t("deny_source", "203.0.113.99", "done")],
+        "{}",
+        run.stdout
+    );
+    let mut want = before;
+    want.push((50, "deny".into(), "203.0.113.99/32".into()));
+    want.sort();
+    let now = entries(&w, &acl).await;
+    assert_eq!(now, want);
+    assert!(now.iter().all(|e| !e.2.starts_with("8.8.8.8")), "{now:?}");
+    let text = w.slack.requests()[0].body.to_string();
+    assert!(text.contains("Blocked 203.0.113.99"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_rule_range_makes_the_oldest_block_make_way_and_says_so() {
+    let w = world().await;
+    table(&w.sdk, TABLE).await;
+    let (id, acl) = instance(&w).await;
+    let env = [("REFLEX_NACL_RULE_RANGE", "50-51")];
+    for (salt, ip) in [("a", "203.0.113.1"), ("b", "203.0.113.2")] {
+        let run = invoke(&w, &lines_delivery(&id, salt, &guesses(ip)), &[], &env).await;
+        assert_eq!(
+            statuses(&run),
+            [t("deny_source", ip, "done")],
+            "{}",
+            run.stdout
+        );
+    }
+    let run = invoke(
+        &w,
+        &lines_delivery(&id, "c", &guesses("203.0.113.3")),
+        &[],
+        &env,
+    )
+    .await;
+    assert_eq!(
+        statuses(&run),
+        [
+            t("remove_block", "203.0.113.1", "done"),
+            t("deny_source", "203.0.113.3", "done")
+        ],
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        run.outcome["actions"][0]["reason"],
+        "rule range full: oldest block makes way"
+    );
+    let ours: Vec<(i32, String)> = entries(&w, &acl)
+        .await
+        .into_iter()
+        .filter(|e| e.1 == "deny")
+        .map(|e| (e.0, e.2))
+        .collect();
+    assert_eq!(
+        ours,
+        [
+            (50, "203.0.113.3/32".to_string()),
+            (51, "203.0.113.2/32".to_string())
+        ]
+    );
+    let text = w.slack.requests().last().unwrap().body.to_string();
+    assert!(
+        text.contains("rule range full: the oldest block, 203.0.113.1/32, made way"),
+        "{text}"
     );
 }
