@@ -400,3 +400,31 @@ async fn an_alarm_named_to_ping_the_channel_reaches_slack_escaped() {
         assert_ne!(host.as_deref(), Some("evil.example"), "{u}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_arm_conflict_or_a_cancelled_operation_is_retryable() {
+    let arm = ArmFake::start().await;
+    let slack = SlackSink::start().await;
+    let server = nsg_host(&arm, &slack, &[("allow-ssh-any", &["22"], &["*"])], &[]).await;
+    // 409 on the DELETE: another operation holds the NSG.
+    arm.script([
+        ArmReply::Slow(std::time::Duration::ZERO),
+        ArmReply::Status(409),
+    ]);
+    let (status, outcome) = post(&server.url, nsg_write()).await;
+    assert_eq!(status, 503, "retry the delivery: {outcome}");
+    assert_eq!(outcome["actions"][0]["retryable"], true, "{outcome}");
+    // The operation ends Canceled (superseded): the redelivery re-reads and retries.
+    arm.set_delete_mode(reflex_testkit::DeleteMode::AsyncCanceled);
+    let (status, outcome) = post(&server.url, nsg_write()).await;
+    assert_eq!(status, 503, "{outcome}");
+    assert_eq!(outcome["actions"][0]["retryable"], true, "{outcome}");
+    // Once ARM lets it through, the rule goes.
+    arm.set_delete_mode(reflex_testkit::DeleteMode::Async);
+    let (status, outcome) = post(&server.url, nsg_write()).await;
+    assert_eq!(status, 200, "{outcome}");
+    assert_eq!(
+        statuses(&outcome),
+        [("delete_security_rule".to_string(), "done".to_string())]
+    );
+}

@@ -520,7 +520,6 @@ const RETRYABLE_CODES: &[&str] = &[
     "AnotherOperationInProgress",
     "CanceledAndSupersededDueToAnotherOperation",
     "RetryableError",
-    "InternalServerError",
     "OperationPreempted",
 ];
 

@@ -57,6 +57,8 @@ pub enum DeleteMode {
     Sync,
     /// 202, then the operation ends `Failed`.
     AsyncFails,
+    /// 202, then the operation ends `Canceled` (superseded by another operation).
+    AsyncCanceled,
 }
 
 /// A scripted answer for the next ARM request.
@@ -220,6 +222,13 @@ async fn handle(
             )
                 .into_response();
         }
+        if inner.delete_mode == DeleteMode::AsyncCanceled {
+            return (
+                StatusCode::OK,
+                axum::Json(json!({"status": "Canceled", "error": {"code": "CanceledAndSupersededDueToAnotherOperation", "message": "Operation was canceled."}})),
+            )
+                .into_response();
+        }
         remove_rule(&mut inner, &rule);
         return (StatusCode::OK, axum::Json(json!({"status": "Succeeded"}))).into_response();
     }
@@ -274,7 +283,7 @@ async fn handle(
                     remove_rule(&mut inner, &k);
                     StatusCode::OK.into_response()
                 }
-                DeleteMode::Async | DeleteMode::AsyncFails => {
+                DeleteMode::Async | DeleteMode::AsyncFails | DeleteMode::AsyncCanceled => {
                     inner.next_op += 1;
                     let n = inner.next_op;
                     inner.operations.insert(n, (k, 0));
