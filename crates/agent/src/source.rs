@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use reflex_azure::scheduled::{Document, start_request};
+use reflex_core::Secret;
 use reflex_core::maintenance::{Maintenance, MaintenanceKind, Phase};
 use serde::Deserialize;
 use serde_json::Value;
@@ -231,7 +232,8 @@ impl Source for AzureImds {
 pub struct AwsImds {
     http: reqwest::Client,
     base: String,
-    token: Option<String>,
+    /// The IMDSv2 session token (a secret: `Debug` shows it redacted).
+    token: Option<Secret>,
     instance: Option<String>,
     timeout: Duration,
 }
@@ -274,7 +276,7 @@ impl AwsImds {
         }
     }
 
-    async fn token(&mut self) -> Result<String, PollError> {
+    async fn token(&mut self) -> Result<Secret, PollError> {
         if let Some(t) = &self.token {
             return Ok(t.clone());
         }
@@ -292,6 +294,7 @@ impl AwsImds {
         let token = resp
             .text()
             .await
+            .map(Secret::new)
             .map_err(|e| PollError::from_reqwest("AWS IMDS token", &e))?;
         self.token = Some(token.clone());
         Ok(token)
@@ -304,7 +307,7 @@ impl AwsImds {
             let resp = self
                 .http
                 .get(format!("{}/latest/meta-data/{path}", self.base))
-                .header("X-aws-ec2-metadata-token", token)
+                .header("X-aws-ec2-metadata-token", token.expose())
                 .timeout(self.timeout)
                 .send()
                 .await
@@ -456,5 +459,16 @@ mod tests {
         );
         assert_eq!(rfc3339("2017-09-18T08:22:00Z"), Some(1_505_722_920));
         assert_eq!(aws_maintenance_time("soon"), None);
+    }
+
+    #[test]
+    fn the_imds_session_token_never_prints() {
+        let mut imds = AwsImds::new(reqwest::Client::new(), "http://169.254.169.254");
+        imds.token = Some(Secret::new("AQAEAS3CR3TS3CR3T=="));
+        let shown = format!("{imds:?}");
+        assert!(
+            shown.contains("169.254.169.254") && !shown.contains("S3CR3T"),
+            "{shown}"
+        );
     }
 }

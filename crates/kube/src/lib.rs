@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use reflex_core::settings::Lookup;
-use reflex_core::{CloudError, CloudErrorKind, ConfigError};
+use reflex_core::{CloudError, CloudErrorKind, ConfigError, Secret};
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -67,7 +67,8 @@ pub trait Nodes: Send + Sync {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KubeSettings {
     pub url: String,
-    token: Option<String>,
+    /// A secret: `Debug` shows it redacted.
+    token: Option<Secret>,
     pub ca_file: Option<String>,
 }
 
@@ -86,7 +87,7 @@ impl KubeSettings {
         }
         Ok(Some(Self {
             url,
-            token: env.get("REFLEX_KUBE_TOKEN"),
+            token: env.get("REFLEX_KUBE_TOKEN").map(Secret::new),
             ca_file: env.get("REFLEX_KUBE_CA_FILE"),
         }))
     }
@@ -112,7 +113,10 @@ impl KubeNodes {
             .parse()
             .map_err(|e| bad(format!("not a URL: {e}")))?;
         let mut config = kube::Config::new(uri);
-        config.auth_info.token = settings.token.clone().map(secrecy::SecretString::from);
+        config.auth_info.token = settings
+            .token
+            .as_ref()
+            .map(|t| secrecy::SecretString::from(t.expose().to_string()));
         config.root_cert_file = settings.ca_file.clone().map(Into::into);
         config.read_timeout = Some(Duration::from_secs(15));
         let client = kube::Client::try_from(config).map_err(|e| bad(e.to_string()))?;
@@ -321,5 +325,24 @@ impl Nodes for KubeNodes {
             .await
             .map(|_| true)
             .map_err(|e| cloud(&e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_kube_settings_never_print_the_service_account_token() {
+        let env = reflex_core::settings::from_pairs(&[
+            ("REFLEX_KUBE_API_URL", "https://k8s.example"),
+            ("REFLEX_KUBE_TOKEN", "eyJS3CR3TS3CR3T"),
+        ]);
+        let s = KubeSettings::from_lookup(&env);
+        let shown = format!("{s:?}");
+        assert!(
+            shown.contains("k8s.example") && !shown.contains("S3CR3T"),
+            "{shown}"
+        );
     }
 }
