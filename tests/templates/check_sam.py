@@ -89,8 +89,8 @@ PARAMETERS = {
     "KubeApiUrl": ("", None),
     # block-ssh-bruteforce only (see SSH_ENV)
     "SshLogGroupName": ("/var/log/secure", None),
-    "SshMaxFailures": ("10", None),
-    "SshWindowSecs": ("300", None),
+    "SshMaxFailures": ("5", None),
+    "SshWindowSecs": ("600", None),
     "SshBlockSecs": ("86400", None),
     "NaclRuleRange": ("50-99", None),
     "SshBlockPrivate": ("false", None),
@@ -187,6 +187,7 @@ COMMON_ROLE_ACTIONS = {
 ALLOWED_ROLE_ACTIONS = COMMON_ROLE_ACTIONS | {
     "ec2:DescribeSecurityGroups",
     "ec2:DescribeSecurityGroupRules",
+    "ec2:GetManagedPrefixListEntries",
     "ec2:RevokeSecurityGroupIngress",
     "ec2:AuthorizeSecurityGroupIngress",
     "logs:CreateLogGroup",
