@@ -93,6 +93,7 @@ PARAMETER_SETTINGS = {
     # drain-before-maintenance (its state store is the alert table, REFLEX_AZURE_TABLE)
     "drainLbPools": "REFLEX_AZURE_LB_POOLS",
     "drainVmScope": "REFLEX_AZURE_VM_SCOPE",
+    "azureScopes": "REFLEX_AZURE_SCOPES",
     "drainPolicy": "REFLEX_DRAIN_POLICY",
     "drainTag": "REFLEX_DRAIN_TAG",
     "drainMaxConcurrent": "REFLEX_DRAIN_MAX_CONCURRENT",
@@ -565,6 +566,7 @@ def _(ctx: Ctx) -> None:
                 "slackChannel": "#ops", "slackRoutes": "kind=health => mute",
                 "drainLbPools": f"{RG_ID}/providers/Microsoft.Network/loadBalancers/lb-web/backendAddressPools/web",
                 "drainVmScope": f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-vms", "drainPolicy": "freeze=ignore-under:60",
+                "azureScopes": f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-vms,{RG_ID}",
                 "drainTag": "team=web", "drainMaxConcurrent": 3}
         env = ctx.env(**args)
         s = app_settings(env, t)
@@ -681,7 +683,8 @@ def _(ctx: Ctx) -> None:
     params = t.get("parameters", {})
     env = ctx.env()
     s = app_settings(env, t)
-    defaults = {"REFLEX_AZURE_LB_POOLS": "", "REFLEX_AZURE_VM_SCOPE": RG_ID, "REFLEX_DRAIN_POLICY": "",
+    defaults = {"REFLEX_AZURE_LB_POOLS": "", "REFLEX_AZURE_VM_SCOPE": RG_ID, "REFLEX_AZURE_SCOPES": RG_ID,
+                "REFLEX_DRAIN_POLICY": "",
                 "REFLEX_DRAIN_TAG": "reflex:drain=true", "REFLEX_DRAIN_MAX_CONCURRENT": "1"}
     for name, want in defaults.items():
         require(s.get(name) == want, f"default deploy: {name} is {s.get(name)!r}, expected {want!r}")

@@ -426,6 +426,9 @@ export class ReflexStack extends Stack {
       statements: [
         // EC2 Describe* actions support no resource-level permissions.
         statement('DescribeSecurityGroups', ['ec2:DescribeSecurityGroups', 'ec2:DescribeSecurityGroupRules'], ['*']),
+        // A rule that references a managed prefix list is judged by its entries; lists may
+        // be AWS-managed or shared, so any owner.
+        statement('ReadPrefixLists', ['ec2:GetManagedPrefixListEntries'], [`arn:${Aws.PARTITION}:ec2:${Aws.REGION}:*:prefix-list/*`]),
         statement('RevokeIngress', ['ec2:RevokeSecurityGroupIngress'], [securityGroups]),
         ...(s.reauthorizeRemainder
           ? [statement('ReauthorizeRemainder', ['ec2:AuthorizeSecurityGroupIngress'], [securityGroups])]

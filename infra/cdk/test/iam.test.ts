@@ -41,6 +41,7 @@ function expected(json: Json, binary: string): Record<string, [string[], string]
     case 'close-open-ports':
       return {
         DescribeSecurityGroups: [['ec2:DescribeSecurityGroupRules', 'ec2:DescribeSecurityGroups'], '*'],
+        ReadPrefixLists: [['ec2:GetManagedPrefixListEntries'], `${P}:ec2:\${AWS::Region}:*:prefix-list/*`],
         RevokeIngress: [['ec2:RevokeSecurityGroupIngress'], `${P}:ec2:${RA}:security-group/*`],
         ...common,
       };
