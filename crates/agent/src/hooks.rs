@@ -27,7 +27,7 @@ impl Hook {
 }
 
 /// The configured hooks.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct Hooks {
     pub drain_cmd: Option<String>,
     pub recover_cmd: Option<String>,
@@ -37,6 +37,22 @@ pub struct Hooks {
     /// Sent as `x-functions-key` (Azure Functions key), when set.
     pub url_key: Option<Secret>,
     pub http: Option<reqwest::Client>,
+}
+
+impl std::fmt::Debug for Hooks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // An Azure function URL may carry its key as `?code=…`: the query is hidden.
+        let url = self.url.as_ref().map(|u| match u.split_once('?') {
+            Some((path, _)) => format!("{path}?[redacted]"),
+            None => u.clone(),
+        });
+        f.debug_struct("Hooks")
+            .field("drain_cmd", &self.drain_cmd)
+            .field("recover_cmd", &self.recover_cmd)
+            .field("url", &url)
+            .field("url_key", &self.url_key)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The body the drain function receives from the agent.

@@ -471,4 +471,19 @@ mod tests {
             "{shown}"
         );
     }
+
+    #[test]
+    fn the_hooks_never_print_the_function_key() {
+        let hooks = crate::hooks::Hooks {
+            url: Some("https://app.azurewebsites.net/api/drain?code=S3CR3TS3CR3T".into()),
+            url_key: Some(Secret::new("S3CR3TS3CR3T")),
+            ..Default::default()
+        };
+        let shown = format!("{hooks:?}");
+        assert!(
+            shown.contains("https://app.azurewebsites.net/api/drain?[redacted]")
+                && !shown.contains("S3CR3T"),
+            "{shown}"
+        );
+    }
 }

@@ -117,6 +117,12 @@ mod tests {
     }
 
     #[test]
+    fn the_auth_debug_never_shows_the_webhook_token() {
+        let shown = format!("{:?}", auth("S3CR3TS3CR3T"));
+        assert!(!shown.contains("S3CR3T"), "{shown}");
+    }
+
+    #[test]
     fn no_token_configured_lets_everything_through() {
         assert_eq!(Auth::default().check_token(&HeaderMap::new(), None), Ok(()));
     }

@@ -541,6 +541,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_table_store_debug_never_shows_the_account_key() {
+        // "S3CR3TS3CR3T" in base64.
+        let Ok(store) = TableStore::from_connection_string(
+            "DefaultEndpointsProtocol=https;AccountName=reflexsa;AccountKey=UzNDUjNUUzNDUjNU;EndpointSuffix=core.windows.net",
+            "alerts",
+        ) else {
+            panic!("the connection string parses")
+        };
+        let shown = format!("{store:?}");
+        assert!(
+            shown.contains("alerts") && !shown.contains("UzNDUjNU") && !shown.contains("83, 51"),
+            "{shown}"
+        );
+    }
+
+    #[test]
     fn connection_strings_give_endpoint_account_and_key() {
         let Ok((e, a, _)) = parse_connection_string(
             "DefaultEndpointsProtocol=https;AccountName=reflexsa;AccountKey=a2V5a2V5;EndpointSuffix=core.windows.net",

@@ -164,6 +164,15 @@ mod tests {
         Instant::now() + Duration::from_secs(secs)
     }
 
+    #[test]
+    fn the_webhook_debug_never_shows_the_url() {
+        let hook = SlackWebhook::new(Secret::new(
+            "https://hooks.slack.com/services/T0001/B0001/S3CR3TS3CR3T",
+        ));
+        let shown = format!("{hook:?}");
+        assert!(!shown.contains("S3CR3T"), "{shown}");
+    }
+
     #[tokio::test]
     async fn posts_block_kit_json_to_the_webhook() {
         let sink = SlackSink::start().await;

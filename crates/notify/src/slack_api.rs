@@ -211,3 +211,21 @@ impl SlackApi {
             .map(|(_, a)| a)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_api_client_debug_never_shows_the_token() {
+        let api = SlackApi::with_token(
+            "https://slack.com/api",
+            Secret::new("xoxb-1111-S3CR3TS3CR3T"),
+        );
+        let shown = format!("{api:?}");
+        assert!(
+            shown.contains("https://slack.com/api") && !shown.contains("S3CR3T"),
+            "{shown}"
+        );
+    }
+}
