@@ -367,6 +367,15 @@ pub fn is_instance_id(s: &str) -> bool {
     })
 }
 
+/// Whether `s` is a security-group id: `sg-` and 8 or 17 lower-case hex digits.
+pub fn is_security_group_id(s: &str) -> bool {
+    s.strip_prefix("sg-").is_some_and(|h| {
+        (h.len() == 8 || h.len() == 17)
+            && h.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
+}
+
 /// Whether `s` is an AWS region code, `^[a-z]{2}(-[a-z]+)+-\d$` (`eu-west-1`,
 /// `us-gov-west-1`, `ap-southeast-5`). Only such a region goes into a console host.
 pub fn is_region(s: &str) -> bool {
@@ -555,6 +564,10 @@ mod tests {
         ] {
             assert!(!is_instance_id(bad), "{bad}");
         }
+        assert!(
+            is_security_group_id("sg-0123456789abcdef0") && is_security_group_id("sg-01234567")
+        );
+        assert!(!is_security_group_id("sg-x") && !is_security_group_id("sg-0123456789abcdef0 "));
         for r in ["eu-west-1", "us-gov-west-1", "ap-southeast-5", "cn-north-1"] {
             assert!(is_region(r), "{r}");
         }

@@ -290,6 +290,12 @@ pub fn parse(env: &EventBridgeEvent<Value>) -> Result<Parsed, ParseError> {
             ));
         }
     };
+    check_ids(
+        &group_id,
+        d.aws_region.as_deref(),
+        "detail.requestParameters.groupId",
+        "detail.awsRegion",
+    )?;
     let mut s = signal(env, trigger, SignalKind::IngressOpened { group_id, opened });
     s.event_id = d.event_id.or(s.event_id);
     s.region = d.aws_region.or(s.region);
@@ -313,6 +319,32 @@ fn ignored(trigger: String, reason: &str) -> Parsed {
 }
 
 type Opened = (String, Vec<OpenedRule>);
+
+/// The group id and region go into API calls and console links: they must match their
+/// formats exactly, or the event is bad input.
+pub(crate) fn check_ids(
+    group_id: &str,
+    region: Option<&str>,
+    group_at: &str,
+    region_at: &str,
+) -> Result<(), ParseError> {
+    if !reflex_core::ids::is_security_group_id(group_id) {
+        return Err(ParseError::at(
+            group_at,
+            format!(
+                "`{}` is not a security-group id (sg-…)",
+                group_id.escape_debug()
+            ),
+        ));
+    }
+    if let Some(r) = region.filter(|r| !reflex_core::ids::is_region(r)) {
+        return Err(ParseError::at(
+            region_at,
+            format!("`{}` is not an AWS region", r.escape_debug()),
+        ));
+    }
+    Ok(())
+}
 
 fn authorize(request: Value, response: Option<Value>) -> Result<Opened, ParseError> {
     const REQ: &str = "detail.requestParameters";

@@ -123,6 +123,12 @@ pub fn parse(env: &EventBridgeEvent<Value>) -> Result<Parsed, ParseError> {
                 "missing: which group is non-compliant?",
             )
         })?;
+    super::cloudtrail::check_ids(
+        &group_id,
+        d.aws_region.as_deref(),
+        "detail.resourceId",
+        "detail.awsRegion",
+    )?;
     let mut s = signal(
         env,
         trigger,
