@@ -11,7 +11,7 @@ use reflex_testkit::arm::{IDENTITY_HEADER, entra_token, nsg_doc};
 use reflex_testkit::{ArmFake, ArmReply, SlackSink};
 use serde_json::{Value, json};
 
-use crate::support::{Host, events_dir, host};
+use crate::support::{Host, action_statuses as statuses, events_dir, host};
 
 const NSG: &str = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-web/providers/Microsoft.Network/networkSecurityGroups/nsg-web";
 
@@ -108,19 +108,6 @@ impl Azure {
             .map(|r| format!("{} {}", r.method, r.path))
             .collect()
     }
-}
-
-/// `(action, status)` for each action of the outcome.
-fn statuses(outcome: &Value) -> Vec<(String, String)> {
-    outcome["actions"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|a| {
-            let s = |k: &str| a[k].as_str().unwrap_or_default().to_string();
-            (s("action"), s("status"))
-        })
-        .collect()
 }
 
 #[tokio::test]

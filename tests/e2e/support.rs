@@ -214,6 +214,19 @@ pub fn cloudtrail(case: &str, group: &str, ids: &[&str]) -> Vec<u8> {
     serde_json::to_vec(&v).unwrap()
 }
 
+/// `(action, status)` of each action of an outcome.
+pub fn action_statuses(outcome: &Value) -> Vec<(String, String)> {
+    outcome["actions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|a| {
+            let s = |k: &str| a[k].as_str().unwrap_or_default().to_string();
+            (s("action"), s("status"))
+        })
+        .collect()
+}
+
 pub fn statuses(outcome: &Value) -> Vec<(String, String)> {
     outcome["actions"]
         .as_array()

@@ -8,20 +8,7 @@ use reflex_testkit::arm::{IDENTITY_HEADER, nsg_doc};
 use reflex_testkit::{ArmFake, ArmReply, SlackSink, Witness};
 use serde_json::{Value, json};
 
-use crate::support::{events_dir, host, world};
-
-/// `(action, status)` of each action.
-fn statuses(outcome: &Value) -> Vec<(String, String)> {
-    outcome["actions"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|a| {
-            let s = |k: &str| a[k].as_str().unwrap_or_default().to_string();
-            (s("action"), s("status"))
-        })
-        .collect()
-}
+use crate::support::{action_statuses as statuses, events_dir, host, world};
 
 const SUB: &str = "00000000-0000-0000-0000-000000000000";
 
@@ -161,7 +148,11 @@ async fn nsg_host(
         ("IDENTITY_HEADER".to_string(), IDENTITY_HEADER.to_string()),
         ("REFLEX_SLACK_WEBHOOK_URL".to_string(), slack.webhook_url()),
     ];
-    pairs.extend(extra.iter().map(|(k, v)| ((*k).to_string(), (*v).to_string())));
+    pairs.extend(
+        extra
+            .iter()
+            .map(|(k, v)| ((*k).to_string(), (*v).to_string())),
+    );
     let env: std::collections::HashMap<String, String> = pairs.into_iter().collect();
     let lookup = move |k: &str| env.get(k).cloned();
     let deps = close_open_ports::Deps::from_lookup(&lookup).await.unwrap();
@@ -176,7 +167,10 @@ async fn post(url: &str, body: Vec<u8>) -> (u16, Value) {
         .send()
         .await
         .unwrap();
-    (res.status().as_u16(), res.json().await.unwrap_or(Value::Null))
+    (
+        res.status().as_u16(),
+        res.json().await.unwrap_or(Value::Null),
+    )
 }
 
 /// An NSG write alert (the whole NSG is judged).
@@ -220,14 +214,16 @@ async fn an_nsg_outside_reflex_azure_scopes_is_left_alone() {
     let arm = ArmFake::start().await;
     let slack = SlackSink::start().await;
     let other = format!("/subscriptions/{SUB}/resourceGroups/rg-other");
-    let server = nsg_host(
-        &arm,
-        &slack,
-        &[("allow-ssh-any", &["22"], &["*"])],
-        &[("REFLEX_AZURE_SCOPES", &other)],
-    )
-    .await;
-    let (status, outcome) = post(&server.url, nsg_write()).await;
+    let inside = format!("/subscriptions/{SUB}/resourceGroups/rg-web,{other}");
+    let run = |scopes: String| {
+        let (arm, slack) = (&arm, &slack);
+        async move {
+            let env = [("REFLEX_AZURE_SCOPES", scopes.as_str())];
+            let server = nsg_host(arm, slack, &[("allow-ssh-any", &["22"], &["*"])], &env).await;
+            post(&server.url, nsg_write()).await
+        }
+    };
+    let (status, outcome) = run(other.clone()).await;
     assert_eq!(status, 200, "{outcome}");
     assert!(
         outcome["ignored"]
@@ -239,15 +235,7 @@ async fn an_nsg_outside_reflex_azure_scopes_is_left_alone() {
     assert!(arm.requests().is_empty(), "not even read");
     assert!(slack.requests().is_empty());
     // Inside the scope it is acted on as before.
-    let inside = format!("/subscriptions/{SUB}/resourceGroups/rg-web,{other}");
-    let server = nsg_host(
-        &arm,
-        &slack,
-        &[("allow-ssh-any", &["22"], &["*"])],
-        &[("REFLEX_AZURE_SCOPES", &inside)],
-    )
-    .await;
-    let (_, outcome) = post(&server.url, nsg_write()).await;
+    let (_, outcome) = run(inside).await;
     assert_eq!(
         statuses(&outcome),
         [("delete_security_rule".to_string(), "done".to_string())],
@@ -337,12 +325,22 @@ async fn a_split_world_and_a_world_prefix_list_are_revoked_on_moto_and_an_office
         .unwrap()
         .iter()
         .filter(|a| a["action"] == "revoke_ingress" && a["status"] == "done")
-        .map(|a| a["detail"]["rule_id"].as_str().unwrap_or_default().to_string())
+        .map(|a| {
+            a["detail"]["rule_id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
         .collect();
     for id in [&low, &high, &v6] {
         assert!(revoked.contains(id), "{id} not revoked: {}", run.stdout);
     }
-    assert_eq!(revoked.len(), 4, "the three wide rules and the prefix-list rule: {}", run.stdout);
+    assert_eq!(
+        revoked.len(),
+        4,
+        "the three wide rules and the prefix-list rule: {}",
+        run.stdout
+    );
     let left: Vec<String> = w.rules(&g).await.into_iter().map(|(_, c)| c).collect();
     assert_eq!(left, ["10.0.0.0/8", "203.0.113.0/24"]);
 }
@@ -390,7 +388,10 @@ async fn an_alarm_named_to_ping_the_channel_reaches_slack_escaped() {
     let raw = &sent[0].raw;
     assert!(!raw.contains("<!channel>"), "{raw}");
     assert!(!raw.contains("<https://evil.example"), "{raw}");
-    assert!(raw.contains("&lt;!channel&gt;"), "the name is still shown: {raw}");
+    assert!(
+        raw.contains("&lt;!channel&gt;"),
+        "the name is still shown: {raw}"
+    );
     let mut found = Vec::new();
     urls(&sent[0].body, &mut found);
     for u in found {

@@ -72,12 +72,17 @@ pub fn duration(text: &str) -> Result<Duration, String> {
     let n: u64 = num
         .parse()
         .map_err(|_| format!("`{text}` is not a duration; use e.g. 500ms, 1s, 2m"))?;
+    let scale = |per: u64| n.checked_mul(per).map(Duration::from_secs);
     let d = match unit {
-        "ms" => Duration::from_millis(n),
-        "" | "s" => Duration::from_secs(n),
-        "m" => Duration::from_secs(n * 60),
-        "h" => Duration::from_secs(n * 3600),
+        "ms" => Some(Duration::from_millis(n)),
+        "" | "s" => Some(Duration::from_secs(n)),
+        "m" => scale(60),
+        "h" => scale(3600),
         _ => return Err(format!("`{text}`: the unit is one of ms, s, m, h")),
+    };
+    // A week is far beyond any interval or timeout the agent needs.
+    let Some(d) = d.filter(|d| *d <= Duration::from_secs(7 * 86_400)) else {
+        return Err(format!("`{text}`: at most 7 days"));
     };
     if d.is_zero() {
         return Err(format!("`{text}`: must be more than zero"));

@@ -136,20 +136,27 @@ pub fn number(
         })
 }
 
-/// `REFLEX_AZURE_SCOPES`: a comma-separated list of subscription or resource-group
-/// ids (`/subscriptions/{guid}[/resourceGroups/{name}]`). Empty when unset.
-pub fn azure_scopes(env: &impl Lookup) -> Result<Vec<crate::ids::AzureScope>, ConfigError> {
-    const NAME: &str = "REFLEX_AZURE_SCOPES";
-    let Some(v) = env.get(NAME) else {
+/// A comma-separated list, each item read by `parse` (whose error becomes the
+/// reason); empty when unset.
+pub fn list<T, E: std::fmt::Display>(
+    env: &impl Lookup,
+    name: &'static str,
+    parse: impl Fn(&str) -> Result<T, E>,
+) -> Result<Vec<T>, ConfigError> {
+    let Some(v) = env.get(name) else {
         return Ok(Vec::new());
     };
     v.split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
-        .map(|s| {
-            crate::ids::AzureScope::parse(s).map_err(|e| ConfigError::new(NAME, &v, e.to_string()))
-        })
+        .map(|s| parse(s).map_err(|e| ConfigError::new(name, &v, e.to_string())))
         .collect()
+}
+
+/// `REFLEX_AZURE_SCOPES`: a comma-separated list of subscription or resource-group
+/// ids (`/subscriptions/{guid}[/resourceGroups/{name}]`). Empty when unset.
+pub fn azure_scopes(env: &impl Lookup) -> Result<Vec<crate::ids::AzureScope>, ConfigError> {
+    list(env, "REFLEX_AZURE_SCOPES", crate::ids::AzureScope::parse)
 }
 
 /// A comma-separated CIDR list; unset gives `default`.

@@ -43,18 +43,7 @@ pub struct Config {
 
 /// A comma-separated list of ARM resource ids, each checked by its grammar.
 fn ids(env: &impl Lookup, name: &'static str) -> Result<Vec<String>, ConfigError> {
-    let Some(v) = env.get(name) else {
-        return Ok(Vec::new());
-    };
-    v.split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|id| {
-            ResourceId::parse(id)
-                .map(|r| r.to_string())
-                .map_err(|e| ConfigError::new(name, &v, e.to_string()))
-        })
-        .collect()
+    reflex_core::settings::list(env, name, |id| ResourceId::parse(id).map(|r| r.to_string()))
 }
 
 fn scope(env: &impl Lookup, name: &'static str) -> Result<Option<AzureScope>, ConfigError> {
