@@ -64,12 +64,16 @@ pub enum DeleteMode {
 /// A scripted answer for the next ARM request.
 #[derive(Debug, Clone)]
 pub enum ArmReply {
-    Throttled { retry_after_secs: u64 },
+    Throttled {
+        retry_after_secs: u64,
+    },
     Status(u16),
     Slow(Duration),
     /// 202 with `Azure-AsyncOperation` and `Location` set to this URL (any origin:
     /// tests check the client never follows it off ARM with its token).
-    Accepted { operation_url: String },
+    Accepted {
+        operation_url: String,
+    },
 }
 
 /// One request received.

@@ -84,15 +84,24 @@ mod tests {
     fn a_malformed_group_id_or_region_is_bad_input_naming_the_field() {
         let mut ct = fixture("cloudtrail/authorize-ssh-world-open.json");
         ct["detail"]["requestParameters"]["groupId"] = "sg-1?x=1".into();
-        let e = parse_ports_value(&ct).err().map(|e| e.to_string()).unwrap_or_default();
+        let e = parse_ports_value(&ct)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(e.starts_with("detail.requestParameters.groupId"), "{e}");
         let mut ct = fixture("cloudtrail/authorize-ssh-world-open.json");
         ct["detail"]["awsRegion"] = "evil.example#".into();
-        let e = parse_ports_value(&ct).err().map(|e| e.to_string()).unwrap_or_default();
+        let e = parse_ports_value(&ct)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(e.starts_with("detail.awsRegion"), "{e}");
         let mut cfg = fixture("config/restricted-ssh-noncompliant.json");
         cfg["detail"]["resourceId"] = "sg-../../x".into();
-        let e = parse_ports_value(&cfg).err().map(|e| e.to_string()).unwrap_or_default();
+        let e = parse_ports_value(&cfg)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(e.starts_with("detail.resourceId"), "{e}");
     }
 
