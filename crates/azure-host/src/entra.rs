@@ -302,10 +302,9 @@ impl EntraVerifier {
         if !res.status().is_success() {
             return Err(unavailable(format!("HTTP {}", res.status().as_u16())));
         }
-        let jwks: Jwks = res
-            .json()
-            .await
-            .map_err(|e| unavailable(e.without_url().to_string()))?;
+        let text = reflex_runtime::http::text_capped(res, reflex_runtime::http::MAX_BODY).await;
+        let jwks: Jwks =
+            serde_json::from_str(&text).map_err(|e| unavailable(format!("not a key set: {e}")))?;
         Ok(jwks
             .keys
             .into_iter()

@@ -267,7 +267,8 @@ impl ArmClient {
                 };
                 let status = res.status().as_u16();
                 let headers = res.headers().clone();
-                let text = res.text().await.unwrap_or_default();
+                let text =
+                    reflex_runtime::http::text_capped(res, reflex_runtime::http::MAX_BODY).await;
                 let body = serde_json::from_str(&text).unwrap_or(Value::Null);
                 let r = Response {
                     status,

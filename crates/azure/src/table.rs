@@ -217,7 +217,7 @@ impl TableStore {
                 header("x-ms-continuation-nextrowkey").unwrap_or_default(),
             )
         });
-        let text = resp.text().await.unwrap_or_default();
+        let text = reflex_runtime::http::text_capped(resp, reflex_runtime::http::MAX_BODY).await;
         let body = serde_json::from_str(&text).unwrap_or(Value::Null);
         match status {
             403 => Err(StoreError::new(

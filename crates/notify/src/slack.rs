@@ -76,7 +76,7 @@ impl SlackWebhook {
                 .get("retry-after")
                 .and_then(|v| v.to_str().ok()),
         );
-        let text = resp.text().await.unwrap_or_default();
+        let text = reflex_runtime::http::text_capped(resp, reflex_runtime::http::MAX_BODY).await;
         let text = url.redact(blockkit::truncate(text.trim(), 200).as_str());
         match status.as_u16() {
             200..=299 => Attempt::Delivered(()),

@@ -114,7 +114,7 @@ impl SlackApi {
                 .get("retry-after")
                 .and_then(|v| v.to_str().ok()),
         );
-        let text = resp.text().await.unwrap_or_default();
+        let text = reflex_runtime::http::text_capped(resp, reflex_runtime::http::MAX_BODY).await;
         match status {
             429 => {
                 return Attempt::RateLimited(

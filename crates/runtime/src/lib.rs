@@ -2,6 +2,7 @@
 //! telemetry in one place, the audit line, invocation deadlines, and the Lambda
 //! adapter that maps outcomes and errors onto Lambda's retry semantics.
 
+pub mod http;
 pub mod retry;
 
 use std::future::Future;
