@@ -417,8 +417,16 @@ fn durations_and_settings_are_checked() {
     assert!(duration("fast").unwrap_err().contains("not a duration"));
     assert!(duration("3d").unwrap_err().contains("the unit is one of"));
     // 2^64/60 minutes overflowed the multiplication (a panic in a debug build).
-    assert!(duration("307445734561825861m").unwrap_err().contains("at most 7 days"));
-    assert!(duration("18446744073709551615h").unwrap_err().contains("at most 7 days"));
+    assert!(
+        duration("307445734561825861m")
+            .unwrap_err()
+            .contains("at most 7 days")
+    );
+    assert!(
+        duration("18446744073709551615h")
+            .unwrap_err()
+            .contains("at most 7 days")
+    );
     let args = Args::try_parse_from(["reflex-agent", "--cloud", "azure"]).unwrap();
     let bad = reflex_core::settings::from_pairs(&[("REFLEX_DRAIN_POLICY", "reboot=later")]);
     assert!(
