@@ -251,7 +251,7 @@ async fn an_entry_that_could_not_be_made_leaves_a_record_the_sweep_drops() {
     assert_eq!(w.deps.store.list("ssh-block/").await.unwrap().len(), 1);
     tokio::time::sleep(Duration::from_millis(2100)).await;
     let inv = Invocation::with_budget(Duration::from_secs(5));
-    let swept = sweep(&w.deps, &inv).await.unwrap();
+    let swept = crate::sweep::sweep(&w.deps, &inv).await.unwrap();
     assert_eq!(
         actions(&swept),
         [(
