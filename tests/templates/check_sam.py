@@ -1514,7 +1514,7 @@ def _(ctx: Ctx) -> None:
     require(tables == sorted(TABLES), f"DynamoDB tables {tables}, expected {sorted(TABLES)}: block records go to {ALERT_TABLE}")
 
 
-@check("block-ssh-bruteforce parameters: SshLogGroupName, NaclRuleRange, SshSweepSchedule patterns; SshMaxFailures 1-100000, "
+@check("block-ssh-bruteforce parameters: SshLogGroupName, NaclRuleRange, SshSweepSchedule patterns; SshMaxFailures 1-1000, "
        "SshWindowSecs 1-86400, SshBlockSecs 1-2592000; SshBlockPrivate true/false")
 def _(ctx: Ctx) -> None:
     params = ctx.source.get("Parameters", {})
@@ -1539,7 +1539,7 @@ def _(ctx: Ctx) -> None:
         for v in bad:
             require(not re.fullmatch(pat, v), f"{name} AllowedPattern accepts {v!r}")
     # The function fails at cold start outside these ranges (reflex_core::settings::number).
-    for name, lo, hi in (("SshMaxFailures", 1, 100_000), ("SshWindowSecs", 1, 86_400), ("SshBlockSecs", 1, 30 * 86_400)):
+    for name, lo, hi in (("SshMaxFailures", 1, 1000), ("SshWindowSecs", 1, 86_400), ("SshBlockSecs", 1, 30 * 86_400)):
         p = params.get(name, {})
         require(p.get("Type") == "Number", f"{name} Type is {p.get('Type')!r}, expected Number")
         require(p.get("MinValue") == lo and p.get("MaxValue") == hi,
@@ -2872,7 +2872,7 @@ def _vpc_config(t: dict) -> dict:
 T_SSH_BUILD = "block-ssh-bruteforce is built by cargo-lambda from the workspace binary block-ssh-bruteforce"
 T_SSH_FN = "block-ssh-bruteforce is provided.al2023 / arm64 / bootstrap, 128 MB, 60 s"
 T_SSH_ENV = "block-ssh-bruteforce environment: exactly its REFLEX_* variables; state in alert-to-slack's table (no table of its own)"
-T_SSH_PARAMS = ("block-ssh-bruteforce parameters: SshLogGroupName, NaclRuleRange, SshSweepSchedule patterns; SshMaxFailures 1-100000, "
+T_SSH_PARAMS = ("block-ssh-bruteforce parameters: SshLogGroupName, NaclRuleRange, SshSweepSchedule patterns; SshMaxFailures 1-1000, "
                 "SshWindowSecs 1-86400, SshBlockSecs 1-2592000; SshBlockPrivate true/false")
 T_SSH_LOGS = ("block-ssh-bruteforce trigger: a CloudWatch Logs subscription on SshLogGroupName whose filter pattern passes every sshd line "
               "the function counts (fixtures included) and not the log group's other lines; invoke permission for that log group")

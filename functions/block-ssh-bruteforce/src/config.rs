@@ -81,7 +81,7 @@ impl Config {
             dry_run: flag(env, "REFLEX_DRY_RUN", false)?,
             policy: Policy {
                 // fail2ban's sshd jail: 5 failures in 10 minutes.
-                max_failures: usize::try_from(number(env, "REFLEX_SSH_MAX_FAILURES", 5, 100_000)?)
+                max_failures: usize::try_from(number(env, "REFLEX_SSH_MAX_FAILURES", 5, 1000)?)
                     .unwrap_or(5),
                 window_secs: i64::try_from(number(env, "REFLEX_SSH_WINDOW_SECS", 600, 86_400)?)
                     .unwrap_or(600),

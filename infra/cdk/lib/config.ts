@@ -197,7 +197,7 @@ const STRING_RULES: { [K in keyof ReflexSettings]?: { pattern?: RegExp; maxLengt
 /** Whole-number settings: [min, max]. */
 const NUMBER_RULES: { [K in keyof ReflexSettings]?: [number, number] } = {
   drainMaxConcurrent: [1, 1000],
-  sshMaxFailures: [1, 100_000],
+  sshMaxFailures: [1, 1000],
   sshWindowSecs: [1, 86_400],
   sshBlockSecs: [1, 30 * 86_400],
 };
