@@ -162,7 +162,14 @@ mod tests {
             Stage::Finished,
             Stage::Recovered,
         ] {
-            let payload = render(&message(stage, &m, HOSTILE, &[record.clone()], false, 0));
+            let payload = render(&message(
+                stage,
+                &m,
+                HOSTILE,
+                std::slice::from_ref(&record),
+                false,
+                0,
+            ));
             let text = payload.to_string();
             assert!(
                 !text.contains("<!channel>") && !text.contains("<https://evil.example"),
