@@ -2923,7 +2923,7 @@ MUTATIONS += [
     ("SshBlockPrivate accepts yes", lambda t: t["Parameters"]["SshBlockPrivate"].__setitem__("AllowedValues", ["true", "false", "yes"]), T_SSH_PARAMS),
     ("SshLogGroupName accepts a wildcard", lambda t: t["Parameters"]["SshLogGroupName"].__setitem__("AllowedPattern", "^.*$"), T_SSH_PARAMS),
     ("SshLogGroupName default /var/log/auth.log", lambda t: t["Parameters"]["SshLogGroupName"].__setitem__("Default", "/var/log/auth.log"), T_PARAMS),
-    ("SshMaxFailures default 5", lambda t: t["Parameters"]["SshMaxFailures"].__setitem__("Default", 5), T_PARAMS),
+    ("SshMaxFailures default 10 (the old default, twice fail2ban's)", lambda t: t["Parameters"]["SshMaxFailures"].__setitem__("Default", 10), T_PARAMS),
     ("NaclRuleRange in no ParameterGroup", lambda t: _remove_from_group(t, "NaclRuleRange"), T_GROUPS),
     ("VpcRouteTableIds in no ParameterGroup", lambda t: _remove_from_group(t, "VpcRouteTableIds"), T_GROUPS),
     # the subscription
