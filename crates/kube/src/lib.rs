@@ -15,6 +15,9 @@ use serde_json::{Value, json};
 /// The taint Reflex adds when it cordons a node. Its presence is how recovery knows
 /// the cordon is Reflex's (an operator's cordon is left alone).
 pub const MARKER_TAINT: &str = "reflex.dev/draining";
+/// Set on a node Reflex cordoned while it was already unschedulable (an operator's
+/// cordon): recovery then removes only Reflex's taint and leaves the node cordoned.
+pub const WAS_CORDONED: &str = "reflex.dev/was-unschedulable";
 /// kubelet's annotation on static (mirror) pods, which the API cannot evict.
 const MIRROR_ANNOTATION: &str = "kubernetes.io/config.mirror";
 /// The grace period a pod gets when its spec gives none.
@@ -57,8 +60,9 @@ pub trait Nodes: Send + Sync {
     /// Evicts every evictable pod on the node, retrying PDB refusals until `deadline`;
     /// grace periods are clamped to the time left.
     async fn evict(&self, node: &str, deadline: Instant) -> Result<Evictions, CloudError>;
-    /// Removes the marker and makes the node schedulable again. `false` (and nothing
-    /// changed) when the node does not carry the marker.
+    /// Removes the marker and makes the node schedulable again, unless it was
+    /// cordoned before Reflex cordoned it ([`WAS_CORDONED`]): then it stays cordoned.
+    /// `false` (and nothing changed) when the node does not carry the marker.
     async fn uncordon(&self, node: &str) -> Result<bool, CloudError>;
 }
 
@@ -226,6 +230,7 @@ impl Nodes for KubeNodes {
 
     async fn cordon(&self, node: &str, reason: &str) -> Result<(), CloudError> {
         let current = self.nodes().get(node).await.map_err(|e| cloud(&e))?;
+        let before = view(&current);
         let mut taints: Vec<Value> = current
             .spec
             .and_then(|s| s.taints)
@@ -235,7 +240,12 @@ impl Nodes for KubeNodes {
             .filter_map(|t| serde_json::to_value(t).ok())
             .collect();
         taints.push(json!({"key": MARKER_TAINT, "value": reason, "effect": "NoSchedule"}));
-        let patch = json!({"spec": {"unschedulable": true, "taints": taints}});
+        let mut patch = json!({"spec": {"unschedulable": true, "taints": taints}});
+        // Someone else's cordon (not a repeat of ours): remember it, so that
+        // recovery leaves the node as the operator left it.
+        if before.unschedulable && !before.marked {
+            patch["metadata"] = json!({"annotations": {WAS_CORDONED: "true"}});
+        }
         self.nodes()
             .patch(node, &PatchParams::default(), &Patch::Merge(&patch))
             .await
@@ -310,6 +320,11 @@ impl Nodes for KubeNodes {
 
     async fn uncordon(&self, node: &str) -> Result<bool, CloudError> {
         let current = self.nodes().get(node).await.map_err(|e| cloud(&e))?;
+        let operators = current
+            .metadata
+            .annotations
+            .as_ref()
+            .is_some_and(|a| a.contains_key(WAS_CORDONED));
         let taints = current.spec.and_then(|s| s.taints).unwrap_or_default();
         if !taints.iter().any(|t| t.key == MARKER_TAINT) {
             return Ok(false);
@@ -319,7 +334,12 @@ impl Nodes for KubeNodes {
             .filter(|t| t.key != MARKER_TAINT)
             .filter_map(|t| serde_json::to_value(t).ok())
             .collect();
-        let patch = json!({"spec": {"unschedulable": null, "taints": kept}});
+        // An operator's cordon stays: only Reflex's taint and note go.
+        let patch = if operators {
+            json!({"metadata": {"annotations": {WAS_CORDONED: null}}, "spec": {"taints": kept}})
+        } else {
+            json!({"spec": {"unschedulable": null, "taints": kept}})
+        };
         self.nodes()
             .patch(node, &PatchParams::default(), &Patch::Merge(&patch))
             .await
