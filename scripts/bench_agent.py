@@ -84,7 +84,7 @@ def main():
                 raise SystemExit(f"bench: the drain hook did not start for {event_id} within 10 s")
             latencies.append(started - t0)
             put_state(base, {"azure_events": []})
-            time.sleep(1.2)  # the agent sees the event leave
+            time.sleep(3.5)  # the agent sees the event leave (three polls, --gone-after)
         status = Path(f"/proc/{agent.pid}/status").read_text()
         hwm = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:"))
         latencies.sort()

@@ -62,6 +62,10 @@ pub struct Args {
     /// Handle what is pending, then exit (tests, cron).
     #[arg(long)]
     pub once: bool,
+    /// An event is over only after it is missing from this many polls in a row (one
+    /// empty answer in the middle of a maintenance is not its end).
+    #[arg(long, default_value_t = crate::watch::DEFAULT_GONE_AFTER, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub gone_after: u32,
 }
 
 /// `500ms`, `1s`, `2m`, `1h`; a bare number is seconds.
@@ -118,8 +122,10 @@ impl Args {
             drain_cmd: self.drain_hook.clone(),
             recover_cmd: self.recover_hook.clone(),
             url: self.drain_url.clone(),
-            url_key: env.get("REFLEX_AGENT_FUNCTION_KEY").map(Secret::new),
+            url_key: env.get(crate::hooks::FUNCTION_KEY_VAR).map(Secret::new),
             http: self.drain_url.as_ref().map(|_| http),
+            key_for_hooks: reflex_core::settings::flag(env, "REFLEX_AGENT_HOOKS_GET_KEY", false)
+                .map_err(|e| e.to_string())?,
         };
         Ok(Watcher::new(
             source,
@@ -128,6 +134,7 @@ impl Args {
             Journal::new(self.log_file.clone()),
             self.state_file.clone(),
             self.hook_timeout,
-        ))
+        )
+        .with_gone_after(self.gone_after))
     }
 }

@@ -37,7 +37,14 @@ pub struct Hooks {
     /// Sent as `x-functions-key` (Azure Functions key), when set.
     pub url_key: Option<Secret>,
     pub http: Option<reqwest::Client>,
+    /// `REFLEX_AGENT_HOOKS_GET_KEY=true`: the hook commands see
+    /// `REFLEX_AGENT_FUNCTION_KEY` in their environment. Off by default: a hook is
+    /// often a script someone else wrote, and the key lets anyone drain nodes.
+    pub key_for_hooks: bool,
 }
+
+/// The setting that holds the drain function's key.
+pub const FUNCTION_KEY_VAR: &str = "REFLEX_AGENT_FUNCTION_KEY";
 
 impl std::fmt::Debug for Hooks {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -121,7 +128,8 @@ impl Hooks {
     ) -> Result<String, String> {
         let mut done = Vec::new();
         if let Some(cmd) = self.command(hook) {
-            run_command(cmd, &env(hook, node, seen), &seen.raw, timeout).await?;
+            let key = self.url_key.as_ref().filter(|_| self.key_for_hooks);
+            run_command(cmd, &env(hook, node, seen), key, &seen.raw, timeout).await?;
             done.push("command");
         }
         if let (Some(url), Some(http)) = (&self.url, &self.http) {
@@ -163,13 +171,22 @@ impl Hooks {
     }
 }
 
+/// Runs `cmd` with the event's variables. The function key the agent may hold in its
+/// own environment is never inherited; the hook gets it only as `key` (when
+/// `REFLEX_AGENT_HOOKS_GET_KEY=true`).
 async fn run_command(
     cmd: &str,
     env: &[(&'static str, String)],
+    key: Option<&Secret>,
     event: &Value,
     timeout: Duration,
 ) -> Result<(), String> {
-    let mut child = tokio::process::Command::new("/bin/sh")
+    let mut command = tokio::process::Command::new("/bin/sh");
+    command.env_remove(FUNCTION_KEY_VAR);
+    if let Some(k) = key {
+        command.env(FUNCTION_KEY_VAR, k.expose());
+    }
+    let mut child = command
         .arg("-c")
         .arg(cmd)
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))

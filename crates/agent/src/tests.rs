@@ -112,8 +112,27 @@ async fn an_azure_redeploy_is_logged_drained_then_approved_then_recovered() {
     w.tick().await.unwrap();
     assert!(has(&w, "event_status", "E-1"));
     assert_eq!(imds.approvals().len(), 1);
-    // Over: IMDS drops the event; the agent recovers the node and forgets the event.
+    // One answer without the event in the middle of the maintenance is not its end:
+    // nothing is recovered, and the event is back at the next poll.
+    let listed = imds.event("E-1").unwrap();
     imds.remove_event("E-1");
+    w.tick().await.unwrap();
+    assert!(has(&w, "event_absent", "E-1"));
+    assert_eq!(
+        hook_lines(&dir).len(),
+        1,
+        "not recovered on one empty answer"
+    );
+    imds.put_event(listed);
+    w.tick().await.unwrap();
+    assert_eq!(w.tracked()["E-1"].absent_polls, 0);
+    // Over: IMDS drops the event for three polls in a row (the default
+    // --gone-after); the agent recovers the node and forgets the event.
+    imds.remove_event("E-1");
+    for _ in 0..2 {
+        w.tick().await.unwrap();
+        assert_eq!(hook_lines(&dir).len(), 1);
+    }
     w.tick().await.unwrap();
     assert_eq!(
         hook_lines(&dir),
@@ -133,6 +152,9 @@ async fn an_azure_redeploy_is_logged_drained_then_approved_then_recovered() {
             "drain_done",
             "approved",
             "event_status",
+            "event_absent",
+            "event_absent",
+            "event_absent",
             "event_gone",
             "recover_started",
             "recover_done"
@@ -264,7 +286,9 @@ async fn a_failed_drain_is_not_approved_and_the_hook_is_bounded_by_not_before() 
     );
     // The drain may have half-happened: the recover hook still runs at the end.
     imds.remove_event("E-4");
-    w.tick().await.unwrap();
+    for _ in 0..3 {
+        w.tick().await.unwrap();
+    }
     assert_eq!(
         hook_lines(&dir),
         ["recover E-4 reboot Reboot scheduled vm-web-1"]
@@ -322,7 +346,9 @@ async fn a_restart_still_recovers_what_was_drained() {
     // The VM was redeployed; a new agent process starts and the event is gone.
     imds.remove_event("E-5");
     let mut after = watcher(&imds, "azure", &args, &[]);
-    after.tick().await.unwrap();
+    for _ in 0..3 {
+        after.tick().await.unwrap();
+    }
     assert_eq!(hook_lines(&dir).len(), 2);
     assert!(hook_lines(&dir)[1].starts_with("recover E-5 redeploy"));
     assert!(after.tracked().is_empty());
@@ -371,7 +397,9 @@ async fn aws_spot_maintenance_and_rebalance_notices_go_through_imdsv2() {
     assert!(has(&w, "ignored", "rebalance:2026-11-24T10:10:00Z"));
     assert!(imds.approvals().is_empty());
     imds.set_spot(None);
-    w.tick().await.unwrap();
+    for _ in 0..3 {
+        w.tick().await.unwrap();
+    }
     assert!(hook_lines(&dir)[1].starts_with("recover spot:2026-11-24T10:17:00Z"));
     // One session token served every call.
     assert_eq!(imds.tokens_issued(), 1);

@@ -15,6 +15,9 @@ use crate::source::{PollError, Seen, Source};
 pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// How many times a failed recover hook is tried again (once per poll).
 const RECOVER_ATTEMPTS: u32 = 3;
+/// How many polls in a row an event must be missing before it counts as over: one
+/// empty IMDS answer in the middle of a maintenance is not its end.
+pub const DEFAULT_GONE_AFTER: u32 = 3;
 
 /// What the agent knows about one event; kept in the state file so that a restart
 /// (the VM rebooted for the event) still recovers what it drained.
@@ -29,6 +32,9 @@ pub struct Tracked {
     /// Set once the wait for a `before:` rule was logged.
     pub scheduled: bool,
     pub recover_attempts: u32,
+    /// Polls in a row that did not list the event.
+    #[serde(default)]
+    pub absent_polls: u32,
 }
 
 impl Tracked {
@@ -42,6 +48,7 @@ impl Tracked {
             ignored: false,
             scheduled: false,
             recover_attempts: 0,
+            absent_polls: 0,
         }
     }
 
@@ -69,6 +76,7 @@ pub struct Watcher {
     node: Option<String>,
     state_file: Option<PathBuf>,
     hook_timeout: Duration,
+    gone_after: u32,
 }
 
 fn epoch_now() -> i64 {
@@ -106,7 +114,14 @@ impl Watcher {
             node: None,
             state_file,
             hook_timeout,
+            gone_after: DEFAULT_GONE_AFTER,
         }
+    }
+
+    /// An event ends after missing from this many polls in a row (at least 1).
+    pub fn with_gone_after(mut self, polls: u32) -> Self {
+        self.gone_after = polls.max(1);
+        self
     }
 
     /// The events being tracked, by id.
@@ -139,6 +154,7 @@ impl Watcher {
                     self.tracked.insert(id.clone(), Tracked::new(s));
                 }
                 Some(t) => {
+                    t.absent_polls = 0;
                     let (was, now) = (t.maintenance.phase, s.maintenance.phase);
                     t.maintenance = s.maintenance.clone();
                     t.raw = s.raw.clone();
@@ -158,6 +174,20 @@ impl Watcher {
             .cloned()
             .collect();
         for id in gone {
+            let Some(t) = self.tracked.get_mut(&id) else {
+                continue;
+            };
+            t.absent_polls = t.absent_polls.saturating_add(1);
+            if t.absent_polls < self.gone_after {
+                let (n, of) = (t.absent_polls, self.gone_after);
+                let seen = t.seen();
+                self.journal.event(
+                    "event_absent",
+                    &seen,
+                    &format!("not listed in {n} of {of} polls in a row"),
+                );
+                continue;
+            }
             self.leave(&node, &id).await;
         }
         if self.tracked != before {

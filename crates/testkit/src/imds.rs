@@ -325,6 +325,12 @@ impl ImdsFake {
         set_events(&mut inner, events);
     }
 
+    /// The event with this id, as listed now.
+    pub fn event(&self, id: &str) -> Option<Value> {
+        let inner = self.shared.lock().unwrap();
+        inner.events.iter().find(|e| e["EventId"] == id).cloned()
+    }
+
     /// Takes an event out of the document, as IMDS does once it is over.
     pub fn remove_event(&self, id: &str) {
         let mut inner = self.shared.lock().unwrap();
