@@ -787,7 +787,9 @@ async fn the_agent_drains_through_the_function_then_approves_and_recovers() {
     );
 
     imds.remove_event("E-77");
-    agent.tick().await.unwrap();
+    for _ in 0..3 {
+        agent.tick().await.unwrap();
+    }
     assert_eq!(
         admin_states(&arm)[0],
         ("vm-web-1".into(), Some("None".into()))
@@ -867,6 +869,171 @@ async fn every_fixture_and_broken_payload_is_handled_or_refused_in_one_line() {
         assert!(run.stderr.contains(says), "{says}: {}", run.stderr);
     }
     assert!(w.slack.requests().is_empty());
+}
+
+/// An operator cordoned the node before the maintenance: Reflex drains it (its own
+/// taint on top) and recovery takes only Reflex's taint away; the node stays
+/// cordoned, as the operator left it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operators_cordon_survives_the_drain_and_the_recovery() {
+    let arm = ArmFake::start().await;
+    let kube = KubeFake::start().await;
+    azure_world(&arm, &kube);
+    let mut node = node_doc("aks-web-1", &format!("azure://{}", vm_id("vm-web-1")));
+    node["spec"]["unschedulable"] = true.into();
+    kube.add_node(node);
+    let imds = ImdsFake::start("vm-web-1").await;
+    let (arm_url, kube_url) = (arm.endpoint(), kube.url());
+    let settings = [
+        ("REFLEX_ARM_ENDPOINT", arm_url.as_str()),
+        ("REFLEX_ARM_TOKEN", "test-token"),
+        ("REFLEX_AZURE_LB_POOLS", POOL),
+        ("REFLEX_KUBE_API_URL", kube_url.as_str()),
+        ("REFLEX_KUBE_TOKEN", "kube-token"),
+    ];
+    let host = drain_host(&settings).await;
+    let url = format!("{}/api/drain-before-maintenance", host.url);
+    let args = reflex_agent::Args::try_parse_from([
+        "reflex-agent",
+        "--cloud",
+        "azure",
+        "--drain-url",
+        &url,
+    ])
+    .unwrap();
+    let imds_url = imds.endpoint();
+    let mut agent = args
+        .watcher(&reflex_core::settings::from_pairs(&[(
+            "REFLEX_IMDS_ENDPOINT",
+            imds_url.as_str(),
+        )]))
+        .unwrap();
+    imds.put_event(azure_event(
+        "E-78",
+        "Redeploy",
+        "vm-web-1",
+        &not_before_in(600),
+        -1,
+    ));
+    agent.tick().await.unwrap();
+    assert_eq!(imds.approvals(), ["E-78"]);
+    let drained = kube.node("aks-web-1").unwrap();
+    assert_eq!(drained["spec"]["unschedulable"], true);
+    assert!(
+        drained["spec"]["taints"]
+            .to_string()
+            .contains("reflex.dev/draining")
+    );
+
+    imds.remove_event("E-78");
+    for _ in 0..3 {
+        agent.tick().await.unwrap();
+    }
+    let after = kube.node("aks-web-1").unwrap();
+    assert_eq!(
+        after["spec"]["unschedulable"], true,
+        "the operator's cordon stays: {after}"
+    );
+    assert!(
+        !after["spec"]["taints"]
+            .to_string()
+            .contains("reflex.dev/draining"),
+        "{after}"
+    );
+    assert!(
+        after["metadata"]["annotations"]
+            .get("reflex.dev/was-unschedulable")
+            .is_none(),
+        "{after}"
+    );
+    assert_eq!(
+        admin_states(&arm)[0],
+        ("vm-web-1".into(), Some("None".into())),
+        "the load balancer is still restored"
+    );
+}
+
+/// An event (here the agent's call) lists two VMs but names one: each target is
+/// checked on its own tags. The untagged VM's Kubernetes node is not cordoned and its
+/// address stays in the pool; the outcome shows the decision per target.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_targets_that_opted_in_are_drained() {
+    let arm = ArmFake::start().await;
+    let kube = KubeFake::start().await;
+    azure_world(&arm, &kube);
+    arm_put(
+        &arm,
+        &vm_id("vm-web-2"),
+        json!({"name": "vm-web-2", "tags": {}, "properties": {"networkProfile": {"networkInterfaces": [{"id": nic("vm-web-2")}]}}}),
+    );
+    kube.add_node(node_doc(
+        "aks-web-2",
+        &format!("azure://{}", vm_id("vm-web-2")),
+    ));
+    let (arm_url, kube_url) = (arm.endpoint(), kube.url());
+    let host = drain_host(&[
+        ("REFLEX_ARM_ENDPOINT", arm_url.as_str()),
+        ("REFLEX_ARM_TOKEN", "test-token"),
+        ("REFLEX_AZURE_LB_POOLS", POOL),
+        ("REFLEX_KUBE_API_URL", kube_url.as_str()),
+        ("REFLEX_KUBE_TOKEN", "kube-token"),
+    ])
+    .await;
+    let call = json!({"source": "reflex-agent", "action": "drain", "maintenance": {
+        "cloud": "azure", "id": "E-90", "kind": "redeploy", "phase": "scheduled",
+        "targets": ["vm-web-1", "vm-web-2"], "not_before": null, "duration_secs": null,
+        "description": null, "lifecycle": null, "trigger": "azure.imds/redeploy",
+        "scope": vm_id("vm-web-1")}});
+    let res = reqwest::Client::new()
+        .post(format!("{}/api/drain-before-maintenance", host.url))
+        .json(&call)
+        .send()
+        .await
+        .unwrap();
+    let outcome: Value = res.json().await.unwrap();
+    assert_eq!(
+        admin_states(&arm),
+        [
+            ("vm-web-1".to_string(), Some("Down".to_string())),
+            ("vm-web-2".to_string(), None)
+        ],
+        "{outcome}"
+    );
+    assert_eq!(
+        kube.node("aks-web-1").unwrap()["spec"]["unschedulable"],
+        true
+    );
+    assert!(
+        kube.node("aks-web-2").unwrap()["spec"]
+            .get("unschedulable")
+            .is_none(),
+        "the untagged VM's node is left alone: {outcome}"
+    );
+    let decisions: Vec<(String, String)> = outcome["observed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            (
+                o["node"].as_str().unwrap().to_string(),
+                o["decision"]["verdict"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        decisions,
+        [
+            ("vm-web-1".to_string(), "drain".to_string()),
+            ("vm-web-2".to_string(), "ignore".to_string())
+        ]
+    );
+    assert!(
+        outcome["observed"][1]["decision"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("has not opted in"),
+        "{outcome}"
+    );
 }
 
 /// The function behind the Azure host (in process, memory store), with `settings`.

@@ -37,6 +37,9 @@ pub struct Config {
     /// `REFLEX_AZURE_SCOPES`: when set, VMs outside these subscriptions or resource
     /// groups are left alone.
     pub azure_scopes: Vec<AzureScope>,
+    /// `REFLEX_DRAIN_ACK_WHEN_NOTHING` (default false): acknowledge an Azure
+    /// maintenance of an opted-in VM that is in no pool or cluster.
+    pub ack_when_nothing: bool,
     pub store: StoreSetting,
     pub reporting: Reporting,
 }
@@ -70,6 +73,7 @@ impl Config {
             azure_pools: ids(env, "REFLEX_AZURE_LB_POOLS")?,
             azure_vm_scope: scope(env, "REFLEX_AZURE_VM_SCOPE")?,
             azure_scopes: reflex_core::settings::azure_scopes(env)?,
+            ack_when_nothing: flag(env, "REFLEX_DRAIN_ACK_WHEN_NOTHING", false)?,
             store: StoreSetting::from_lookup(env)?,
             reporting: Reporting::from_lookup(env)?,
         })

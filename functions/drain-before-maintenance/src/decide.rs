@@ -197,6 +197,10 @@ pub struct Rules<'a> {
     pub policy: &'a DrainPolicy,
     pub opt_in: &'a Tag,
     pub exempt: &'a Tag,
+    /// `REFLEX_DRAIN_ACK_WHEN_NOTHING`: approve an Azure maintenance even when the
+    /// node is in no target group, Auto Scaling group, backend pool or cluster. Off:
+    /// an early start for nothing could overtake the VM's own agent hook.
+    pub ack_when_nothing: bool,
 }
 
 fn step(step: Step, reason: impl Into<String>) -> Planned {
@@ -327,7 +331,17 @@ fn drain(m: &Maintenance, rules: Rules<'_>, o: &Observed, now: i64) -> Decision 
         .record
         .as_ref()
         .is_some_and(|r| r.acknowledged && r.event == m.id);
-    if let Some(owner) = o.owner.as_ref().filter(|_| ackable(m) && !acked) {
+    // Something to take out of service (now, or already out): only then does an
+    // approval stand for a drain.
+    let drainable = !o.registrations.is_empty()
+        || o.asg.is_some()
+        || !o.pools.is_empty()
+        || o.kube_node.is_some();
+    if let Some(owner) = o
+        .owner
+        .as_ref()
+        .filter(|_| ackable(m) && !acked && (drainable || rules.ack_when_nothing))
+    {
         finish.push(step(
             Step::Acknowledge {
                 owner: owner.clone(),
@@ -337,8 +351,13 @@ fn drain(m: &Maintenance, rules: Rules<'_>, o: &Observed, now: i64) -> Decision 
         ));
     }
     if steps.is_empty() && finish.is_empty() {
+        let not_acked = if ackable(m) && !acked && o.owner.is_some() {
+            " (not acknowledged: set REFLEX_DRAIN_ACK_WHEN_NOTHING=true to approve such events)"
+        } else {
+            ""
+        };
         return Decision::Ignore(format!(
-            "nothing to drain: {} is in no target group, Auto Scaling group, backend pool or cluster",
+            "nothing to drain: {} is in no target group, Auto Scaling group, backend pool or cluster{not_acked}",
             o.node
         ));
     }
@@ -495,6 +514,7 @@ mod tests {
                 policy: &self.0,
                 opt_in: &self.1,
                 exempt: &self.2,
+                ack_when_nothing: false,
             }
         }
     }
@@ -586,6 +606,48 @@ mod tests {
         m.trigger = "azure.imds/redeploy".into();
         assert!(
             !names(&decide(&m, Intent::Drain, rules, &obs, NOW)).contains(&"acknowledge_event")
+        );
+    }
+
+    #[test]
+    fn a_vm_in_no_pool_or_cluster_is_not_acknowledged_unless_configured() {
+        let fix = Defaults::new();
+        let mut m = spot();
+        m.cloud = "azure".into();
+        m.kind = MaintenanceKind::Redeploy;
+        m.trigger = "azure.eventgrid/x".into();
+        let obs = Observed {
+            registrations: vec![],
+            asg: None,
+            owner: Some("/subscriptions/s/vm".into()),
+            ..opted_in()
+        };
+        let d = decide(&m, Intent::Drain, fix.rules(), &obs, NOW);
+        assert!(
+            matches!(d, Decision::Ignore(ref r) if r.contains("not acknowledged") && r.contains("REFLEX_DRAIN_ACK_WHEN_NOTHING")),
+            "{d:?}"
+        );
+        let opted = Rules {
+            ack_when_nothing: true,
+            ..fix.rules()
+        };
+        assert_eq!(
+            names(&decide(&m, Intent::Drain, opted, &obs, NOW)),
+            ["acknowledge_event"]
+        );
+        // Already out of its pool (Down from an earlier delivery): the approval stands
+        // for a drain, so it is sent.
+        let out = Observed {
+            pools: vec![Pool {
+                pool: "/subscriptions/s/pool".into(),
+                addresses: vec!["a1".into()],
+                down: true,
+            }],
+            ..obs
+        };
+        assert_eq!(
+            names(&decide(&m, Intent::Drain, fix.rules(), &out, NOW)),
+            ["acknowledge_event"]
         );
     }
 

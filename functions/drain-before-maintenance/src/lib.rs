@@ -118,6 +118,7 @@ impl Deps {
             policy: &self.config.policy,
             opt_in: &self.config.opt_in,
             exempt: &self.config.exempt,
+            ack_when_nothing: self.config.ack_when_nothing,
         }
     }
 }
@@ -325,8 +326,20 @@ async fn node_act(
             return Ok(());
         }
     };
-    observed.push(serde_json::to_value(&seen).unwrap_or_default());
-    let (plan, stage) = match decide(m, intent, deps.rules(), &seen, now) {
+    let decision = decide(m, intent, deps.rules(), &seen, now);
+    // Each target's own decision, so a mixed batch shows why each node was or was
+    // not touched.
+    let mut entry = serde_json::to_value(&seen).unwrap_or_default();
+    entry["decision"] = match &decision {
+        Decision::Ignore(why) => json!({"verdict": "ignore", "reason": why}),
+        Decision::Later { at } => json!({"verdict": "later", "at": at}),
+        Decision::Drain(p) | Decision::Recover(p) => json!({
+            "verdict": if matches!(decision, Decision::Drain(_)) { "drain" } else { "recover" },
+            "steps": p.iter().map(|s| s.step.name()).collect::<Vec<_>>(),
+        }),
+    };
+    observed.push(entry);
+    let (plan, stage) = match decision {
         Decision::Ignore(why) => {
             ignored.push(why);
             return Ok(());

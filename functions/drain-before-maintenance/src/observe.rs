@@ -56,10 +56,23 @@ fn owner(deps: &Deps, m: &Maintenance, node: &str) -> Result<ResourceId, String>
         .scope
         .as_deref()
         .and_then(|s| ResourceId::parse(s).ok())
-        .filter(|id| {
-            id.is_type(COMPUTE, &["virtualMachines"])
-                || id.is_type(COMPUTE, &["virtualMachineScaleSets"])
-                || id.is_type(COMPUTE, &["virtualMachineScaleSets", "virtualMachines"])
+        .and_then(|id| {
+            // An event (or the agent) may list several VMs but name one: each target
+            // is its own VM, looked at (tags included) on its own. A sibling of the
+            // named VM lives in the same resource group.
+            if id.is_type(COMPUTE, &["virtualMachines"]) {
+                if id.name().eq_ignore_ascii_case(node) {
+                    return Some(id);
+                }
+                let group = reflex_core::ids::AzureScope {
+                    subscription: id.subscription().to_string(),
+                    resource_group: Some(id.resource_group().to_string()),
+                };
+                return ResourceId::in_group(&group, COMPUTE, "virtualMachines", node).ok();
+            }
+            (id.is_type(COMPUTE, &["virtualMachineScaleSets"])
+                || id.is_type(COMPUTE, &["virtualMachineScaleSets", "virtualMachines"]))
+            .then_some(id)
         });
     let id = match (from_event, &deps.config.azure_vm_scope) {
         (Some(id), _) => id,
