@@ -490,9 +490,10 @@ async fn instances_without_the_opt_in_tag_are_ignored_without_error() {
 async fn maintenance_days_ahead_is_scheduled_and_drained_by_a_later_resume() {
     let f = fleet(1, true).await;
     let id = f.ids[0].clone();
-    // Drain 1 s before a start 3 s away: due in about 2 s.
+    // Drain 1 s before a start 7 s away: due in about 6 s, a margin that a loaded
+    // machine's slow first invocations cannot use up.
     let policy = [("REFLEX_DRAIN_POLICY", "maintenance=before:1")];
-    let run = f.invoke(&health(&[&id], "upcoming", 3), &[], &policy).await;
+    let run = f.invoke(&health(&[&id], "upcoming", 7), &[], &policy).await;
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(actions(&run), pairs(&[("schedule_drain", "done")]));
     assert_eq!(f.registered().await, vec![id.clone()], "nothing yet");
@@ -506,7 +507,7 @@ async fn maintenance_days_ahead_is_scheduled_and_drained_by_a_later_resume() {
         "{}",
         early.stdout
     );
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    tokio::time::sleep(Duration::from_millis(6500)).await;
     let resumed = f.invoke(&tick, &[], &policy).await;
     assert!(
         actions(&resumed).contains(&("deregister_target".into(), "done".into())),
