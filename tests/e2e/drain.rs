@@ -736,34 +736,7 @@ async fn the_agent_drains_through_the_function_then_approves_and_recovers() {
     let kube = KubeFake::start().await;
     azure_world(&arm, &kube);
     let imds = ImdsFake::start("vm-web-1").await;
-    let arm_url = arm.endpoint();
-    let kube_url = kube.url();
-    // The VM's resource id comes from the agent (IMDS compute.resourceId), so no
-    // REFLEX_AZURE_VM_SCOPE; the in-process host keeps its memory store across calls.
-    let settings = [
-        ("REFLEX_ARM_ENDPOINT", arm_url.as_str()),
-        ("REFLEX_ARM_TOKEN", "test-token"),
-        ("REFLEX_AZURE_LB_POOLS", POOL),
-        ("REFLEX_KUBE_API_URL", kube_url.as_str()),
-        ("REFLEX_KUBE_TOKEN", "kube-token"),
-    ];
-    let host = drain_host(&settings).await;
-    let url = format!("{}/api/drain-before-maintenance", host.url);
-    let args = reflex_agent::Args::try_parse_from([
-        "reflex-agent",
-        "--cloud",
-        "azure",
-        "--drain-url",
-        &url,
-    ])
-    .unwrap();
-    let imds_url = imds.endpoint();
-    let mut agent = args
-        .watcher(&reflex_core::settings::from_pairs(&[(
-            "REFLEX_IMDS_ENDPOINT",
-            imds_url.as_str(),
-        )]))
-        .unwrap();
+    let (mut agent, _host) = agent_through_host(&arm, &kube, &imds).await;
 
     imds.put_event(azure_event(
         "E-77",
@@ -884,31 +857,7 @@ async fn an_operators_cordon_survives_the_drain_and_the_recovery() {
     node["spec"]["unschedulable"] = true.into();
     kube.add_node(node);
     let imds = ImdsFake::start("vm-web-1").await;
-    let (arm_url, kube_url) = (arm.endpoint(), kube.url());
-    let settings = [
-        ("REFLEX_ARM_ENDPOINT", arm_url.as_str()),
-        ("REFLEX_ARM_TOKEN", "test-token"),
-        ("REFLEX_AZURE_LB_POOLS", POOL),
-        ("REFLEX_KUBE_API_URL", kube_url.as_str()),
-        ("REFLEX_KUBE_TOKEN", "kube-token"),
-    ];
-    let host = drain_host(&settings).await;
-    let url = format!("{}/api/drain-before-maintenance", host.url);
-    let args = reflex_agent::Args::try_parse_from([
-        "reflex-agent",
-        "--cloud",
-        "azure",
-        "--drain-url",
-        &url,
-    ])
-    .unwrap();
-    let imds_url = imds.endpoint();
-    let mut agent = args
-        .watcher(&reflex_core::settings::from_pairs(&[(
-            "REFLEX_IMDS_ENDPOINT",
-            imds_url.as_str(),
-        )]))
-        .unwrap();
+    let (mut agent, _host) = agent_through_host(&arm, &kube, &imds).await;
     imds.put_event(azure_event(
         "E-78",
         "Redeploy",
@@ -1035,6 +984,43 @@ async fn only_the_targets_that_opted_in_are_drained() {
             .contains("has not opted in"),
         "{outcome}"
     );
+}
+
+/// `reflex-agent` watching `imds` and calling the drain function behind the Azure
+/// host (in process, memory store kept across calls), which reaches ARM and the
+/// cluster. The VM's resource id comes from the agent (IMDS compute.resourceId), so
+/// no REFLEX_AZURE_VM_SCOPE. Keep the host alive as long as the agent.
+async fn agent_through_host(
+    arm: &ArmFake,
+    kube: &KubeFake,
+    imds: &ImdsFake,
+) -> (reflex_agent::Watcher, crate::support::Host) {
+    let (arm_url, kube_url) = (arm.endpoint(), kube.url());
+    let host = drain_host(&[
+        ("REFLEX_ARM_ENDPOINT", arm_url.as_str()),
+        ("REFLEX_ARM_TOKEN", "test-token"),
+        ("REFLEX_AZURE_LB_POOLS", POOL),
+        ("REFLEX_KUBE_API_URL", kube_url.as_str()),
+        ("REFLEX_KUBE_TOKEN", "kube-token"),
+    ])
+    .await;
+    let url = format!("{}/api/drain-before-maintenance", host.url);
+    let args = reflex_agent::Args::try_parse_from([
+        "reflex-agent",
+        "--cloud",
+        "azure",
+        "--drain-url",
+        &url,
+    ])
+    .unwrap();
+    let imds_url = imds.endpoint();
+    let agent = args
+        .watcher(&reflex_core::settings::from_pairs(&[(
+            "REFLEX_IMDS_ENDPOINT",
+            imds_url.as_str(),
+        )]))
+        .unwrap();
+    (agent, host)
 }
 
 /// The function behind the Azure host (in process, memory store), with `settings`.

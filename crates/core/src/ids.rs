@@ -1,6 +1,6 @@
 //! Cloud identifiers parsed by their grammar, never matched by "contains" and never
-//! pasted into a URL: an ARM resource id, an Azure scope, an EC2 instance id, an ARN
-//! and an AWS region. Every field of an event is written by someone Reflex does not
+//! pasted into a URL: an ARM resource id, an Azure scope, an EC2 instance or
+//! security-group id and an AWS region. Every field of an event is written by someone Reflex does not
 //! trust; an id that does not match its grammar exactly is bad input.
 
 use std::fmt;
@@ -182,14 +182,13 @@ impl ResourceId {
         let Some(rg) = &scope.resource_group else {
             return Err(bad("the scope names no resource group"));
         };
+        // Checked as one segment first: a `/` in it would otherwise name another
+        // resource.
+        check_name(name)?;
         Self::parse(&format!(
             "/subscriptions/{}/resourceGroups/{rg}/providers/{namespace}/{kind}/{name}",
             scope.subscription
         ))
-        .and_then(|id| {
-            // The name was checked as one segment: a `/` in it would have split.
-            check_name(name).map(|()| id)
-        })
     }
 
     /// This id with a child `kind/name` of the last resource (e.g. a rule of an NSG).
@@ -358,22 +357,23 @@ pub fn outside_scopes(scopes: &[AzureScope], id: &ResourceId) -> Option<String> 
     ))
 }
 
-/// Whether `s` is an EC2 instance id: `i-` and 8 or 17 lower-case hex digits.
-pub fn is_instance_id(s: &str) -> bool {
-    s.strip_prefix("i-").is_some_and(|h| {
+/// `{prefix}` and 8 or 17 lower-case hex digits: the grammar of EC2 resource ids.
+fn is_ec2_id(s: &str, prefix: &str) -> bool {
+    s.strip_prefix(prefix).is_some_and(|h| {
         (h.len() == 8 || h.len() == 17)
             && h.bytes()
                 .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
     })
 }
 
+/// Whether `s` is an EC2 instance id: `i-` and 8 or 17 lower-case hex digits.
+pub fn is_instance_id(s: &str) -> bool {
+    is_ec2_id(s, "i-")
+}
+
 /// Whether `s` is a security-group id: `sg-` and 8 or 17 lower-case hex digits.
 pub fn is_security_group_id(s: &str) -> bool {
-    s.strip_prefix("sg-").is_some_and(|h| {
-        (h.len() == 8 || h.len() == 17)
-            && h.bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    })
+    is_ec2_id(s, "sg-")
 }
 
 /// Whether `s` is an AWS region code, `^[a-z]{2}(-[a-z]+)+-\d$` (`eu-west-1`,
@@ -404,62 +404,6 @@ pub fn aws_console(region: &str, path: &str, fragment: &str) -> Option<String> {
     Some(format!(
         "https://{r}.console.aws.amazon.com/{path}?region={r}#{fragment}"
     ))
-}
-
-/// An ARN, `arn:{partition}:{service}:{region}:{account}:{resource}`, checked part by
-/// part.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Arn {
-    pub partition: String,
-    pub service: String,
-    /// Empty for global services.
-    pub region: String,
-    /// Empty for some resources (S3 buckets).
-    pub account: String,
-    pub resource: String,
-}
-
-impl Arn {
-    pub fn parse(s: &str) -> Result<Self, IdError> {
-        let mut it = s.splitn(6, ':');
-        let fields: Vec<&str> = (0..6).filter_map(|_| it.next()).collect();
-        let [arn, partition, service, region, account, resource] = fields[..] else {
-            return Err(bad(format!(
-                "`{}` is not an ARN (arn:partition:service:region:account:resource)",
-                shown(s)
-            )));
-        };
-        let word = |w: &str| {
-            !w.is_empty()
-                && w.bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        };
-        if arn != "arn" || !word(partition) || !word(service) {
-            return Err(bad(format!("`{}` is not an ARN", shown(s))));
-        }
-        if !(region.is_empty() || is_region(region)) {
-            return Err(bad(format!("`{}` is not a region", shown(region))));
-        }
-        if !(account.is_empty()
-            || (account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit())))
-        {
-            return Err(bad(format!(
-                "`{}` is not an account id (12 digits)",
-                shown(account)
-            )));
-        }
-        // Alarm names may hold spaces; control characters never.
-        if resource.is_empty() || resource.len() > 2048 || resource.chars().any(char::is_control) {
-            return Err(bad(format!("`{}` is not an ARN resource", shown(resource))));
-        }
-        Ok(Self {
-            partition: partition.into(),
-            service: service.into(),
-            region: region.into(),
-            account: account.into(),
-            resource: resource.into(),
-        })
-    }
 }
 
 #[cfg(test)]
@@ -583,13 +527,6 @@ mod tests {
         ] {
             assert!(!is_region(r), "{r}");
         }
-        assert!(Arn::parse("arn:aws:cloudwatch:eu-west-1:123456789012:alarm:cpu\nhigh").is_err());
-        assert!(Arn::parse("arn:aws:cloudwatch:eu-west-1:123456789012:alarm:cpu high").is_ok());
-        let a = Arn::parse("arn:aws:cloudwatch:eu-west-1:123456789012:alarm:cpu-high");
-        assert_eq!(a.map(|a| a.region), Ok("eu-west-1".into()));
-        assert!(Arn::parse("arn:aws:sns:evil.example:123456789012:t").is_err());
-        assert!(Arn::parse("arn:aws:sns:eu-west-1:1234:t").is_err());
-        assert!(Arn::parse("arn:aws:iam::123456789012:role/x").is_ok());
         assert_eq!(
             aws_console("eu-west-1", "ec2/home", "x").as_deref(),
             Some("https://eu-west-1.console.aws.amazon.com/ec2/home?region=eu-west-1#x")

@@ -97,11 +97,7 @@ impl reflex_runtime::Function for Deps {
     }
 }
 
-/// Whether `s` looks like an EC2 instance id.
-pub fn is_instance_id(s: &str) -> bool {
-    s.strip_prefix("i-")
-        .is_some_and(|h| (8..=17).contains(&h.len()) && h.bytes().all(|b| b.is_ascii_hexdigit()))
-}
+pub use reflex_core::ids::is_instance_id;
 
 /// The instance a log stream is named by (the CloudWatch agent's default is the
 /// instance id), or the configured one.
