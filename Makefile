@@ -77,14 +77,15 @@ package: $(VENV)/.lambda
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH cargo lambda build --release --arm64 --output-format zip -p close-open-ports
 
 # Azure Functions (Linux x86_64) zip deploy layout: host.json at the root, one folder
-# per function holding its function.json, and the custom-handler binary.
+# per function holding its function.json, and the custom-handler binary. A crate's
+# extra Azure functions (functions/<crate>/<name>/function.json) become <crate>-<name>.
 AZURE_PKG := target/azure/reflex-azure.zip
 package-azure:
 	$(CARGO) build --release -p reflex-azure-host
 	rm -rf target/azure/stage && mkdir -p target/azure/stage
 	cp host.json target/azure/stage/
-	for f in functions/*/function.json; do \
-	  d=target/azure/stage/$$(basename $$(dirname $$f)); mkdir -p $$d && cp $$f $$d/; \
+	for f in functions/*/function.json functions/*/*/function.json; do \
+	  rel=$${f#functions/}; d=target/azure/stage/$$(dirname $$rel | tr / -); mkdir -p $$d && cp $$f $$d/; \
 	done
 	cp target/release/reflex-azure-host target/azure/stage/
 	rm -f $(AZURE_PKG) && cd target/azure/stage && zip -q -r -X ../reflex-azure.zip .

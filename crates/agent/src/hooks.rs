@@ -26,6 +26,19 @@ impl Hook {
     }
 }
 
+/// What a hook run came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ran {
+    /// Every configured part succeeded (for a drain: the node is drained).
+    Done(String),
+    /// The drain function took the drain but has not finished it (no free drain slot,
+    /// a wait longer than its call): ask again later, and do not approve yet.
+    Deferred(String),
+}
+
+/// The largest answer read from the drain function.
+const MAX_ANSWER: usize = 1024 * 1024;
+
 /// The configured hooks.
 #[derive(Clone, Default)]
 pub struct Hooks {
@@ -117,17 +130,20 @@ impl Hooks {
         }
     }
 
-    /// Runs the command, then the HTTP call, each within `timeout`. `Ok` only when
-    /// every configured part succeeded.
+    /// Runs the command (unless `command_done`: it already succeeded for this event),
+    /// then the HTTP call, each within `timeout`. `Ok` only when every configured part
+    /// succeeded; a drain call succeeds only when the function says the node is
+    /// drained.
     pub async fn run(
         &self,
         hook: Hook,
         node: &str,
         seen: &Seen,
         timeout: Duration,
-    ) -> Result<String, String> {
+        command_done: bool,
+    ) -> Result<Ran, String> {
         let mut done = Vec::new();
-        if let Some(cmd) = self.command(hook) {
+        if let Some(cmd) = self.command(hook).filter(|_| !command_done) {
             let key = self.url_key.as_ref().filter(|_| self.key_for_hooks);
             run_command(cmd, &env(hook, node, seen), key, &seen.raw, timeout).await?;
             done.push("command");
@@ -154,20 +170,83 @@ impl Hooks {
                     )
                 }
             })?;
-            if !resp.status().is_success() {
+            let status = resp.status();
+            let answer = read_capped(resp).await;
+            if !status.is_success() {
                 return Err(format!(
-                    "the {} call answered HTTP {}",
+                    "the {} call answered HTTP {status}{}",
                     hook.name(),
-                    resp.status()
+                    error_of(&answer)
                 ));
+            }
+            if hook == Hook::Drain {
+                match drain_answer(status.as_u16(), &answer) {
+                    Answer::Drained => {}
+                    Answer::Deferred(why) => return Ok(Ran::Deferred(why)),
+                    Answer::NotDrained(why) => return Err(why),
+                }
             }
             done.push("function call");
         }
-        Ok(if done.is_empty() {
+        Ok(Ran::Done(if done.is_empty() {
             "no hook configured".into()
         } else {
             done.join(" + ")
+        }))
+    }
+}
+
+/// Reads at most [`MAX_ANSWER`] bytes of the answer as JSON (`Null` when it is not).
+async fn read_capped(mut resp: reqwest::Response) -> Value {
+    let mut body = Vec::new();
+    while let Ok(Some(chunk)) = resp.chunk().await {
+        if body.len() + chunk.len() > MAX_ANSWER {
+            return Value::Null;
+        }
+        body.extend_from_slice(&chunk);
+    }
+    serde_json::from_slice(&body).unwrap_or(Value::Null)
+}
+
+/// ": <error>" from a refused call's `{"error": ...}` answer, cut to one short line.
+fn error_of(answer: &Value) -> String {
+    answer
+        .get("error")
+        .and_then(Value::as_str)
+        .map(|e| format!(": {}", e.chars().take(200).collect::<String>()))
+        .unwrap_or_default()
+}
+
+/// What the drain function's 2xx answer says about the node.
+#[derive(Debug, PartialEq, Eq)]
+enum Answer {
+    Drained,
+    Deferred(String),
+    /// Dry-run, nothing to drain, or a failure: not a drain, so no approval.
+    NotDrained(String),
+}
+
+/// Reads the outcome's `drain` field (and 202, which only a deferred drain gets).
+fn drain_answer(status: u16, answer: &Value) -> Answer {
+    let reason = answer["ignored"]
+        .as_str()
+        .or_else(|| {
+            answer["actions"].as_array().and_then(|a| {
+                a.iter()
+                    .find(|r| r["status"] == "skipped" || r["status"] == "failed")
+                    .and_then(|r| r["reason"].as_str())
+            })
         })
+        .map(|r| r.chars().take(300).collect::<String>())
+        .unwrap_or_default();
+    match (answer["drain"].as_str(), status) {
+        (Some("drained"), 200..=201 | 203..=299) => Answer::Drained,
+        (Some("deferred" | "drained"), _) | (None, 202) => Answer::Deferred(reason),
+        (Some("planned"), _) => Answer::NotDrained(format!(
+            "the function is in dry-run: it only planned the drain ({reason})"
+        )),
+        (Some("failed"), _) => Answer::NotDrained(format!("the function's drain failed: {reason}")),
+        _ => Answer::NotDrained(format!("the function drained nothing: {reason}")),
     }
 }
 
@@ -210,6 +289,42 @@ async fn run_command(
                 "the hook `{cmd}` did not finish within {}s and was killed",
                 timeout.as_secs()
             ))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Answer, drain_answer};
+    use serde_json::json;
+
+    #[test]
+    fn only_a_drained_answer_is_a_drain() {
+        let drained = json!({"drain": "drained", "actions": []});
+        assert_eq!(drain_answer(200, &drained), Answer::Drained);
+        let deferred = json!({"drain": "deferred", "actions": [
+            {"status": "skipped", "reason": "1 drain(s) already in progress"}]});
+        assert_eq!(
+            drain_answer(202, &deferred),
+            Answer::Deferred("1 drain(s) already in progress".into())
+        );
+        assert!(
+            matches!(drain_answer(202, &drained), Answer::Deferred(_)),
+            "202 is never done"
+        );
+        for (body, says) in [
+            (json!({"drain": "planned"}), "dry-run"),
+            (json!({"drain": "failed"}), "failed"),
+            (
+                json!({"ignored": "vm-1 has not opted in"}),
+                "drained nothing: vm-1",
+            ),
+            (json!(null), "drained nothing"),
+        ] {
+            match drain_answer(200, &body) {
+                Answer::NotDrained(why) => assert!(why.contains(says), "{why}"),
+                other => panic!("{body}: {other:?}"),
+            }
         }
     }
 }

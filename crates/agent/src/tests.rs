@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use reflex_testkit::{ImdsFake, ImdsReply, SlackSink, azure_event, not_before_in};
+use reflex_testkit::{
+    ImdsFake, ImdsReply, Reply as SlackReply, SlackSink, azure_event, not_before_in,
+};
 use serde_json::{Value, json};
 
 use crate::args::{Args, duration};
@@ -417,9 +419,37 @@ async fn the_drain_function_is_called_over_http() {
         &[("REFLEX_AGENT_FUNCTION_KEY", "k-123")],
     );
     announce(&imds, "E-6", "Redeploy", 600, -1);
+    // The function first defers (no free drain slot), then drains.
+    function.script([
+        SlackReply::Status(
+            202,
+            r#"{"drain":"deferred","actions":[{"status":"skipped","reason":"1 drain(s) already in progress in rg-web"}]}"#,
+        ),
+        SlackReply::Status(200, r#"{"drain":"drained","actions":[]}"#),
+    ]);
+    w.tick().await.unwrap();
+    assert!(
+        imds.approvals().is_empty(),
+        "a deferred drain is not approved"
+    );
+    assert!(
+        w.journal
+            .records
+            .iter()
+            .any(|r| r["record"] == "drain_deferred"
+                && r["detail"]
+                    .as_str()
+                    .is_some_and(|d| d.contains("already in progress in rg-web"))),
+        "{:?}",
+        w.journal.records
+    );
+    // Asked again only after the retry wait (10 s by default).
+    w.tick().await.unwrap();
+    assert_eq!(function.requests().len(), 1);
+    let mut w = w.with_retry_deferred(Duration::ZERO);
     w.tick().await.unwrap();
     let calls = function.requests();
-    assert_eq!(calls.len(), 1);
+    assert_eq!(calls.len(), 2);
     assert_eq!(calls[0].path, "/api/drain-before-maintenance");
     let body = &calls[0].body;
     assert_eq!(body["source"], "reflex-agent");

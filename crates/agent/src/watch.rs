@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 use reflex_core::maintenance::{DrainPolicy, Phase, Timing, timing};
 use serde::{Deserialize, Serialize};
 
-use crate::hooks::{Hook, Hooks};
+use crate::hooks::{Hook, Hooks, Ran};
 use crate::journal::Journal;
 use crate::source::{PollError, Seen, Source};
 
@@ -18,6 +18,8 @@ const RECOVER_ATTEMPTS: u32 = 3;
 /// How many polls in a row an event must be missing before it counts as over: one
 /// empty IMDS answer in the middle of a maintenance is not its end.
 pub const DEFAULT_GONE_AFTER: u32 = 3;
+/// How long the agent waits before asking again about a drain the function deferred.
+pub const DEFAULT_RETRY_DEFERRED: Duration = Duration::from_secs(10);
 
 /// What the agent knows about one event; kept in the state file so that a restart
 /// (the VM rebooted for the event) still recovers what it drained.
@@ -35,6 +37,15 @@ pub struct Tracked {
     /// Polls in a row that did not list the event.
     #[serde(default)]
     pub absent_polls: u32,
+    /// How many times the drain function deferred the drain.
+    #[serde(default)]
+    pub deferred: u32,
+    /// Epoch seconds of the last deferral (asked again `--retry-deferred` later).
+    #[serde(default)]
+    pub deferred_at: i64,
+    /// The drain command succeeded (a deferred function call does not run it again).
+    #[serde(default)]
+    pub command_done: bool,
 }
 
 impl Tracked {
@@ -49,6 +60,9 @@ impl Tracked {
             scheduled: false,
             recover_attempts: 0,
             absent_polls: 0,
+            deferred: 0,
+            deferred_at: 0,
+            command_done: false,
         }
     }
 
@@ -77,6 +91,7 @@ pub struct Watcher {
     state_file: Option<PathBuf>,
     hook_timeout: Duration,
     gone_after: u32,
+    retry_deferred: Duration,
 }
 
 fn epoch_now() -> i64 {
@@ -115,12 +130,19 @@ impl Watcher {
             state_file,
             hook_timeout,
             gone_after: DEFAULT_GONE_AFTER,
+            retry_deferred: DEFAULT_RETRY_DEFERRED,
         }
     }
 
     /// An event ends after missing from this many polls in a row (at least 1).
     pub fn with_gone_after(mut self, polls: u32) -> Self {
         self.gone_after = polls.max(1);
+        self
+    }
+
+    /// A deferred drain is asked about again after this long (zero: every poll).
+    pub fn with_retry_deferred(mut self, wait: Duration) -> Self {
+        self.retry_deferred = wait;
         self
     }
 
@@ -230,6 +252,26 @@ impl Watcher {
             }
             Timing::Now { left } => left,
         };
+        let now = epoch_now();
+        if t.deferred > 0 {
+            let wait = i64::try_from(self.retry_deferred.as_secs()).unwrap_or(i64::MAX);
+            if now < t.deferred_at.saturating_add(wait) {
+                return;
+            }
+            if t.maintenance.not_before.is_some_and(|nb| now >= nb) {
+                self.journal.event(
+                    "drain_expired",
+                    &seen,
+                    &format!(
+                        "the notice ran out while the drain was deferred ({} call(s)): not approving; the cloud starts the event at its own deadline",
+                        t.deferred
+                    ),
+                );
+                // Whatever part of the drain was done is recovered when the event ends.
+                self.update(id, |t| t.drain_failed = true);
+                return;
+            }
+        }
         if self.hooks.is_empty() {
             self.journal.event(
                 "drain_skipped",
@@ -244,13 +286,38 @@ impl Watcher {
             Some(l) if l > 0 => self.hook_timeout.min(Duration::from_secs(l.unsigned_abs())),
             _ => self.hook_timeout,
         };
-        self.journal.event(
-            "drain_started",
-            &seen,
-            &format!("timeout {}s", timeout.as_secs()),
-        );
-        match self.hooks.run(Hook::Drain, node, &seen, timeout).await {
-            Ok(what) => {
+        if t.deferred == 0 {
+            self.journal.event(
+                "drain_started",
+                &seen,
+                &format!("timeout {}s", timeout.as_secs()),
+            );
+        }
+        let ran = self
+            .hooks
+            .run(Hook::Drain, node, &seen, timeout, t.command_done)
+            .await;
+        if self.hooks.drain_cmd.is_some() && ran.is_ok() {
+            self.update(id, |t| t.command_done = true);
+        }
+        match ran {
+            Ok(Ran::Deferred(why)) => {
+                let wait = self.retry_deferred.as_secs();
+                let calls = t.deferred + 1;
+                let until = t.maintenance.not_before.map_or(String::new(), |nb| {
+                    format!(", until the notice ends at {nb}")
+                });
+                self.journal.event(
+                    "drain_deferred",
+                    &seen,
+                    &format!("{why}; not approving; asking again in {wait}s{until} (call {calls})"),
+                );
+                self.update(id, |t| {
+                    t.deferred = calls;
+                    t.deferred_at = now;
+                });
+            }
+            Ok(Ran::Done(what)) => {
                 self.journal.event("drain_done", &seen, &what);
                 self.update(id, |t| t.drained = true);
                 if t.maintenance.phase == Phase::Scheduled {
@@ -306,10 +373,10 @@ impl Watcher {
         self.journal.event("recover_started", &seen, "");
         match self
             .hooks
-            .run(Hook::Recover, node, &seen, self.hook_timeout)
+            .run(Hook::Recover, node, &seen, self.hook_timeout, false)
             .await
         {
-            Ok(what) => {
+            Ok(Ran::Done(what) | Ran::Deferred(what)) => {
                 self.journal.event("recover_done", &seen, &what);
                 self.update(id, |t| {
                     t.drained = false;

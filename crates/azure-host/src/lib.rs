@@ -7,8 +7,10 @@
 //!   `{"Data": {...}, "Metadata": {...}}`, answered with
 //!   `{"Outputs": {...}, "Logs": [...], "ReturnValue": ...}`.
 //!
-//! Replies: 200 with the outcome; 400 with the one-line error for bad input; 401 when
-//! the webhook check fails; 503 when a retry can help; 500 otherwise.
+//! Replies: 200 with the outcome; 202 with the outcome when a drain is deferred (not
+//! done yet: do not approve the maintenance); 400 with the one-line error for bad
+//! input; 401 when the webhook check fails; 503 when a retry can help; 500 otherwise
+//! (a drain step that failed included).
 
 pub mod auth;
 pub mod entra;
@@ -23,7 +25,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use reflex_core::{HandleError, Outcome};
+use reflex_core::{DrainState, HandleError, Outcome};
 use reflex_runtime::{Function, Invocation};
 use serde_json::{Value, json};
 use tracing::Instrument;
@@ -54,9 +56,17 @@ impl std::fmt::Debug for AppState {
 }
 
 impl AppState {
+    /// Serves each function under its name and the names it also serves.
     pub fn new(functions: Vec<Arc<dyn Function>>, auth: Auth, budget: Duration) -> Self {
+        let mut by_name = BTreeMap::new();
+        for f in functions {
+            for alias in f.also_serves() {
+                by_name.insert(*alias, f.clone());
+            }
+            by_name.insert(f.name(), f);
+        }
         Self {
-            functions: functions.into_iter().map(|f| (f.name(), f)).collect(),
+            functions: by_name,
             auth,
             budget,
             body_limit: DEFAULT_BODY_LIMIT,
@@ -119,6 +129,10 @@ type Ran = Result<Outcome, Reject>;
 fn status_of(ran: &Ran) -> StatusCode {
     match ran {
         Ok(o) if o.needs_retry() => StatusCode::SERVICE_UNAVAILABLE,
+        // A drain that is not finished is accepted, not done: the caller must not
+        // approve the maintenance yet. One that failed is an error.
+        Ok(o) if o.drain == Some(DrainState::Deferred) => StatusCode::ACCEPTED,
+        Ok(o) if o.drain == Some(DrainState::Failed) => StatusCode::INTERNAL_SERVER_ERROR,
         Ok(_) => StatusCode::OK,
         Err(r) => r.status(),
     }
@@ -344,7 +358,23 @@ mod tests {
             error: Some("HTTP 503".into()),
             retryable: true,
         });
-        assert_eq!(status_of(&Ok(o)), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(status_of(&Ok(o.clone())), StatusCode::SERVICE_UNAVAILABLE);
+        let mut drain = Outcome::ignored("drain", "t", false, "");
+        for (state, code) in [
+            (DrainState::Drained, StatusCode::OK),
+            (DrainState::Planned, StatusCode::OK),
+            (DrainState::Deferred, StatusCode::ACCEPTED),
+            (DrainState::Failed, StatusCode::INTERNAL_SERVER_ERROR),
+        ] {
+            drain.drain = Some(state);
+            assert_eq!(status_of(&Ok(drain.clone())), code, "{state:?}");
+        }
+        drain.actions = o.actions;
+        assert_eq!(
+            status_of(&Ok(drain)),
+            StatusCode::SERVICE_UNAVAILABLE,
+            "a retryable failure is 503 whatever the drain says"
+        );
         let retry = Reject::Failed(HandleError::Retryable("Throttled".into()));
         assert_eq!(status_of(&Err(retry)), StatusCode::SERVICE_UNAVAILABLE);
         let fatal = Reject::Failed(HandleError::Fatal("denied".into()));

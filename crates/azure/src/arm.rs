@@ -304,24 +304,28 @@ impl ArmClient {
         url: &Url,
         deadline: Instant,
     ) -> Result<Response, CloudError> {
-        self.call_with(method, url, None, deadline).await
+        self.call_with(method, url, None, None, deadline).await
     }
 
-    /// [`Self::call`] with a JSON body.
+    /// [`Self::call`] with a JSON body, and `If-Match` when `if_match` is set.
     async fn call_with(
         &self,
         method: reqwest::Method,
         url: &Url,
         body: Option<&Value>,
+        if_match: Option<&str>,
         deadline: Instant,
     ) -> Result<Response, CloudError> {
         self.check_origin(url)?;
         let token = self.token(deadline).await?;
         self.send(deadline, || {
-            let req = self
+            let mut req = self
                 .http
                 .request(method.clone(), url.clone())
                 .bearer_auth(token.expose());
+            if let Some(tag) = if_match {
+                req = req.header(reqwest::header::IF_MATCH, tag);
+            }
             match body {
                 Some(b) => req.json(b),
                 None => req,
@@ -352,12 +356,15 @@ impl ArmClient {
     }
 
     /// PUTs (creates or replaces) a resource and follows a long-running operation to
-    /// the end.
+    /// the end. With `if_match` (the ETag the resource was read with), ARM refuses
+    /// with 412 `PreconditionFailed` when someone changed it since:
+    /// [`CloudError::code`] is then [`PRECONDITION_FAILED`].
     pub async fn put(
         &self,
         id: &ResourceId,
         api_version: &str,
         body: &Value,
+        if_match: Option<&str>,
         deadline: Instant,
     ) -> Result<(), CloudError> {
         let r = self
@@ -365,9 +372,17 @@ impl ArmClient {
                 reqwest::Method::PUT,
                 &self.url(id, None, api_version),
                 Some(body),
+                if_match,
                 deadline,
             )
             .await?;
+        if r.status == 412 {
+            return Err(CloudError::new(
+                CloudErrorKind::Transient,
+                PRECONDITION_FAILED,
+                "PUT: the resource changed since it was read (ETag)",
+            ));
+        }
         match r.status {
             200..=299 => self.follow(&r, deadline).await,
             _ => Err(status_error(&r, "PUT")),
@@ -523,6 +538,9 @@ const RETRYABLE_CODES: &[&str] = &[
     "RetryableError",
     "OperationPreempted",
 ];
+
+/// The code of a PUT refused because its `If-Match` ETag is stale.
+pub const PRECONDITION_FAILED: &str = "PreconditionFailed";
 
 fn status_error(r: &Response, what: &str) -> CloudError {
     let (code, message) = arm_error(r.body.get("error").unwrap_or(&Value::Null));

@@ -17,6 +17,11 @@ pub const COMPUTE_API: &str = "2024-07-01";
 pub const NETWORK_API: &str = "2024-05-01";
 /// The first API version with `Microsoft.Maintenance/scheduledevents/{id}/acknowledge`.
 pub const MAINTENANCE_API: &str = "2025-11-01";
+/// How many read-change-write rounds a backend-pool change gets when its ETag is
+/// stale (someone else wrote the pool in between).
+const ETAG_ATTEMPTS: u32 = 8;
+/// The base wait before another round (plus up to as much again of jitter).
+const ETAG_BACKOFF: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// What ARM says about one VM.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -194,15 +199,38 @@ impl AzureFleet for ArmFleet {
         deadline: Instant,
     ) -> Result<(), CloudError> {
         let id = resource(pool)?;
-        let Some(doc) = self.arm.get(&id, NETWORK_API, deadline).await? else {
-            return Err(CloudError::new(
-                reflex_core::CloudErrorKind::NotFound,
-                "ResourceNotFound",
-                format!("{pool} does not exist"),
-            ));
-        };
-        let body = with_admin_state(doc, addresses, state);
-        self.arm.put(&id, NETWORK_API, &body, deadline).await
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let Some(doc) = self.arm.get(&id, NETWORK_API, deadline).await? else {
+                return Err(CloudError::new(
+                    reflex_core::CloudErrorKind::NotFound,
+                    "ResourceNotFound",
+                    format!("{pool} does not exist"),
+                ));
+            };
+            // Read, change, write with the ETag it was read with: a concurrent drain of
+            // another VM in the pool (or an operator) makes ARM answer 412, and the
+            // pool is read again, so neither change is lost.
+            let etag = doc["etag"].as_str().map(str::to_string);
+            let body = with_admin_state(doc, addresses, state);
+            match self
+                .arm
+                .put(&id, NETWORK_API, &body, etag.as_deref(), deadline)
+                .await
+            {
+                Err(e) if e.code == crate::arm::PRECONDITION_FAILED && attempt < ETAG_ATTEMPTS => {
+                    // Jittered, so two drains racing for one pool do not collide again.
+                    let wait = ETAG_BACKOFF.mul_f64(1.0 + reflex_runtime::retry::jitter_draw());
+                    if Instant::now() + wait >= deadline {
+                        return Err(e);
+                    }
+                    tracing::info!(pool, attempt, "Backend pool changed meanwhile: read again");
+                    tokio::time::sleep(wait).await;
+                }
+                other => return other,
+            }
+        }
     }
 
     async fn acknowledge(

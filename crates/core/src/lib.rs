@@ -26,7 +26,9 @@ pub use model::{
     Tag,
 };
 pub use notice::{Level, Link, Notice, NoticeKind, NoticeState, Noticed};
-pub use outcome::{ActionRecord, ActionStatus, NotificationRecord, NotificationStatus, Outcome};
+pub use outcome::{
+    ActionRecord, ActionStatus, DrainState, NotificationRecord, NotificationStatus, Outcome,
+};
 pub use plan::{Action, Plan, Step};
 pub use policy::{ExposurePolicy, Offence, PortSet, PrefixLists};
 pub use route::{Route, Routes, Target};

@@ -118,6 +118,33 @@ pub struct Outcome {
     /// answering `{"validationResponse": code}`.
     #[serde(rename = "validationResponse", skip_serializing_if = "Option::is_none")]
     pub validation_response: Option<String>,
+    /// For a drain: whether the node is out of service now. A caller that approves
+    /// maintenance (`reflex-agent`) approves only on [`DrainState::Drained`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drain: Option<DrainState>,
+}
+
+/// Where a drain stands at the end of one invocation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DrainState {
+    /// Every drain step is done: the maintenance may start.
+    Drained,
+    /// Dry-run: the drain was planned, nothing changed. Not a drain.
+    Planned,
+    /// Not finished (no free drain slot, a wait longer than the invocation, a time
+    /// set by the drain policy): it carries on at the next call or resume.
+    Deferred,
+    /// A drain step failed: the maintenance must not be approved.
+    Failed,
+}
+
+impl DrainState {
+    /// The state of several nodes together: the worst one (failed, then deferred,
+    /// then planned, then drained).
+    pub fn worst(a: Option<Self>, b: Self) -> Self {
+        a.map_or(b, |a| a.max(b))
+    }
 }
 
 impl Outcome {
@@ -135,6 +162,7 @@ impl Outcome {
             actions: Vec::new(),
             notifications: Vec::new(),
             validation_response: None,
+            drain: None,
         }
     }
 

@@ -37,6 +37,11 @@ impl Invocation {
 pub trait Function: Send + Sync {
     /// The function's name: crate, binary, Lambda function and Azure folder.
     fn name(&self) -> &'static str;
+    /// More Azure function folders this function answers, each with its own trigger
+    /// (the drain's timer-triggered resume). Empty by default.
+    fn also_serves(&self) -> &'static [&'static str] {
+        &[]
+    }
     /// Handles one payload exactly as the platform delivered it.
     async fn handle(&self, raw: &[u8], invocation: &Invocation) -> Result<Outcome, HandleError>;
 }

@@ -7,7 +7,11 @@
 //!   `Azure-AsyncOperation` and `Retry-After`, or 200 (see [`DeleteMode`]); 204 when
 //!   the rule does not exist. The rule disappears when the operation succeeds.
 //! - `PUT {id}`: creates or replaces any resource (NSGs for the demo; VMs and
-//!   load-balancer backend pools for the drain), and `GET {id}` reads it back.
+//!   load-balancer backend pools for the drain), and `GET {id}` reads it back. Each
+//!   stored resource carries an `etag` (`W/"n"`, new on every write); a PUT with
+//!   `If-Match` that names another ETag gets 412 `PreconditionFailed` and changes
+//!   nothing. [`ArmFake::write_after_get`] makes another writer change a
+//!   resource between a client's read and its write.
 //! - `POST {vm id}/providers/Microsoft.Maintenance/scheduledevents/{id}/acknowledge`:
 //!   200 `{"value": "Successfully Approved"}`, or 404 when the VM does not exist.
 //! - `GET /operations/{n}`: `{"status": "InProgress"}` once, then `Succeeded`.
@@ -85,6 +89,8 @@ pub struct ArmRequest {
     pub authorization: Option<String>,
     pub body: Value,
     pub at: SystemTime,
+    /// The `If-Match` header, when sent.
+    pub if_match: Option<String>,
 }
 
 #[derive(Debug)]
@@ -97,6 +103,20 @@ struct Inner {
     requests: Vec<ArmRequest>,
     tokens_issued: u32,
     jwks_fetches: u32,
+    etags: u64,
+    /// (resource key, GETs of it still to answer first, document): stored right
+    /// after that GET is answered.
+    interleave: Option<(String, u32, Value)>,
+}
+
+impl Inner {
+    /// Stores `doc` under `k` with a fresh ETag, and returns it as stored.
+    fn store(&mut self, k: String, mut doc: Value) -> Value {
+        self.etags += 1;
+        doc["etag"] = json!(format!("W/\"{}\"", self.etags));
+        self.nsgs.insert(k, doc.clone());
+        doc
+    }
 }
 
 type Shared = Arc<Mutex<Inner>>;
@@ -154,6 +174,10 @@ async fn handle(
                 .map(str::to_string),
             body: serde_json::from_slice(&body).unwrap_or(Value::Null),
             at: SystemTime::now(),
+            if_match: headers
+                .get("if-match")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string),
         });
         inner.script.pop_front()
     };
@@ -245,8 +269,22 @@ async fn handle(
             };
             doc["id"] = json!(path);
             doc["name"] = json!(path.rsplit('/').next().unwrap_or_default());
-            let created = !inner.nsgs.contains_key(&k);
-            inner.nsgs.insert(k, doc.clone());
+            let current = inner.nsgs.get(&k).map(|d| d["etag"].clone());
+            if let Some(want) = headers.get("if-match").and_then(|v| v.to_str().ok()) {
+                let matches = match &current {
+                    Some(tag) => want == "*" || tag.as_str() == Some(want),
+                    None => false,
+                };
+                if !matches {
+                    return error(
+                        StatusCode::PRECONDITION_FAILED,
+                        "PreconditionFailed",
+                        "The specified ETag does not match the resource's current ETag.",
+                    );
+                }
+            }
+            let created = current.is_none();
+            let doc = inner.store(k, doc);
             let status = if created {
                 StatusCode::CREATED
             } else {
@@ -254,8 +292,20 @@ async fn handle(
             };
             (status, axum::Json(doc)).into_response()
         }
-        Method::GET => match inner.nsgs.get(&k) {
-            Some(doc) => (StatusCode::OK, axum::Json(doc.clone())).into_response(),
+        Method::GET => match inner.nsgs.get(&k).cloned() {
+            Some(doc) => {
+                if let Some((at, n, _)) = inner.interleave.as_mut()
+                    && *at == k
+                {
+                    *n = n.saturating_sub(1);
+                    if *n == 0
+                        && let Some((at, _, other)) = inner.interleave.take()
+                    {
+                        inner.store(at, other);
+                    }
+                }
+                (StatusCode::OK, axum::Json(doc)).into_response()
+            }
             None => error(
                 StatusCode::NOT_FOUND,
                 "ResourceNotFound",
@@ -431,6 +481,8 @@ impl ArmFake {
             requests: Vec::new(),
             tokens_issued: 0,
             jwks_fetches: 0,
+            etags: 0,
+            interleave: None,
         }));
         let app = Router::new()
             .fallback(handle)
@@ -449,10 +501,19 @@ impl ArmFake {
         format!("http://{}/msi/token", self.addr)
     }
 
-    /// Stores (or replaces) an NSG document; its `id` is its path.
+    /// Stores (or replaces) a resource document (an NSG, a VM, a pool; its `id` is
+    /// its path), with a fresh ETag.
     pub fn put_nsg(&self, doc: Value) {
         let id = key(doc["id"].as_str().unwrap_or_default());
-        self.shared.lock().unwrap().nsgs.insert(id, doc);
+        self.shared.lock().unwrap().store(id, doc);
+    }
+
+    /// Another writer: right after the `nth` GET of `id` from now is answered, the
+    /// resource becomes `doc` (with a new ETag), as if someone wrote it between the
+    /// client's read and its write.
+    pub fn write_after_get(&self, id: &str, nth: u32, mut doc: Value) {
+        doc["id"] = json!(id);
+        self.shared.lock().unwrap().interleave = Some((key(id), nth.max(1), doc));
     }
 
     /// A resource as it is now (a backend pool after the drain's PUT, …).

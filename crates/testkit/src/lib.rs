@@ -23,7 +23,7 @@ mod slack;
 mod store;
 mod witness;
 
-pub use arm::{ArmFake, ArmReply, DeleteMode};
+pub use arm::{ArmFake, ArmReply, ArmRequest, DeleteMode};
 pub use azurite::{AZURITE_KEY, Azurite};
 pub use imds::{ImdsFake, ImdsReply, azure_event, not_before_in};
 pub use kube::{KubeFake, node_doc, pod_doc};

@@ -154,6 +154,7 @@ pub(crate) fn start(deps: &Deps, signal: &Signal, observed: Value) -> Outcome {
         actions: Vec::new(),
         notifications: Vec::new(),
         validation_response: None,
+        drain: None,
     }
 }
 

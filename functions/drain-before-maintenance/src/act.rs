@@ -169,6 +169,14 @@ async fn step(
     let ok = || Ok(Done::Yes(json!({})));
     match s {
         Step::Lease { group } => {
+            // A drain carried on from an earlier call keeps the slot it holds.
+            if let Some(key) = rec.lease.clone() {
+                deps.store
+                    .confirm(&key, deps.config.lease)
+                    .await
+                    .map_err(store)?;
+                return Ok(Done::Yes(json!({"slot": key, "held": true})));
+            }
             for slot in 0..deps.config.max_concurrent {
                 let key = format!("lease/{group}/{slot}");
                 let taken = deps

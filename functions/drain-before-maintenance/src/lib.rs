@@ -20,7 +20,7 @@ use reflex_aws::LazySdk;
 use reflex_aws::fleet::{Fleet, SdkFleet};
 use reflex_core::maintenance::{Announced, Maintenance};
 use reflex_core::settings::Lookup;
-use reflex_core::{ActionRecord, ActionStatus, HandleError, Outcome, Store};
+use reflex_core::{ActionRecord, ActionStatus, DrainState, HandleError, Outcome, Store};
 use reflex_kube::{KubeNodes, KubeSettings, Nodes};
 use reflex_notify::Notifier;
 use reflex_runtime::Invocation;
@@ -35,6 +35,10 @@ pub use report::{Stage, message};
 /// The function's name: crate, binary, Lambda function and Azure folder.
 pub const NAME: &str = "drain-before-maintenance";
 
+/// The Azure function folder of the timer-triggered resume (its function.json is
+/// `resume/function.json`); the host routes it to this function.
+pub const RESUME: &str = "drain-before-maintenance-resume";
+
 /// The triggers it accepts, for `reflex functions`.
 pub const TRIGGERS: &[&str] = &[
     "aws.health/AWS Health Event (EC2 scheduledChange; instance ids or ARNs)",
@@ -42,6 +46,8 @@ pub const TRIGGERS: &[&str] = &[
     "aws.ec2/EC2 Instance Rebalance Recommendation",
     "aws.autoscaling/EC2 Instance-terminate Lifecycle Action",
     "aws.events/Scheduled Event (resume deferred drains and waits)",
+    #[cfg(feature = "azure")]
+    "azure.timer/drain-before-maintenance-resume (timer trigger: resume deferred drains)",
     #[cfg(feature = "azure")]
     "azure.eventgrid/Microsoft.ResourceNotifications.MaintenanceResources.ScheduledEventEmitted",
     #[cfg(feature = "azure")]
@@ -129,6 +135,10 @@ impl reflex_runtime::Function for Deps {
         NAME
     }
 
+    fn also_serves(&self) -> &'static [&'static str] {
+        &[RESUME]
+    }
+
     async fn handle(&self, raw: &[u8], invocation: &Invocation) -> Result<Outcome, HandleError> {
         handle(self, raw, invocation).await
     }
@@ -142,6 +152,11 @@ pub struct Pending {
     /// Epoch seconds from which the resume may carry on.
     pub due: i64,
     pub why: String,
+    /// When it was saved (nanoseconds since the epoch): a run that defers again
+    /// within the same second still writes a different entry, so the resume that ran
+    /// it does not mistake the new entry for its own and drop it.
+    #[serde(default)]
+    pub saved: u128,
 }
 
 fn outcome(deps: &Deps, trigger: &str) -> Outcome {
@@ -287,11 +302,21 @@ async fn node_run(
             "duplicate delivery of {} for {node}: already handled",
             m.id
         ));
+        // The answer still says where the drain stands, so a caller that asks again
+        // (the agent after a restart) approves only what is drained.
+        if intent == Intent::Drain
+            && let Some(state) = recorded(&load_record(deps, node).await?, m)
+        {
+            out.drain = Some(DrainState::worst(out.drain, state));
+        }
         return Ok(());
     }
     let result = node_act(deps, m, intent, node, inv, out, ignored, observed).await;
     if dedup && !dry {
-        let retry = matches!(&result, Err(e) if e.is_retryable()) || out.needs_retry();
+        // A deferred drain is not handled yet: the next delivery or call carries on.
+        let retry = matches!(&result, Err(e) if e.is_retryable())
+            || out.needs_retry()
+            || matches!(result, Ok(Some(DrainState::Deferred)));
         let kept = if retry {
             deps.store.release(&seen).await
         } else {
@@ -299,9 +324,33 @@ async fn node_run(
         };
         kept?;
     }
-    result
+    if let Ok(Some(state)) = result {
+        out.drain = Some(DrainState::worst(out.drain, state));
+    }
+    result.map(|_| ())
 }
 
+/// The drain on record for `node`, if readable.
+async fn load_record(deps: &Deps, node: &str) -> Result<Option<DrainRecord>, HandleError> {
+    Ok(deps
+        .store
+        .get(&record_key(node))
+        .await?
+        .and_then(|v| serde_json::from_str(&v).ok()))
+}
+
+/// Where the recorded drain of `m` stands, when the record is about `m`.
+fn recorded(record: &Option<DrainRecord>, m: &Maintenance) -> Option<DrainState> {
+    let r = record.as_ref().filter(|r| r.event == m.id)?;
+    Some(match r.status.as_str() {
+        "drained" => DrainState::Drained,
+        "failed" => DrainState::Failed,
+        _ => DrainState::Deferred,
+    })
+}
+
+/// Runs one node; `Some` is where its drain stands (`None`: a recovery, or nothing
+/// to drain).
 #[allow(clippy::too_many_arguments)]
 async fn node_act(
     deps: &Deps,
@@ -312,18 +361,14 @@ async fn node_act(
     out: &mut Outcome,
     ignored: &mut Vec<String>,
     observed: &mut Vec<Value>,
-) -> Result<(), HandleError> {
+) -> Result<Option<DrainState>, HandleError> {
     let now = act::now();
-    let record: Option<DrainRecord> = deps
-        .store
-        .get(&record_key(node))
-        .await?
-        .and_then(|v| serde_json::from_str(&v).ok());
+    let record = load_record(deps, node).await?;
     let seen = match observe::observe(deps, m, node, record, inv.deadline).await? {
         Ok(o) => o,
         Err(why) => {
             ignored.push(why);
-            return Ok(());
+            return Ok(None);
         }
     };
     let decision = decide(m, intent, deps.rules(), &seen, now);
@@ -342,7 +387,9 @@ async fn node_act(
     let (plan, stage) = match decision {
         Decision::Ignore(why) => {
             ignored.push(why);
-            return Ok(());
+            // "Already drained for this event" is still drained.
+            return Ok(recorded(&seen.record, m)
+                .filter(|s| intent == Intent::Drain && *s == DrainState::Drained));
         }
         Decision::Later { at } => {
             let r = ActionRecord {
@@ -376,7 +423,11 @@ async fn node_act(
             )
             .await;
             out.actions.push(r);
-            return Ok(());
+            return Ok(Some(if deps.config.dry_run {
+                DrainState::Planned
+            } else {
+                DrainState::Deferred
+            }));
         }
         Decision::Drain(plan) => (plan, Stage::Started),
         Decision::Recover(plan) => (plan, Stage::Recovered),
@@ -403,11 +454,12 @@ async fn node_act(
                 deps.store.release(&pending_key(node)).await?;
             }
             _ => {
-                rec.status = if run.stop.is_none() {
-                    "drained".into()
-                } else {
-                    "draining".into()
-                };
+                rec.status = match run.stop {
+                    None => "drained",
+                    Some(act::Stop::Failed) => "failed",
+                    Some(act::Stop::Deferred(_)) => "draining",
+                }
+                .into();
                 let text = serde_json::to_string(&rec).unwrap_or_default();
                 deps.store.put(&record_key(node), &text, RECORD_TTL).await?;
                 match &run.stop {
@@ -431,7 +483,14 @@ async fn node_act(
         notify(deps, finished, m, node, &run.records, inv, out).await;
     }
     out.actions.extend(run.records);
-    Ok(())
+    Ok(
+        (stage != Stage::Recovered).then_some(match (&run.stop, deps.config.dry_run) {
+            (_, true) => DrainState::Planned,
+            (None, false) => DrainState::Drained,
+            (Some(act::Stop::Failed), false) => DrainState::Failed,
+            (Some(act::Stop::Deferred(_)), false) => DrainState::Deferred,
+        }),
+    )
 }
 
 async fn save_pending(
@@ -446,6 +505,9 @@ async fn save_pending(
         node: node.to_string(),
         due,
         why: why.to_string(),
+        saved: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
     };
     let keep = m.not_before.map_or(RECORD_TTL, |nb| {
         Duration::from_secs(u64::try_from(nb - act::now() + 86_400).unwrap_or(86_400))

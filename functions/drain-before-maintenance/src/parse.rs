@@ -142,6 +142,19 @@ fn parse_unchecked(raw: &[u8]) -> Result<Input, ParseError> {
                 trigger: "reflex/resume".into(),
             });
         }
+        // An Azure Functions timer trigger's TimerInfo, through the host's resume
+        // function (`drain-before-maintenance-resume`).
+        // The host serialises it with PascalCase names; workers show camelCase: both
+        // are accepted.
+        _ if ["IsPastDue", "isPastDue"]
+            .iter()
+            .any(|k| o.get(*k).is_some_and(Value::is_boolean))
+            && ["Schedule", "schedule"].iter().any(|k| o.contains_key(*k)) =>
+        {
+            return Ok(Input::Resume {
+                trigger: "azure.timer/resume".into(),
+            });
+        }
         (Some("aws.events"), Some("Scheduled Event")) => {
             return Ok(Input::Resume {
                 trigger: "aws.events/Scheduled Event".into(),
@@ -205,5 +218,14 @@ mod tests {
             parse(br#"{"source":"reflex","action":"resume"}"#).unwrap(),
             Input::Resume { .. }
         ));
+        let timer = br#"{"Schedule":{"AdjustForDST":true},"ScheduleStatus":{"Last":"2026-12-02T10:00:00+00:00","Next":"2026-12-02T10:01:00+00:00","LastUpdated":"2026-12-02T10:00:00+00:00"},"IsPastDue":false}"#;
+        assert!(matches!(
+            parse(timer).unwrap(),
+            Input::Resume { trigger } if trigger == "azure.timer/resume"
+        ));
+        let camel = br#"{"schedule":{},"scheduleStatus":null,"isPastDue":true}"#;
+        assert!(matches!(parse(camel).unwrap(), Input::Resume { .. }));
+        let not_timer = br#"{"IsPastDue":"no","Schedule":{}}"#;
+        assert!(matches!(parse(not_timer).unwrap(), Input::Events(_)));
     }
 }

@@ -1,0 +1,333 @@
+//! drain-before-maintenance when drains overlap: two VMs in one backend pool under the
+//! default cap of one drain at a time, through the agent and through Event Grid, with
+//! the Azure host, the ARM and Kubernetes stand-ins and the IMDS stand-in.
+
+use std::time::Duration;
+
+use reflex_testkit::{ArmFake, ImdsFake, KubeFake, azure_event, not_before_in};
+use serde_json::{Value, json};
+
+use crate::drain::{POOL, admin_states, agent_for, azure_world, drain_host_and_store, scheduled};
+
+fn settings(arm: &ArmFake, kube: &KubeFake) -> Vec<(&'static str, String)> {
+    vec![
+        ("REFLEX_ARM_ENDPOINT", arm.endpoint()),
+        ("REFLEX_ARM_TOKEN", "test-token".into()),
+        ("REFLEX_AZURE_LB_POOLS", POOL.into()),
+        ("REFLEX_KUBE_API_URL", kube.url()),
+        ("REFLEX_KUBE_TOKEN", "kube-token".into()),
+    ]
+}
+
+fn pairs<'a>(s: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    s.iter().map(|(k, v)| (*k, v.as_str())).collect()
+}
+
+fn states(list: &[(&str, Option<&str>)]) -> Vec<(String, Option<String>)> {
+    list.iter()
+        .map(|(n, s)| ((*n).to_string(), s.map(str::to_string)))
+        .collect()
+}
+
+/// What the store still holds besides delivery dedup marks (`seen/`).
+async fn leftovers(store: &std::sync::Arc<dyn reflex_core::Store>) -> Vec<String> {
+    store
+        .list("")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(k, _)| k)
+        .filter(|k| !k.starts_with("seen/"))
+        .collect()
+}
+
+fn records(agent: &reflex_agent::Watcher, record: &str) -> Vec<Value> {
+    agent
+        .journal
+        .records
+        .iter()
+        .filter(|r| r["record"] == record)
+        .cloned()
+        .collect()
+}
+
+/// Two VMs of one pool get a Redeploy at the same time; the cap is one drain at a
+/// time. The second is deferred (HTTP 202, `drain: deferred`), its agent does not
+/// approve and asks again; once the first is back, the second drains and only then is
+/// approved. Both recover; the pool ends with both addresses back, and no drain
+/// record, slot or pending entry is left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_vms_in_one_pool_drain_one_at_a_time_and_the_second_is_approved_only_once_drained() {
+    let arm = ArmFake::start().await;
+    let kube = KubeFake::start().await;
+    azure_world(&arm, &kube);
+    let s = settings(&arm, &kube);
+    let (host, store) = drain_host_and_store(&pairs(&s)).await;
+    let imds1 = ImdsFake::start("vm-web-1").await;
+    let imds2 = ImdsFake::start("vm-web-2").await;
+    let mut a1 = agent_for(&host, &imds1).with_retry_deferred(Duration::ZERO);
+    let mut a2 = agent_for(&host, &imds2).with_retry_deferred(Duration::ZERO);
+    let nb = not_before_in(600);
+    imds1.put_event(azure_event("E-1", "Redeploy", "vm-web-1", &nb, -1));
+    imds2.put_event(azure_event("E-2", "Redeploy", "vm-web-2", &nb, -1));
+
+    a1.tick().await.unwrap();
+    a2.tick().await.unwrap();
+    assert_eq!(imds1.approvals(), ["E-1"]);
+    assert!(
+        imds2.approvals().is_empty(),
+        "the second drain is deferred, so its event is not approved"
+    );
+    assert_eq!(
+        admin_states(&arm),
+        states(&[("vm-web-1", Some("Down")), ("vm-web-2", None)])
+    );
+    let deferred = records(&a2, "drain_deferred");
+    assert_eq!(deferred.len(), 1, "{:?}", a2.journal.records);
+    assert!(
+        deferred[0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("already in progress"),
+        "{}",
+        deferred[0]
+    );
+    assert!(records(&a2, "drain_done").is_empty());
+
+    // Asked again while the slot is still taken: still deferred, still not approved.
+    a2.tick().await.unwrap();
+    assert!(imds2.approvals().is_empty());
+    assert_eq!(records(&a2, "drain_deferred").len(), 2);
+    assert_eq!(admin_states(&arm)[1], ("vm-web-2".to_string(), None));
+
+    // The first VM's maintenance ends: it recovers and frees the slot.
+    imds1.remove_event("E-1");
+    for _ in 0..3 {
+        a1.tick().await.unwrap();
+    }
+    assert_eq!(
+        admin_states(&arm),
+        states(&[("vm-web-1", Some("None")), ("vm-web-2", None)])
+    );
+
+    // Now the second drains, and only then is approved.
+    a2.tick().await.unwrap();
+    assert_eq!(
+        admin_states(&arm),
+        states(&[("vm-web-1", Some("None")), ("vm-web-2", Some("Down"))])
+    );
+    assert_eq!(imds2.approvals(), ["E-2"]);
+    assert_eq!(records(&a2, "drain_done").len(), 1);
+
+    imds2.remove_event("E-2");
+    for _ in 0..3 {
+        a2.tick().await.unwrap();
+    }
+    assert_eq!(
+        admin_states(&arm),
+        states(&[("vm-web-1", Some("None")), ("vm-web-2", Some("None"))])
+    );
+    assert!(
+        kube.node("aks-web-1").unwrap()["spec"]
+            .get("unschedulable")
+            .is_none()
+    );
+    assert_eq!(leftovers(&store).await, Vec::<String>::new());
+}
+
+/// The Event Grid notice for `vm`, event id `event`.
+fn scheduled_for(vm: &str, event: &str, status: &str, not_before_in: u64) -> Value {
+    let text = scheduled(status, not_before_in)
+        .to_string()
+        .replace("vm-web-1", vm)
+        .replace("88eaf97d-81f7-4057-874e-e5e2d41ce741", event);
+    let mut v: Value = serde_json::from_str(&text).unwrap();
+    v[0]["id"] = format!("eg-{vm}-{status}").into();
+    v
+}
+
+const EVENT_2: &str = "5a0c9d3e-2b7f-4f43-9d8e-0c6f1d2a7b11";
+
+/// Acknowledge requests for `event`, with when they were made.
+fn acks(arm: &ArmFake, event: &str) -> Vec<std::time::SystemTime> {
+    arm.requests()
+        .into_iter()
+        .filter(|r| r.method == "POST" && r.path.ends_with(&format!("/{event}/acknowledge")))
+        .map(|r| r.at)
+        .collect()
+}
+
+/// The timer trigger's invocation of the resume function, as the Functions host sends
+/// it to a custom handler.
+fn timer_tick() -> Value {
+    json!({"Data": {"timer": {
+        "Schedule": {"AdjustForDST": true},
+        "ScheduleStatus": {"Last": "2026-12-02T10:00:00+00:00", "Next": "2026-12-02T10:01:00+00:00", "LastUpdated": "2026-12-02T10:00:00+00:00"},
+        "IsPastDue": false}}, "Metadata": {}})
+}
+
+/// An Event Grid delivery whose drain found no free slot is answered 202 and not
+/// acknowledged; the timer-triggered resume function (`drain-before-maintenance-resume`
+/// behind the host) carries it on once the slot is free, and acknowledges it only
+/// after the drain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_grid_drain_deferred_for_want_of_a_slot_is_resumed_by_the_timer_function() {
+    let arm = ArmFake::start().await;
+    let kube = KubeFake::start().await;
+    azure_world(&arm, &kube);
+    let s = settings(&arm, &kube);
+    let (host, store) = drain_host_and_store(&pairs(&s)).await;
+    let http = reqwest::Client::new();
+    let post =
+        |path: &str, body: Value| http.post(format!("{}{path}", host.url)).json(&body).send();
+    let webhook = "/api/drain-before-maintenance";
+    let first = post(webhook, scheduled("Scheduled", 600)).await.unwrap();
+    assert_eq!(first.status(), 200);
+    let first: Value = first.json().await.unwrap();
+    assert_eq!(first["drain"], "drained", "{first}");
+
+    let second = post(
+        webhook,
+        scheduled_for("vm-web-2", EVENT_2, "Scheduled", 600),
+    )
+    .await
+    .unwrap();
+    assert_eq!(second.status(), 202, "deferred is accepted, not done");
+    let second: Value = second.json().await.unwrap();
+    assert_eq!(second["drain"], "deferred", "{second}");
+    assert!(acks(&arm, EVENT_2).is_empty());
+
+    let resume = "/drain-before-maintenance-resume";
+    let early = post(resume, timer_tick()).await.unwrap();
+    assert_eq!(early.status(), 202, "the slot is still taken");
+    assert!(acks(&arm, EVENT_2).is_empty());
+    assert_eq!(admin_states(&arm)[1], ("vm-web-2".to_string(), None));
+
+    let done = post(webhook, scheduled("Completed", 0)).await.unwrap();
+    assert_eq!(done.status(), 200);
+
+    let resumed = post(resume, timer_tick()).await.unwrap();
+    assert_eq!(resumed.status(), 200);
+    let resumed: Value = resumed.json().await.unwrap();
+    assert_eq!(resumed["ReturnValue"]["drain"], "drained", "{resumed}");
+    assert_eq!(
+        resumed["ReturnValue"]["trigger"], "azure.timer/resume",
+        "{resumed}"
+    );
+    assert_eq!(
+        admin_states(&arm),
+        states(&[("vm-web-1", Some("None")), ("vm-web-2", Some("Down"))])
+    );
+    let ack = acks(&arm, EVENT_2);
+    assert_eq!(ack.len(), 1);
+    let pool_down = arm
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "PUT" && r.body.to_string().contains("\"Down\""))
+        .map(|r| r.at)
+        .max()
+        .unwrap();
+    assert!(pool_down <= ack[0], "the acknowledge comes after the drain");
+    let pending: Vec<String> = leftovers(&store)
+        .await
+        .into_iter()
+        .filter(|k| k.starts_with("pending/"))
+        .collect();
+    assert!(pending.is_empty(), "{pending:?}");
+}
+
+/// The agent's call for `vm`.
+fn agent_call(vm: &str, event: &str, action: &str) -> Value {
+    json!({"source": "reflex-agent", "action": action, "node": vm, "maintenance": {
+        "cloud": "azure", "id": event, "kind": "redeploy", "phase": "scheduled",
+        "targets": [vm], "not_before": null, "duration_secs": null,
+        "description": null, "lifecycle": null, "trigger": "azure.imds/redeploy",
+        "scope": crate::drain::vm_id(vm)}})
+}
+
+fn pool_puts(arm: &ArmFake) -> Vec<reflex_testkit::ArmRequest> {
+    arm.requests()
+        .into_iter()
+        .filter(|r| r.method == "PUT" && r.path.eq_ignore_ascii_case(POOL))
+        .collect()
+}
+
+/// Someone else writes the backend pool between the drain's read and its write (here:
+/// the other VM's address goes Down). The drain's PUT carries the ETag it read, ARM
+/// refuses it with 412, and the drain reads the pool again: both changes stand.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pool_changed_between_read_and_write_is_read_again_not_overwritten() {
+    let arm = ArmFake::start().await;
+    let kube = KubeFake::start().await;
+    azure_world(&arm, &kube);
+    let s = settings(&arm, &kube);
+    let (host, _store) = drain_host_and_store(&pairs(&s)).await;
+    let mut other = arm.resource(POOL).unwrap();
+    other["properties"]["loadBalancerBackendAddresses"][1]["properties"]["adminState"] =
+        "Down".into();
+    // The first GET of the pool is the re-read before deciding; the second is the
+    // read of the read-change-write.
+    arm.write_after_get(POOL, 2, other);
+    let res = reqwest::Client::new()
+        .post(format!("{}/api/drain-before-maintenance", host.url))
+        .json(&agent_call("vm-web-1", "E-31", "drain"))
+        .send()
+        .await
+        .unwrap();
+    let outcome: Value = res.json().await.unwrap();
+    assert_eq!(outcome["drain"], "drained", "{outcome}");
+    assert_eq!(
+        admin_states(&arm),
+        states(&[("vm-web-1", Some("Down")), ("vm-web-2", Some("Down"))]),
+        "the other writer's change is kept"
+    );
+    let puts = pool_puts(&arm);
+    assert_eq!(puts.len(), 2, "the stale write is refused, then redone");
+    assert!(
+        puts.iter().all(|p| p.if_match.is_some()),
+        "every PUT names its ETag"
+    );
+    assert_ne!(puts[0].if_match, puts[1].if_match);
+}
+
+/// Two VMs of one pool drained at the same moment, with a cap of 2: both addresses end
+/// Down, and after both recoveries both are back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_concurrent_drains_of_one_pool_both_take_effect_and_both_recover() {
+    let arm = ArmFake::start().await;
+    let kube = KubeFake::start().await;
+    azure_world(&arm, &kube);
+    let mut s = settings(&arm, &kube);
+    s.push(("REFLEX_DRAIN_MAX_CONCURRENT", "2".into()));
+    let (host, store) = drain_host_and_store(&pairs(&s)).await;
+    let http = reqwest::Client::new();
+    let url = format!("{}/api/drain-before-maintenance", host.url);
+    let call = |vm: &str, event: &str, action: &str| {
+        http.post(&url).json(&agent_call(vm, event, action)).send()
+    };
+    let (a, b) = tokio::join!(
+        call("vm-web-1", "E-41", "drain"),
+        call("vm-web-2", "E-42", "drain")
+    );
+    for r in [a, b] {
+        let r = r.unwrap();
+        assert_eq!(r.status(), 200);
+        let o: Value = r.json().await.unwrap();
+        assert_eq!(o["drain"], "drained", "{o}");
+    }
+    assert_eq!(
+        admin_states(&arm),
+        states(&[("vm-web-1", Some("Down")), ("vm-web-2", Some("Down"))])
+    );
+    let (a, b) = tokio::join!(
+        call("vm-web-1", "E-41", "recover"),
+        call("vm-web-2", "E-42", "recover")
+    );
+    assert_eq!(a.unwrap().status(), 200);
+    assert_eq!(b.unwrap().status(), 200);
+    assert_eq!(
+        admin_states(&arm),
+        states(&[("vm-web-1", Some("None")), ("vm-web-2", Some("None"))])
+    );
+    assert_eq!(leftovers(&store).await, Vec::<String>::new());
+}
