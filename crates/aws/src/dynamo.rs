@@ -2,6 +2,10 @@
 //! attribute `expires_at` (epoch seconds). Claims are conditional puts, counters
 //! atomic `ADD`s. DynamoDB deletes expired items lazily (up to days later), so every
 //! read and condition also checks `expires_at` itself.
+//!
+//! A hold is an item with its owner in `holder` (the condition's attribute) and in
+//! `record` (what `get` and `list` show); `hold` is a put and `let_go` a delete, each
+//! conditional on `holder`, so two owners never both win.
 
 use std::time::{Duration, SystemTime};
 
@@ -130,16 +134,7 @@ impl Store for DynamoStore {
             .expression_attribute_values(":now", n(now()))
             .send()
             .await;
-        match r {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(failed(&e)),
-        }
+        conditional(r)
     }
 
     async fn confirm(&self, key: &str, ttl: Duration) -> Result<(), StoreError> {
@@ -266,6 +261,85 @@ impl Store for DynamoStore {
         }
         out.sort();
         Ok(out)
+    }
+
+    /// One conditional put: free (no item), expired, or already ours.
+    async fn hold(&self, key: &str, owner: &str, lease: Duration) -> Result<bool, StoreError> {
+        let r = self
+            .client()
+            .await
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(key))
+            .item("holder", s(owner))
+            .item("record", s(owner))
+            .item("expires_at", n(expiry(lease)))
+            .condition_expression("attribute_not_exists(pk) OR expires_at < :now OR #h = :owner")
+            .expression_attribute_names("#h", "holder")
+            .expression_attribute_values(":now", n(now()))
+            .expression_attribute_values(":owner", s(owner))
+            .send()
+            .await;
+        conditional(r)
+    }
+
+    /// One conditional delete. An expired item (not yet swept by TTL) is deleted
+    /// whoever held it: it was free already, and that keeps `let_go` on an expired
+    /// hold `true` as on the other stores.
+    async fn let_go(&self, key: &str, owner: &str) -> Result<bool, StoreError> {
+        let r = self
+            .client()
+            .await
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(key))
+            .condition_expression("attribute_not_exists(pk) OR #h = :owner OR expires_at < :now")
+            .expression_attribute_names("#h", "holder")
+            .expression_attribute_values(":now", n(now()))
+            .expression_attribute_values(":owner", s(owner))
+            .send()
+            .await;
+        conditional(r)
+    }
+}
+
+/// A conditional write's outcome: `false` when its condition failed.
+fn conditional<T, E>(
+    r: Result<
+        T,
+        aws_sdk_dynamodb::error::SdkError<
+            E,
+            aws_smithy_runtime_api::client::orchestrator::HttpResponse,
+        >,
+    >,
+) -> Result<bool, StoreError>
+where
+    E: ConditionFailed
+        + aws_sdk_dynamodb::error::ProvideErrorMetadata
+        + std::error::Error
+        + 'static,
+{
+    match r {
+        Ok(_) => Ok(true),
+        Err(e) if e.as_service_error().is_some_and(E::condition_failed) => Ok(false),
+        Err(e) => Err(failed(&e)),
+    }
+}
+
+/// The operation errors that can say "the condition failed".
+trait ConditionFailed {
+    fn condition_failed(&self) -> bool;
+}
+
+impl ConditionFailed for aws_sdk_dynamodb::operation::put_item::PutItemError {
+    fn condition_failed(&self) -> bool {
+        self.is_conditional_check_failed_exception()
+    }
+}
+
+impl ConditionFailed for aws_sdk_dynamodb::operation::delete_item::DeleteItemError {
+    fn condition_failed(&self) -> bool {
+        self.is_conditional_check_failed_exception()
     }
 }
 

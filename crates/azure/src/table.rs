@@ -6,6 +6,12 @@
 //! service's forbidden key characters; the key itself is kept in a `Key` column.
 //! Table storage has no TTL, so expiry is an `ExpiresAt` column every read checks,
 //! and claims and counters use ETags (`If-Match`) for compare-and-swap.
+//!
+//! A hold keeps its owner in `Holder` (what the decision reads) and in `Record` (what
+//! `get` and `list` show). `hold` and `let_go` read the row, decide, and write only
+//! if the row is still the one they read: an insert (409 if someone else inserted
+//! first) or a replace or delete with `If-Match` (412 if it changed). A lost race
+//! reads again and decides again.
 
 use std::time::{Duration, Instant, SystemTime};
 
@@ -347,6 +353,21 @@ fn expires_at(row: &Value) -> u64 {
     int(&row["ExpiresAt"])
 }
 
+/// Whether `owner` may write a hold over `row`: it has expired, or `owner` holds it.
+fn free_for(row: &Value, owner: &str) -> bool {
+    expires_at(row) < now() || row["Holder"].as_str() == Some(owner)
+}
+
+fn contended(what: &str, key: &str, started: Instant) -> StoreError {
+    StoreError::new(
+        format!(
+            "{what} {key} stayed contended for {CAS_ROUNDS} rounds ({:.1}s)",
+            started.elapsed().as_secs_f64()
+        ),
+        true,
+    )
+}
+
 /// Opens the store on `table` from a connection string, as a configuration step
 /// (matches `reflex_aws::dynamo::OpenAzureTable`).
 pub fn open(
@@ -526,13 +547,56 @@ impl Store for TableStore {
                 return Ok(hits + 1);
             }
         }
-        Err(StoreError::new(
-            format!(
-                "counter {key} stayed contended for {CAS_ROUNDS} rounds ({:.1}s)",
-                started.elapsed().as_secs_f64()
-            ),
-            true,
-        ))
+        Err(contended("counter", key, started))
+    }
+
+    async fn hold(&self, key: &str, owner: &str, lease: Duration) -> Result<bool, StoreError> {
+        let started = Instant::now();
+        for _ in 0..CAS_ROUNDS {
+            let entity = self.entity(
+                key,
+                json!({ "Holder": owner, "Record": owner }),
+                epoch_secs(SystemTime::now() + lease),
+            );
+            let done = match self.row(key).await? {
+                None => self.insert(&entity).await?,
+                Some((row, etag)) if free_for(&row, owner) => {
+                    self.replace(key, &entity, Some(&etag)).await?
+                }
+                Some(_) => return Ok(false),
+            };
+            if done {
+                return Ok(true);
+            }
+        }
+        Err(contended("hold", key, started))
+    }
+
+    /// An expired row is deleted whoever held it: it was free already, and Table
+    /// storage never sweeps it.
+    async fn let_go(&self, key: &str, owner: &str) -> Result<bool, StoreError> {
+        let started = Instant::now();
+        for _ in 0..CAS_ROUNDS {
+            let etag = match self.row(key).await? {
+                None => return Ok(true),
+                Some((row, etag)) if free_for(&row, owner) => etag,
+                Some(_) => return Ok(false),
+            };
+            let r = self
+                .request(
+                    reqwest::Method::DELETE,
+                    &self.entity_path(key),
+                    None,
+                    Some(&etag),
+                )
+                .await?;
+            match r.status {
+                204 | 200 | 404 => return Ok(true),
+                412 => continue,
+                s => return Err(unexpected("delete", s, &r.body)),
+            }
+        }
+        Err(contended("let_go", key, started))
     }
 }
 

@@ -149,6 +149,16 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn get(&self, key: &str) -> Result<Option<String>, StoreError>;
     /// Every live record whose key starts with `prefix`, as `(key, value)`, sorted by key.
     async fn list(&self, prefix: &str) -> Result<Vec<(String, String)>, StoreError>;
+    /// Holds `key` for `owner` for `lease`: takes it when it is free or expired, and
+    /// renews it when `owner` already holds it. `false`: another owner holds a live
+    /// claim (or the key holds a live entry that is not a hold: a claim, a record).
+    /// While held, [`get`](Store::get) and [`list`](Store::list) show `owner` as the
+    /// value.
+    async fn hold(&self, key: &str, owner: &str, lease: Duration) -> Result<bool, StoreError>;
+    /// Lets go of `key` only if `owner` holds it (a conditional delete). `false`: a
+    /// live entry held by another owner (or not a hold) is there, and nothing changed;
+    /// `true`: it was ours and is gone, or it was absent or expired already.
+    async fn let_go(&self, key: &str, owner: &str) -> Result<bool, StoreError>;
 }
 
 #[derive(Debug, Clone)]
@@ -157,6 +167,8 @@ enum Entry {
     Thread(ThreadRef),
     Count(u64),
     Record(String),
+    /// A hold, by its owner.
+    Held(String),
 }
 
 /// An in-process store: the CLI, and tests of everything above the store.
@@ -252,7 +264,7 @@ impl Store for MemoryStore {
 
     async fn get(&self, key: &str) -> Result<Option<String>, StoreError> {
         self.with(|m| match m.get(key) {
-            Some((Entry::Record(v), _)) => Some(v.clone()),
+            Some((Entry::Record(v) | Entry::Held(v), _)) => Some(v.clone()),
             _ => None,
         })
     }
@@ -263,7 +275,7 @@ impl Store for MemoryStore {
                 .iter()
                 .filter(|(k, _)| k.starts_with(prefix))
                 .filter_map(|(k, (e, _))| match e {
-                    Entry::Record(v) => Some((k.clone(), v.clone())),
+                    Entry::Record(v) | Entry::Held(v) => Some((k.clone(), v.clone())),
                     _ => None,
                 })
                 .collect();
@@ -271,11 +283,114 @@ impl Store for MemoryStore {
             out
         })
     }
+
+    async fn hold(&self, key: &str, owner: &str, lease: Duration) -> Result<bool, StoreError> {
+        // `with` has dropped expired entries: what is left is live.
+        self.with(|m| {
+            let ours = match m.get(key) {
+                Some((Entry::Held(o), _)) => o == owner,
+                Some(_) => false,
+                None => true,
+            };
+            if ours {
+                m.insert(
+                    key.to_string(),
+                    (Entry::Held(owner.to_string()), SystemTime::now() + lease),
+                );
+            }
+            ours
+        })
+    }
+
+    async fn let_go(&self, key: &str, owner: &str) -> Result<bool, StoreError> {
+        self.with(|m| match m.get(key) {
+            Some((Entry::Held(o), _)) if o == owner => {
+                m.remove(key);
+                true
+            }
+            Some(_) => false,
+            None => true,
+        })
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const MINUTE: Duration = Duration::from_secs(60);
+
+    #[tokio::test]
+    async fn a_memory_hold_is_kept_from_other_owners_until_its_owner_lets_go()
+    -> Result<(), StoreError> {
+        let s = MemoryStore::default();
+        assert!(
+            s.hold("lease/a/0", "vm-1", MINUTE).await?,
+            "a free key is held"
+        );
+        assert!(
+            !s.hold("lease/a/0", "vm-2", MINUTE).await?,
+            "another owner is refused"
+        );
+        assert!(
+            !s.let_go("lease/a/0", "vm-2").await?,
+            "another owner cannot let go"
+        );
+        assert_eq!(s.get("lease/a/0").await?.as_deref(), Some("vm-1"));
+        assert!(
+            s.hold("lease/a/0", "vm-1", MINUTE).await?,
+            "the owner renews"
+        );
+        assert_eq!(
+            s.list("lease/a/").await?,
+            vec![("lease/a/0".to_string(), "vm-1".to_string())]
+        );
+        assert!(s.let_go("lease/a/0", "vm-1").await?, "the owner lets go");
+        assert!(
+            s.let_go("lease/a/0", "vm-1").await?,
+            "an absent key is let go already"
+        );
+        assert!(
+            s.hold("lease/a/0", "vm-2", MINUTE).await?,
+            "then another owner holds it"
+        );
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn an_expired_memory_hold_is_taken_by_another_owner_but_a_renewed_one_is_not()
+    -> Result<(), StoreError> {
+        let s = MemoryStore::default();
+        let short = Duration::from_millis(50);
+        assert!(s.hold("lease/a/0", "vm-1", short).await?);
+        assert!(s.hold("lease/a/1", "vm-1", short).await?);
+        assert!(
+            s.hold("lease/a/1", "vm-1", MINUTE).await?,
+            "renewed for longer"
+        );
+        tokio::time::sleep(Duration::from_millis(120)).await;
+        assert!(s.hold("lease/a/0", "vm-2", MINUTE).await?, "expired: free");
+        assert!(!s.let_go("lease/a/0", "vm-1").await?, "no longer vm-1's");
+        assert!(
+            !s.hold("lease/a/1", "vm-2", MINUTE).await?,
+            "renewed: still held"
+        );
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_memory_claim_without_an_owner_is_neither_held_nor_let_go() -> Result<(), StoreError>
+    {
+        let s = MemoryStore::default();
+        assert!(s.claim("lease/a/0", MINUTE).await?);
+        assert!(!s.hold("lease/a/0", "vm-1", MINUTE).await?);
+        assert!(!s.let_go("lease/a/0", "vm-1").await?);
+        assert!(
+            !s.claim("lease/a/0", MINUTE).await?,
+            "the claim is still there"
+        );
+        Ok(())
+    }
 
     #[test]
     fn the_azure_table_setting_never_prints_its_account_key() {

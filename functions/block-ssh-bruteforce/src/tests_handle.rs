@@ -122,6 +122,12 @@ impl Store for FailingBlockWrites {
     async fn list(&self, prefix: &str) -> Result<Vec<(String, String)>, StoreError> {
         self.0.list(prefix).await
     }
+    async fn hold(&self, key: &str, owner: &str, lease: Duration) -> Result<bool, StoreError> {
+        self.0.hold(key, owner, lease).await
+    }
+    async fn let_go(&self, key: &str, owner: &str) -> Result<bool, StoreError> {
+        self.0.let_go(key, owner).await
+    }
 }
 
 #[derive(Default)]
