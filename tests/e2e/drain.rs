@@ -1163,3 +1163,153 @@ async fn a_rebalance_recommendation_drains_only_when_the_policy_opts_in() {
     );
     assert!(f.registered().await.is_empty());
 }
+
+/// A target whose deregistration delay outlasts the notice (held `draining` by the
+/// ELBv2 front): the wait ends at the notice minus the margin, and the outcome says
+/// it was cut short.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_still_draining_when_the_notice_ends_is_cut_short() {
+    let f = fleet(1, true).await;
+    let front = AsgFront::start(&f.w.moto.endpoint()).await;
+    let id = f.ids[0].clone();
+    front.keep_draining(&f.tg, &id, 80);
+    // The warning came 110 s ago: 10 s of the 120 s notice are left.
+    let mut event = spot(&id, "spot-cut");
+    event["time"] = rfc3339(SystemTime::now() - Duration::from_secs(110)).into();
+    let run = f
+        .invoke(
+            &event,
+            &["--timeout", "600"],
+            &[(
+                "AWS_ENDPOINT_URL_ELASTIC_LOAD_BALANCING_V2",
+                &front.endpoint(),
+            )],
+        )
+        .await;
+    assert_eq!(run.code, 0, "{}\n{}", run.stderr, run.stdout);
+    let wait = run.outcome["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["action"] == "wait_draining")
+        .unwrap()
+        .clone();
+    assert_eq!(wait["status"], "done", "{wait}");
+    assert_eq!(wait["detail"]["cut_short"], "the notice ran out", "{wait}");
+    assert_eq!(
+        wait["detail"]["still_draining"][0]["state"], "draining",
+        "{wait}"
+    );
+    let waited = wait["detail"]["waited_secs"].as_u64().unwrap();
+    assert!(
+        waited <= 10,
+        "cut at the notice minus the 5 s margin, not the deregistration delay: {waited} s"
+    );
+}
+
+/// A terminate lifecycle hook whose target keeps draining past the invocation: the
+/// wait is deferred (no CONTINUE yet), the scheduled resume carries it on once the
+/// target is gone, and CONTINUE comes only after that.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wait_longer_than_the_invocation_is_resumed_by_the_schedule_and_continue_comes_last() {
+    let f = fleet(1, true).await;
+    let front = AsgFront::start(&f.w.moto.endpoint()).await;
+    let id = f.ids[0].clone();
+    front.keep_draining(&f.tg, &id, 80);
+    let mut event = fixture("aws/autoscaling/terminate-lifecycle-action.json");
+    event["detail"]["EC2InstanceId"] = id.clone().into();
+    let fronts = [
+        ("AWS_ENDPOINT_URL_AUTO_SCALING", front.endpoint()),
+        (
+            "AWS_ENDPOINT_URL_ELASTIC_LOAD_BALANCING_V2",
+            front.endpoint(),
+        ),
+    ];
+    let env: Vec<(&str, &str)> = fronts.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let first = f.invoke(&event, &["--timeout", "4"], &env).await;
+    assert_eq!(first.code, 0, "{}\n{}", first.stderr, first.stdout);
+    assert_eq!(first.outcome["drain"], "deferred", "{}", first.outcome);
+    assert_eq!(
+        actions(&first),
+        pairs(&[
+            ("take_drain_slot", "done"),
+            ("deregister_target", "done"),
+            ("wait_draining", "skipped"),
+            ("complete_lifecycle_action", "skipped"),
+        ])
+    );
+    let continued = |calls: &[reflex_testkit::LifecycleCall]| {
+        calls
+            .iter()
+            .filter(|c| c.action == "CompleteLifecycleAction")
+            .count()
+    };
+    assert_eq!(continued(&front.calls()), 0, "no CONTINUE while it drains");
+
+    front.stop_draining(&id);
+    let resumed = f
+        .invoke(
+            &json!({"source": "aws.events", "detail-type": "Scheduled Event", "id": "tick-1", "detail": {}}),
+            &["--timeout", "600"],
+            &env,
+        )
+        .await;
+    assert_eq!(resumed.code, 0, "{}\n{}", resumed.stderr, resumed.stdout);
+    assert_eq!(resumed.outcome["drain"], "drained", "{}", resumed.outcome);
+    let names: Vec<String> = actions(&resumed).into_iter().map(|(a, _)| a).collect();
+    assert_eq!(
+        names.last().map(String::as_str),
+        Some("complete_lifecycle_action"),
+        "{names:?}"
+    );
+    let calls = front.calls();
+    assert_eq!(continued(&calls), 1);
+    assert_eq!(
+        calls.last().map(|c| c.result.as_deref()),
+        Some(Some("CONTINUE"))
+    );
+}
+
+/// A drain slower than its slot's lease keeps the slot, renewing it while it drains:
+/// another node warned meanwhile is deferred, not let in by an expired slot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_drain_keeps_its_slot_past_the_lease_by_renewing_it() {
+    let f = fleet(2, true).await;
+    let front = AsgFront::start(&f.w.moto.endpoint()).await;
+    let (a, b) = (f.ids[0].clone(), f.ids[1].clone());
+    front.keep_draining(&f.tg, &a, 80);
+    let elb = front.endpoint();
+    let env = [
+        ("REFLEX_DRAIN_LEASE_SECS", "3"),
+        ("AWS_ENDPOINT_URL_ELASTIC_LOAD_BALANCING_V2", elb.as_str()),
+        ("AWS_ENDPOINT_URL_AUTO_SCALING", elb.as_str()),
+    ];
+    let mut event = fixture("aws/autoscaling/terminate-lifecycle-action.json");
+    event["detail"]["EC2InstanceId"] = a.clone().into();
+    let slow = f.invoke(&event, &["--timeout", "14"], &env);
+    let other = async {
+        // Once A is deregistered (its slot taken), wait past the 3 s lease.
+        for _ in 0..100 {
+            if !f.registered().await.contains(&a) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        f.invoke(&spot(&b, "spot-b"), &["--timeout", "60"], &env)
+            .await
+    };
+    let (slow, other) = tokio::join!(slow, other);
+    assert_eq!(slow.code, 0, "{}\n{}", slow.stderr, slow.stdout);
+    assert_eq!(other.code, 0, "{}\n{}", other.stderr, other.stdout);
+    assert_eq!(
+        other.outcome["drain"], "deferred",
+        "the slot A renews is not free: {}",
+        other.outcome
+    );
+    assert!(
+        f.registered().await.contains(&b),
+        "B is not drained while A holds the slot"
+    );
+    assert_eq!(slow.outcome["drain"], "deferred", "{}", slow.outcome);
+}

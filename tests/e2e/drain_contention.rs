@@ -331,3 +331,247 @@ async fn two_concurrent_drains_of_one_pool_both_take_effect_and_both_recover() {
     );
     assert_eq!(leftovers(&store).await, Vec::<String>::new());
 }
+
+/// A second notice for a node that is already out (another event, here an Event Grid
+/// Redeploy after the agent's drain) joins that drain instead of replacing its record.
+/// The end of the first event does not bring the node back while the second still
+/// holds it; the end of the second undoes everything the first did.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_event_for_a_drained_node_joins_its_drain_and_the_node_returns_after_both() {
+    let arm = ArmFake::start().await;
+    let kube = KubeFake::start().await;
+    azure_world(&arm, &kube);
+    let s = settings(&arm, &kube);
+    let (host, store) = drain_host_and_store(&pairs(&s)).await;
+    let http = reqwest::Client::new();
+    let url = format!("{}/api/drain-before-maintenance", host.url);
+    let send = |body: Value| http.post(&url).json(&body).send();
+    let cordoned = || kube.node("aks-web-1").unwrap()["spec"]["unschedulable"] == true;
+
+    let first: Value = send(agent_call("vm-web-1", "E-51", "drain"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(first["drain"], "drained", "{first}");
+    let second = send(scheduled_for("vm-web-1", EVENT_2, "Scheduled", 600))
+        .await
+        .unwrap();
+    assert_eq!(second.status(), 200);
+    let second: Value = second.json().await.unwrap();
+    assert_eq!(second["drain"], "drained", "{second}");
+    assert_eq!(
+        acks(&arm, EVENT_2).len(),
+        1,
+        "the second event is acknowledged"
+    );
+    let record: Value =
+        serde_json::from_str(&store.get("drain/vm-web-1").await.unwrap().unwrap()).unwrap();
+    assert_eq!(record["event"], "E-51", "{record}");
+    assert_eq!(record["joined"], json!([EVENT_2]), "{record}");
+    assert_eq!(
+        record["pools"][0]["addresses"],
+        json!(["vm-web-1"]),
+        "{record}"
+    );
+
+    let early: Value = send(agent_call("vm-web-1", "E-51", "recover"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        early["ignored"]
+            .as_str()
+            .unwrap()
+            .contains("still holds its drain"),
+        "{early}"
+    );
+    assert_eq!(
+        admin_states(&arm)[0],
+        ("vm-web-1".to_string(), Some("Down".to_string())),
+        "the node stays out while the second event holds it"
+    );
+    assert!(cordoned());
+
+    let done = send(scheduled_for("vm-web-1", EVENT_2, "Completed", 0))
+        .await
+        .unwrap();
+    assert_eq!(done.status(), 200);
+    assert_eq!(
+        admin_states(&arm),
+        states(&[("vm-web-1", Some("None")), ("vm-web-2", None)])
+    );
+    assert!(!cordoned());
+    assert_eq!(leftovers(&store).await, Vec::<String>::new());
+}
+
+/// A pod whose PodDisruptionBudget keeps refusing does not hold the other pods back:
+/// they are evicted at once while it is retried. When the invocation ends before the
+/// notice does, the drain is deferred (nothing is acknowledged), and the resume tick
+/// carries the blocked eviction on; only then is the event acknowledged. Through the
+/// real `reflex` binary, with the state in DynamoDB on moto.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pdb_blocked_pod_does_not_hold_the_others_back_and_its_eviction_resumes_later() {
+    let w = crate::support::world().await;
+    crate::support::table(&w.sdk, "reflex-state").await;
+    let arm = ArmFake::start().await;
+    let kube = KubeFake::start().await;
+    azure_world(&arm, &kube);
+    kube.add_pod(reflex_testkit::pod_doc(
+        "shop",
+        "aaa-batch",
+        "aks-web-1",
+        Some("ReplicaSet"),
+        false,
+        30,
+    ));
+    // Refused until the budget allows it again (below, before the resume).
+    kube.refuse("shop/aaa-batch", u32::MAX);
+    let mut s = settings(&arm, &kube);
+    s.push(("REFLEX_DYNAMODB_TABLE", "reflex-state".into()));
+    let env = pairs(&s);
+    let first = w
+        .invoke_fn(
+            "drain-before-maintenance",
+            &serde_json::to_vec(&scheduled("Scheduled", 600)).unwrap(),
+            &["--timeout", "4"],
+            &env,
+        )
+        .await;
+    assert_eq!(first.code, 0, "{}\n{}", first.stderr, first.stdout);
+    let o = &first.outcome;
+    assert_eq!(o["drain"], "deferred", "{o}");
+    let pods = kube.pods();
+    assert!(
+        pods.contains(&"shop/aaa-batch".to_string()),
+        "still protected: {pods:?}"
+    );
+    assert!(
+        !pods.contains(&"shop/web-1".to_string()) && !pods.contains(&"shop/api-1".to_string()),
+        "the other pods did not wait for it: {pods:?}"
+    );
+    let evict = o["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["action"] == "evict_pods")
+        .unwrap();
+    assert_eq!(evict["status"], "skipped", "{evict}");
+    assert!(
+        evict["reason"].as_str().unwrap().contains("shop/aaa-batch"),
+        "{evict}"
+    );
+    let acks = || {
+        arm.requests()
+            .into_iter()
+            .filter(|r| r.method == "POST" && r.path.ends_with("/acknowledge"))
+            .count()
+    };
+    assert_eq!(acks(), 0, "a deferred drain is not acknowledged");
+
+    kube.refuse("shop/aaa-batch", 0);
+
+    let resumed = w
+        .invoke_fn(
+            "drain-before-maintenance",
+            br#"{"source":"reflex","action":"resume"}"#,
+            &["--timeout", "600"],
+            &env,
+        )
+        .await;
+    assert_eq!(resumed.code, 0, "{}\n{}", resumed.stderr, resumed.stdout);
+    assert_eq!(resumed.outcome["drain"], "drained", "{}", resumed.outcome);
+    assert!(!kube.pods().contains(&"shop/aaa-batch".to_string()));
+    assert_eq!(acks(), 1, "acknowledged once the last pod is out");
+}
+
+/// An eviction its budget never allows is given up at the deadline, by Reflex's own
+/// bounded retries: the Kubernetes client does not retry 429s on its own (kube-rs 5
+/// would, up to 15 times with a backoff growing to 1000 s, past any notice).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_eviction_refused_for_ever_is_given_up_at_its_deadline() {
+    use reflex_kube::Nodes;
+    let kube = KubeFake::start().await;
+    kube.add_node(reflex_testkit::node_doc("n1", "aws:///eu-west-1a/i-1"));
+    kube.add_pod(reflex_testkit::pod_doc(
+        "shop",
+        "stuck",
+        "n1",
+        Some("ReplicaSet"),
+        false,
+        30,
+    ));
+    kube.refuse("shop/stuck", u32::MAX);
+    let url = kube.url();
+    let settings = reflex_kube::KubeSettings::from_lookup(&reflex_core::settings::from_pairs(&[
+        ("REFLEX_KUBE_API_URL", url.as_str()),
+        ("REFLEX_KUBE_TOKEN", "kube-token"),
+    ]))
+    .unwrap()
+    .unwrap();
+    let nodes = reflex_kube::KubeNodes::new(&settings).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    let e = nodes.evict("n1", deadline).await.unwrap();
+    assert_eq!(e.blocked, ["shop/stuck"]);
+    let posts = kube
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.ends_with("/eviction"))
+        .count();
+    assert_eq!(
+        u32::try_from(posts).unwrap(),
+        e.refusals,
+        "every refusal reached Reflex's own retry loop"
+    );
+    assert!(posts <= 4, "{posts} eviction requests in 2 s");
+}
+
+/// `REFLEX_DRAIN_MAX_CONCURRENT_GLOBAL` caps drains across groups: with room in the
+/// pool's own cap but a global cap of 1, the second VM is deferred, and gives back the
+/// group slot it had taken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_global_cap_defers_a_drain_that_its_group_would_allow() {
+    let arm = ArmFake::start().await;
+    let kube = KubeFake::start().await;
+    azure_world(&arm, &kube);
+    let mut s = settings(&arm, &kube);
+    s.push(("REFLEX_DRAIN_MAX_CONCURRENT", "5".into()));
+    s.push(("REFLEX_DRAIN_MAX_CONCURRENT_GLOBAL", "1".into()));
+    let (host, store) = drain_host_and_store(&pairs(&s)).await;
+    let http = reqwest::Client::new();
+    let url = format!("{}/api/drain-before-maintenance", host.url);
+    let call = |vm: &str, event: &str| http.post(&url).json(&agent_call(vm, event, "drain")).send();
+    let first: Value = call("vm-web-1", "E-61")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(first["drain"], "drained", "{first}");
+    let second = call("vm-web-2", "E-62").await.unwrap();
+    assert_eq!(second.status(), 202);
+    let second: Value = second.json().await.unwrap();
+    let slot = &second["actions"][0];
+    assert_eq!(slot["action"], "take_drain_slot");
+    assert!(
+        slot["reason"]
+            .as_str()
+            .unwrap()
+            .contains("REFLEX_DRAIN_MAX_CONCURRENT_GLOBAL"),
+        "{second}"
+    );
+    assert_eq!(admin_states(&arm)[1], ("vm-web-2".to_string(), None));
+    let slots: Vec<(String, String)> = store.list("lease").await.unwrap().into_iter().collect();
+    assert!(
+        slots.iter().all(|(_, owner)| owner == "vm-web-1"),
+        "only the drained VM holds slots: {slots:?}"
+    );
+    assert_eq!(
+        slots.len(),
+        2,
+        "its group slot and the global one: {slots:?}"
+    );
+}

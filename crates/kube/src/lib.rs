@@ -25,6 +25,8 @@ const DEFAULT_GRACE_SECS: i64 = 30;
 /// The first wait after a PDB refusal (429); it doubles up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// The most eviction requests open at once (the retry waits do not count).
+const MAX_IN_FLIGHT: usize = 8;
 
 /// A node, as the drain needs it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -123,6 +125,10 @@ impl KubeNodes {
             .map(|t| secrecy::SecretString::from(t.expose().to_string()));
         config.root_cert_file = settings.ca_file.clone().map(Into::into);
         config.read_timeout = Some(Duration::from_secs(15));
+        // kube-rs 5 retries 429s itself, up to 15 times with a backoff growing to
+        // 1000 s, which ignores the notice: a PDB refusal could hold one eviction
+        // for minutes. Reflex retries on its own, bounded by the time left.
+        config.default_retry = false;
         let client = kube::Client::try_from(config).map_err(|e| bad(e.to_string()))?;
         Ok(Self { client })
     }
@@ -260,7 +266,12 @@ impl Nodes for KubeNodes {
             .await
             .map_err(|e| cloud(&e))?;
         let mut out = Evictions::default();
-        for pod in &list.items {
+        // Every pod gets its own retry loop, all at once: a pod whose
+        // PodDisruptionBudget refuses does not hold the others back. At most
+        // `MAX_IN_FLIGHT` eviction requests are open at a time.
+        let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT));
+        let mut tasks = tokio::task::JoinSet::new();
+        for pod in list.items {
             let ns = pod
                 .metadata
                 .namespace
@@ -268,53 +279,45 @@ impl Nodes for KubeNodes {
                 .unwrap_or_else(|| "default".into());
             let name = pod.metadata.name.clone().unwrap_or_default();
             let label = format!("{ns}/{name}");
-            if let Some(why) = not_evictable(pod) {
+            if let Some(why) = not_evictable(&pod) {
                 out.skipped.push((label, why.to_string()));
                 continue;
             }
             let api: Api<Pod> = Api::namespaced(self.client.clone(), &ns);
-            let mut wait = FIRST_BACKOFF;
-            loop {
-                let left = deadline.saturating_duration_since(Instant::now());
-                let secs = grace(pod, left);
-                // kube-rs's `evict` serialises `delete_options` in snake_case, which
-                // the API server ignores; post the documented body ourselves.
-                let body = json!({
-                    "apiVersion": "policy/v1",
-                    "kind": "Eviction",
-                    "metadata": {"name": name, "namespace": ns},
-                    "deleteOptions": {"gracePeriodSeconds": secs},
-                });
-                match api
-                    .create_subresource::<Value, Value>(
-                        "eviction",
-                        &name,
-                        &PostParams::default(),
-                        &body,
-                    )
-                    .await
-                {
-                    Ok(_) => {
-                        out.evicted.push((label, secs));
-                        break;
+            let gate = gate.clone();
+            tasks.spawn(
+                async move { evict_one(&api, &pod, &ns, &name, label, &gate, deadline).await },
+            );
+        }
+        let mut failed = None;
+        while let Some(joined) = tasks.join_next().await {
+            match joined {
+                Ok(Ok((one, refusals))) => {
+                    out.refusals += refusals;
+                    match one {
+                        One::Evicted(label, secs) => out.evicted.push((label, secs)),
+                        One::Gone(label) => out.skipped.push((label, "already gone".into())),
+                        One::Blocked(label) => out.blocked.push(label),
                     }
-                    Err(kube::Error::Api(s)) if s.code == 404 => {
-                        out.skipped.push((label, "already gone".into()));
-                        break;
-                    }
-                    Err(kube::Error::Api(s)) if s.code == 429 => {
-                        out.refusals += 1;
-                        if Instant::now() + wait >= deadline {
-                            out.blocked.push(label);
-                            break;
-                        }
-                        tokio::time::sleep(wait).await;
-                        wait = (wait * 2).min(MAX_BACKOFF);
-                    }
-                    Err(e) => return Err(cloud(&e)),
+                }
+                Ok(Err(e)) => failed = failed.or(Some(e)),
+                Err(e) => {
+                    failed = failed.or(Some(CloudError::new(
+                        CloudErrorKind::Other,
+                        "EvictionTask",
+                        format!("an eviction task ended abnormally: {e}"),
+                    )));
                 }
             }
         }
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        // The order of the answers is the order they finished in: sort for a stable
+        // report.
+        out.evicted.sort();
+        out.skipped.sort();
+        out.blocked.sort();
         Ok(out)
     }
 
@@ -345,6 +348,67 @@ impl Nodes for KubeNodes {
             .await
             .map(|_| true)
             .map_err(|e| cloud(&e))
+    }
+}
+
+/// How one pod's eviction ended.
+enum One {
+    Evicted(String, i64),
+    Gone(String),
+    /// Its PodDisruptionBudget still refused when the time ran out.
+    Blocked(String),
+}
+
+/// Evicts one pod, retrying PDB refusals (429) with backoff until `deadline`; the
+/// request itself waits for a place at `gate`. Returns how it ended and the number
+/// of refusals.
+async fn evict_one(
+    api: &Api<Pod>,
+    pod: &Pod,
+    ns: &str,
+    name: &str,
+    label: String,
+    gate: &tokio::sync::Semaphore,
+    deadline: Instant,
+) -> Result<(One, u32), CloudError> {
+    let mut wait = FIRST_BACKOFF;
+    let mut refusals = 0;
+    loop {
+        let answer = {
+            let _place = gate.acquire().await.map_err(|_| {
+                CloudError::new(
+                    CloudErrorKind::Other,
+                    "EvictionTask",
+                    "eviction gate closed",
+                )
+            })?;
+            let left = deadline.saturating_duration_since(Instant::now());
+            let secs = grace(pod, left);
+            // kube-rs's `evict` serialises `delete_options` in snake_case, which the
+            // API server ignores; post the documented body ourselves.
+            let body = json!({
+                "apiVersion": "policy/v1",
+                "kind": "Eviction",
+                "metadata": {"name": name, "namespace": ns},
+                "deleteOptions": {"gracePeriodSeconds": secs},
+            });
+            api.create_subresource::<Value, Value>("eviction", name, &PostParams::default(), &body)
+                .await
+                .map(|_| secs)
+        };
+        match answer {
+            Ok(secs) => return Ok((One::Evicted(label, secs), refusals)),
+            Err(kube::Error::Api(s)) if s.code == 404 => return Ok((One::Gone(label), refusals)),
+            Err(kube::Error::Api(s)) if s.code == 429 => {
+                refusals += 1;
+                if Instant::now() + wait >= deadline {
+                    return Ok((One::Blocked(label), refusals));
+                }
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(MAX_BACKOFF);
+            }
+            Err(e) => return Err(cloud(&e)),
+        }
     }
 }
 

@@ -4,6 +4,12 @@
 //! (`Action=…&Version=2011-01-01` form bodies, XML answers); every other request
 //! is forwarded to moto unchanged. Point the SDK at it with
 //! `AWS_ENDPOINT_URL_AUTO_SCALING`.
+//!
+//! It also fronts ELBv2 (`AWS_ENDPOINT_URL_ELASTIC_LOAD_BALANCING_V2`): moto ends a
+//! deregistration at once, so [`AsgFront::keep_draining`] makes
+//! `DescribeTargetHealth` of a target group list a deregistered instance as
+//! `draining` (`Target.DeregistrationInProgress`), as AWS does for the whole
+//! deregistration delay, until [`AsgFront::stop_draining`].
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -32,6 +38,45 @@ pub struct LifecycleCall {
 struct Inner {
     moto: String,
     calls: Vec<LifecycleCall>,
+    /// (target group ARN, instance id, port) listed as `draining`.
+    draining: Vec<(String, String, i32)>,
+}
+
+/// moto's `DescribeTargetHealth` answer with the held targets added as `draining`
+/// where moto no longer lists them.
+fn with_draining(answer: &str, held: &[(String, String, i32)]) -> String {
+    let mut out = answer.to_string();
+    for (_, id, port) in held {
+        if out.contains(&format!("<Id>{id}</Id>")) {
+            continue;
+        }
+        let member = format!(
+            "<member><Target><Id>{id}</Id><Port>{port}</Port></Target><HealthCheckPort>{port}</HealthCheckPort><TargetHealth><State>draining</State><Reason>Target.DeregistrationInProgress</Reason><Description>Target deregistration is in progress</Description></TargetHealth></member>"
+        );
+        let list = format!("<TargetHealthDescriptions>{member}</TargetHealthDescriptions>");
+        out = if out.contains("</TargetHealthDescriptions>") {
+            out.replacen(
+                "</TargetHealthDescriptions>",
+                &format!("{member}</TargetHealthDescriptions>"),
+                1,
+            )
+        } else if out.contains("<TargetHealthDescriptions/>") {
+            out.replacen("<TargetHealthDescriptions/>", &list, 1)
+        } else if out.contains("<DescribeTargetHealthResult/>") {
+            out.replacen(
+                "<DescribeTargetHealthResult/>",
+                &format!("<DescribeTargetHealthResult>{list}</DescribeTargetHealthResult>"),
+                1,
+            )
+        } else {
+            out.replacen(
+                "<DescribeTargetHealthResult>",
+                &format!("<DescribeTargetHealthResult>{list}"),
+                1,
+            )
+        };
+    }
+    out
 }
 
 type Shared = Arc<Mutex<Inner>>;
@@ -113,7 +158,17 @@ async fn handle(
             ),
         );
     }
-    let moto = s.lock().unwrap().moto.clone();
+    let (moto, held) = {
+        let inner = s.lock().unwrap();
+        let group = get("TargetGroupArn").unwrap_or_default();
+        let held: Vec<_> = inner
+            .draining
+            .iter()
+            .filter(|(tg, _, _)| action == "DescribeTargetHealth" && *tg == group)
+            .cloned()
+            .collect();
+        (inner.moto.clone(), held)
+    };
     let url = format!("{moto}{}", uri.path_and_query().map_or("/", |p| p.as_str()));
     let mut req = reqwest::Client::new()
         .request(method, url)
@@ -134,7 +189,11 @@ async fn handle(
                 .unwrap_or("text/xml")
                 .to_string();
             let bytes = r.bytes().await.unwrap_or_default();
-            (status, [("content-type", ct)], bytes).into_response()
+            if held.is_empty() || !status.is_success() {
+                return (status, [("content-type", ct)], bytes).into_response();
+            }
+            let text = with_draining(&String::from_utf8_lossy(&bytes), &held);
+            (status, [("content-type", ct)], text).into_response()
         }
         Err(e) => (StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
     }
@@ -146,6 +205,7 @@ impl AsgFront {
         let state = Arc::new(Mutex::new(Inner {
             moto: moto_endpoint.trim_end_matches('/').to_string(),
             calls: Vec::new(),
+            draining: Vec::new(),
         }));
         let app = Router::new().fallback(handle).with_state(state.clone());
         let (addr, task) = crate::serve(0, app, "Auto Scaling front").await;
@@ -158,6 +218,25 @@ impl AsgFront {
 
     pub fn calls(&self) -> Vec<LifecycleCall> {
         self.state.lock().unwrap().calls.clone()
+    }
+
+    /// From now on, `instance` (once moto no longer lists it in `target_group`) is
+    /// listed there as `draining` on `port`: a deregistration delay that does not end.
+    pub fn keep_draining(&self, target_group: &str, instance: &str, port: i32) {
+        self.state.lock().unwrap().draining.push((
+            target_group.to_string(),
+            instance.to_string(),
+            port,
+        ));
+    }
+
+    /// The deregistration delay of `instance` is over.
+    pub fn stop_draining(&self, instance: &str) {
+        self.state
+            .lock()
+            .unwrap()
+            .draining
+            .retain(|(_, id, _)| id != instance);
     }
 }
 

@@ -18,6 +18,9 @@ use crate::decide::{DrainRecord, Planned, Pool, Step};
 
 /// How often a lifecycle hook gets a heartbeat while the node drains.
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(60);
+/// How often a drain in progress renews its slots (each renewal holds them for
+/// another `REFLEX_DRAIN_LEASE_SECS`).
+const RENEW_EVERY: Duration = Duration::from_secs(60);
 /// Kept back from the notice: the last seconds are the cloud's.
 const NOTICE_MARGIN_SECS: i64 = 5;
 
@@ -87,6 +90,7 @@ pub async fn run(
         records: Vec::with_capacity(plan.len()),
         stop: None,
     };
+    let mut renewed = Instant::now();
     for p in plan {
         if let Some(stop) = &out.stop {
             let why = match stop {
@@ -115,6 +119,12 @@ pub async fn run(
             out.records.push(record(p, ActionStatus::Planned));
             continue;
         }
+        if renewed.elapsed() >= renew_every(deps)
+            && let Err(e) = renew(deps, rec).await
+        {
+            tracing::warn!(error = %e, "Could not renew the drain slot");
+        }
+        renewed = Instant::now();
         let mut r = record(p, ActionStatus::Done);
         match step(deps, m, &p.step, rec, deadline).await {
             Ok(Done::Yes(detail)) => merge(&mut r.detail, detail),
@@ -169,30 +179,32 @@ async fn step(
     let ok = || Ok(Done::Yes(json!({})));
     match s {
         Step::Lease { group } => {
-            // A drain carried on from an earlier call keeps the slot it holds.
-            if let Some(key) = rec.lease.clone() {
-                deps.store
-                    .confirm(&key, deps.config.lease)
-                    .await
-                    .map_err(store)?;
-                return Ok(Done::Yes(json!({"slot": key, "held": true})));
-            }
-            for slot in 0..deps.config.max_concurrent {
-                let key = format!("lease/{group}/{slot}");
-                let taken = deps
-                    .store
-                    .claim(&key, deps.config.lease)
-                    .await
-                    .map_err(store)?;
-                if taken {
-                    rec.lease = Some(key.clone());
-                    return Ok(Done::Yes(json!({"slot": key})));
+            let owner = node.as_str();
+            let prefix = format!("lease/{group}");
+            let cap = deps.config.max_concurrent;
+            let Some(key) = take_slot(deps, &prefix, cap, rec.lease.as_deref(), owner).await?
+            else {
+                return Ok(Done::Deferred(format!(
+                    "{cap} drain(s) already in progress in {group} (REFLEX_DRAIN_MAX_CONCURRENT): retried on the next resume"
+                )));
+            };
+            rec.lease = Some(key.clone());
+            if let Some(global) = deps.config.max_global {
+                match take_slot(deps, GLOBAL, global, rec.global_lease.as_deref(), owner).await? {
+                    Some(g) => rec.global_lease = Some(g),
+                    None => {
+                        // Not both: the group slot goes back for another node.
+                        deps.store.let_go(&key, owner).await.map_err(store)?;
+                        rec.lease = None;
+                        return Ok(Done::Deferred(format!(
+                            "{global} drain(s) already in progress in this account or subscription (REFLEX_DRAIN_MAX_CONCURRENT_GLOBAL): retried on the next resume"
+                        )));
+                    }
                 }
             }
-            Ok(Done::Deferred(format!(
-                "{} drain(s) already in progress in {group} (REFLEX_DRAIN_MAX_CONCURRENT): retried on the next resume",
-                deps.config.max_concurrent
-            )))
+            Ok(Done::Yes(
+                json!({"slot": key, "global_slot": rec.global_lease, "owner": owner}),
+            ))
         }
         Step::Deregister { target_group, port } => {
             deps.fleet.deregister(target_group, &node, *port).await?;
@@ -214,7 +226,7 @@ async fn step(
             rec.standby = Some(group.clone());
             ok()
         }
-        Step::WaitDrained { targets } => wait_drained(deps, m, targets, &node, deadline).await,
+        Step::WaitDrained { targets } => wait_drained(deps, m, targets, rec, deadline).await,
         Step::CompleteLifecycle { group, hook, token } => {
             deps.fleet
                 .complete_lifecycle(group, hook, token.as_deref(), &node, "CONTINUE")
@@ -244,12 +256,20 @@ async fn step(
                 .as_ref()
                 .ok_or_else(|| unavailable("Kubernetes"))?;
             rec.kube_node = Some(k.clone());
-            let (until, _) = limit(m, deadline);
+            let (until, by_notice) = limit(m, deadline);
             let e = nodes.evict(k, until).await?;
             let detail =
                 json!({"evicted": e.evicted, "skipped": e.skipped, "pdb_refusals": e.refusals});
             if e.blocked.is_empty() {
                 Ok(Done::Yes(detail))
+            } else if !by_notice {
+                // The invocation ends before the notice does: carried on by the next
+                // resume (or call), which evicts what is left.
+                Ok(Done::Deferred(format!(
+                    "PodDisruptionBudgets still protect {} pod(s) ({}) and this invocation is ending: the evictions carry on at the next resume",
+                    e.blocked.len(),
+                    e.blocked.join(", ")
+                )))
             } else {
                 Err(CloudError::new(
                     reflex_core::CloudErrorKind::Other,
@@ -272,11 +292,13 @@ async fn step(
         }
         Step::AdminDown { pool, addresses } => {
             azure_admin(deps, pool, addresses, "Down", deadline).await?;
-            rec.pools.push(Pool {
-                pool: pool.clone(),
-                addresses: addresses.clone(),
-                down: true,
-            });
+            if !rec.pools.iter().any(|p| p.pool == *pool) {
+                rec.pools.push(Pool {
+                    pool: pool.clone(),
+                    addresses: addresses.clone(),
+                    down: true,
+                });
+            }
             ok()
         }
         Step::AdminUp { pool, addresses } => {
@@ -285,14 +307,67 @@ async fn step(
         }
         Step::Acknowledge { owner, event } => {
             azure_ack(deps, owner, event, deadline).await?;
-            rec.acknowledged = true;
+            if rec.event == *event {
+                rec.acknowledged = true;
+            } else if !rec.acked.contains(event) {
+                rec.acked.push(event.clone());
+            }
             ok()
         }
         Step::ReleaseLease { key } => {
-            deps.store.release(key).await.map_err(store)?;
-            ok()
+            // Only the node's own slot: one that expired and went to another node
+            // stays with it.
+            let ours = deps.store.let_go(key, &node).await.map_err(store)?;
+            Ok(Done::Yes(json!({"released": ours})))
         }
     }
+}
+
+/// The account- or subscription-wide slots' key prefix.
+const GLOBAL: &str = "lease-global";
+
+/// A slot under `prefix` for `owner`: the one it already holds (renewed), else the
+/// first of `cap` that is free. `None`: all are held by other nodes.
+async fn take_slot(
+    deps: &Deps,
+    prefix: &str,
+    cap: u32,
+    held: Option<&str>,
+    owner: &str,
+) -> Result<Option<String>, CloudError> {
+    let lease = deps.config.lease;
+    if let Some(key) = held.filter(|k| k.starts_with(&format!("{prefix}/")))
+        && deps.store.hold(key, owner, lease).await.map_err(store)?
+    {
+        return Ok(Some(key.to_string()));
+    }
+    for slot in 0..cap {
+        let key = format!("{prefix}/{slot}");
+        if deps.store.hold(&key, owner, lease).await.map_err(store)? {
+            return Ok(Some(key));
+        }
+    }
+    Ok(None)
+}
+
+/// How often to renew: every minute, or a third of a shorter lease.
+fn renew_every(deps: &Deps) -> Duration {
+    RENEW_EVERY.min(deps.config.lease / 3)
+}
+
+/// Renews the slots `rec` holds, so a slow drain keeps them past the lease.
+async fn renew(deps: &Deps, rec: &DrainRecord) -> Result<(), CloudError> {
+    for key in rec.lease.iter().chain(&rec.global_lease) {
+        if !deps
+            .store
+            .hold(key, &rec.node, deps.config.lease)
+            .await
+            .map_err(store)?
+        {
+            tracing::warn!(slot = %key, node = %rec.node, "Drain slot lost to another node while draining");
+        }
+    }
+    Ok(())
 }
 
 fn store(e: reflex_core::StoreError) -> CloudError {
@@ -350,12 +425,14 @@ async fn wait_drained(
     deps: &Deps,
     m: &Maintenance,
     targets: &[(String, Option<i32>)],
-    node: &str,
+    rec: &DrainRecord,
     deadline: Instant,
 ) -> Result<Done, CloudError> {
+    let node = rec.node.as_str();
     let started = Instant::now();
     let (until, by_notice) = limit(m, deadline);
     let mut beat: Option<Instant> = None;
+    let mut renewed = Instant::now();
     loop {
         if let Some(l) = m
             .lifecycle
@@ -366,6 +443,10 @@ async fn wait_drained(
                 .heartbeat(&l.group, &l.hook, l.token.as_deref(), node)
                 .await?;
             beat = Some(Instant::now());
+        }
+        if renewed.elapsed() >= renew_every(deps) {
+            renew(deps, rec).await?;
+            renewed = Instant::now();
         }
         let mut still = Vec::new();
         for (tg, port) in targets {

@@ -24,6 +24,10 @@ pub struct Config {
     /// `REFLEX_DRAIN_MAX_CONCURRENT` (default 1): drains at once per group (Auto
     /// Scaling group, else target group, else backend pool).
     pub max_concurrent: u32,
+    /// `REFLEX_DRAIN_MAX_CONCURRENT_GLOBAL` (default: no such cap): drains at once in
+    /// the whole deployment's account or subscription, whatever their group (three
+    /// per-AZ Auto Scaling groups then cannot drain three nodes at once).
+    pub max_global: Option<u32>,
     /// `REFLEX_DRAIN_LEASE_SECS` (default 3600): how long a drain slot is held if the
     /// node is never recovered.
     pub lease: Duration,
@@ -68,6 +72,13 @@ impl Config {
             exempt: tag(env, "REFLEX_EXEMPT_TAG", default_tag("reflex:exempt"))?,
             max_concurrent: u32::try_from(number(env, "REFLEX_DRAIN_MAX_CONCURRENT", 1, 1000)?)
                 .unwrap_or(1),
+            max_global: match env.get("REFLEX_DRAIN_MAX_CONCURRENT_GLOBAL") {
+                Some(_) => Some(
+                    u32::try_from(number(env, "REFLEX_DRAIN_MAX_CONCURRENT_GLOBAL", 1, 1000)?)
+                        .unwrap_or(1),
+                ),
+                None => None,
+            },
             lease: Duration::from_secs(number(env, "REFLEX_DRAIN_LEASE_SECS", 3600, 7 * 86_400)?),
             poll: Duration::from_secs(number(env, "REFLEX_DRAIN_POLL_SECS", 5, 300)?),
             azure_pools: ids(env, "REFLEX_AZURE_LB_POOLS")?,
@@ -93,6 +104,7 @@ mod tests {
         assert!(!c.dry_run);
         assert_eq!(c.opt_in.to_string(), "reflex:drain=true");
         assert_eq!(c.max_concurrent, 1);
+        assert_eq!(c.max_global, None);
         assert_eq!(c.store, StoreSetting::Memory);
     }
 
@@ -101,6 +113,7 @@ mod tests {
         for (name, value, says) in [
             ("REFLEX_DRAIN_MAX_CONCURRENT", "0", "from 1 to 1000"),
             ("REFLEX_DRAIN_MAX_CONCURRENT", "many", "from 1 to 1000"),
+            ("REFLEX_DRAIN_MAX_CONCURRENT_GLOBAL", "0", "from 1 to 1000"),
             ("REFLEX_DRAIN_TAG", "drain", "key=value"),
             ("REFLEX_AZURE_LB_POOLS", "pool-1", "not an ARM resource id"),
             (

@@ -32,11 +32,65 @@ pub struct DrainRecord {
     pub standby: Option<String>,
     pub pools: Vec<Pool>,
     pub kube_node: Option<String>,
-    /// The drain slot held (`lease/{group}/{n}`).
+    /// The drain slot held (`lease/{group}/{n}`), owned by the node.
     pub lease: Option<String>,
-    /// `draining` until every step is done, then `drained`.
+    /// The account- or subscription-wide slot held (`lease-global/{n}`), with
+    /// `REFLEX_DRAIN_MAX_CONCURRENT_GLOBAL`.
+    #[serde(default)]
+    pub global_lease: Option<String>,
+    /// `draining` until every step is done, then `drained` (`failed` when a step
+    /// failed).
     pub status: String,
+    /// Whether `event` was acknowledged.
     pub acknowledged: bool,
+    /// Other events that found the node already out under this drain. The node comes
+    /// back only when the last of them (and `event`) is over.
+    #[serde(default)]
+    pub joined: Vec<String>,
+    /// Which of `joined` were acknowledged.
+    #[serde(default)]
+    pub acked: Vec<String>,
+    /// When an event last drained or joined (epoch seconds). A hold older than
+    /// [`HOLD_STALE_SECS`] no longer keeps the node out: its end was lost.
+    #[serde(default)]
+    pub touched: i64,
+}
+
+/// How long another event's hold on a drain keeps a node out of service after the
+/// last drain or join: a day, far beyond any maintenance window a notice announces.
+pub const HOLD_STALE_SECS: i64 = 86_400;
+
+impl DrainRecord {
+    /// Whether event `id` holds this drain (it took the node out, or joined).
+    pub fn holds(&self, id: &str) -> bool {
+        self.event == id || self.joined.iter().any(|e| e == id)
+    }
+
+    /// Whether event `id`'s maintenance was acknowledged.
+    pub fn acknowledged(&self, id: &str) -> bool {
+        (self.event == id && self.acknowledged) || self.acked.iter().any(|e| e == id)
+    }
+
+    /// Adds event `id` to the drain (a second notice for a node already out).
+    pub fn join(&mut self, id: &str) {
+        if !self.holds(id) {
+            self.joined.push(id.to_string());
+        }
+    }
+
+    /// Event `id` is over; `false` when no other event holds the drain any more.
+    pub fn leave(&mut self, id: &str) -> bool {
+        if self.event == id {
+            if self.joined.is_empty() {
+                return false;
+            }
+            self.event = self.joined.remove(0);
+            self.acknowledged = self.acked.contains(&self.event);
+        }
+        self.joined.retain(|e| e != id);
+        self.acked.retain(|e| e != id);
+        true
+    }
 }
 
 /// The cloud's current view of one node.
@@ -189,6 +243,9 @@ pub enum Decision {
     Drain(Vec<Planned>),
     /// Bring it back.
     Recover(Vec<Planned>),
+    /// This event is over, but another still holds the node's drain: it stays out
+    /// of service, and only this event is taken off the record.
+    Hold(String),
 }
 
 /// The parts of the configuration `decide` reads.
@@ -232,7 +289,7 @@ pub fn decide(
 ) -> Decision {
     match intent {
         Intent::Drain => drain(m, rules, o, now),
-        Intent::Recover => recover(m, o),
+        Intent::Recover => recover(m, o, now),
     }
 }
 
@@ -256,7 +313,7 @@ fn drain(m: &Maintenance, rules: Rules<'_>, o: &Observed, now: i64) -> Decision 
     };
     if o.record
         .as_ref()
-        .is_some_and(|r| r.status == "drained" && r.event == m.id)
+        .is_some_and(|r| r.status == "drained" && r.holds(&m.id))
     {
         return Decision::Ignore(format!("{} is already drained for event {}", o.node, m.id));
     }
@@ -327,10 +384,7 @@ fn drain(m: &Maintenance, rules: Rules<'_>, o: &Observed, now: i64) -> Decision 
             "drained: let the group terminate the instance",
         ));
     }
-    let acked = o
-        .record
-        .as_ref()
-        .is_some_and(|r| r.acknowledged && r.event == m.id);
+    let acked = o.record.as_ref().is_some_and(|r| r.acknowledged(&m.id));
     // Something to take out of service (now, or already out): only then does an
     // approval stand for a drain.
     let drainable = !o.registrations.is_empty()
@@ -383,7 +437,7 @@ fn ackable(m: &Maintenance) -> bool {
         && m.phase == reflex_core::maintenance::Phase::Scheduled
 }
 
-fn recover(m: &Maintenance, o: &Observed) -> Decision {
+fn recover(m: &Maintenance, o: &Observed, now: i64) -> Decision {
     if m.kind == MaintenanceKind::LifecycleTerminate {
         return Decision::Ignore("the instance is terminated: nothing to bring back".into());
     }
@@ -393,6 +447,19 @@ fn recover(m: &Maintenance, o: &Observed) -> Decision {
             o.node
         ));
     };
+    // Recovery belongs to the drain that took the node out: while another event still
+    // holds it, the node stays out.
+    let others: Vec<&str> = std::iter::once(r.event.as_str())
+        .chain(r.joined.iter().map(String::as_str))
+        .filter(|e| *e != m.id)
+        .collect();
+    if r.holds(&m.id) && !others.is_empty() && now - r.touched < HOLD_STALE_SECS {
+        return Decision::Hold(format!(
+            "{} stays out of service: event {} still holds its drain",
+            o.node,
+            others.join(", ")
+        ));
+    }
     let mut plan = Vec::new();
     for reg in &r.registrations {
         let back = o.registrations.iter().any(|c| {
@@ -441,7 +508,7 @@ fn recover(m: &Maintenance, o: &Observed) -> Decision {
             "schedulable again (Reflex's cordon only)",
         ));
     }
-    if let Some(key) = &r.lease {
+    for key in r.lease.iter().chain(&r.global_lease) {
         plan.push(step(
             Step::ReleaseLease { key: key.clone() },
             "free the drain slot",
@@ -714,5 +781,55 @@ mod tests {
         assert!(
             matches!(decide(&spot(), Intent::Recover, rules, &obs, NOW), Decision::Ignore(ref r) if r.contains("nothing to recover"))
         );
+    }
+
+    #[test]
+    fn a_node_held_by_two_events_comes_back_only_when_both_are_over() {
+        let fix = Defaults::new();
+        let rules = fix.rules();
+        let mut record = DrainRecord {
+            event: "e-1".into(),
+            node: "i-1".into(),
+            registrations: opted_in().registrations,
+            status: "drained".into(),
+            acknowledged: true,
+            touched: NOW - 600,
+            ..DrainRecord::default()
+        };
+        record.join("e-2");
+        record.join("e-2");
+        assert_eq!(record.joined, ["e-2"], "joined once");
+        let mut obs = opted_in();
+        obs.registrations.clear();
+        obs.record = Some(record.clone());
+        let mut first = spot();
+        first.phase = Phase::Completed;
+        assert!(
+            matches!(decide(&first, Intent::Recover, rules, &obs, NOW), Decision::Hold(ref r) if r.contains("event e-2 still holds")),
+        );
+        assert!(
+            matches!(
+                decide(&first, Intent::Recover, rules, &obs, NOW + HOLD_STALE_SECS),
+                Decision::Recover(_)
+            ),
+            "a hold whose end was lost does not keep the node out for ever"
+        );
+        assert!(record.leave("e-1"), "e-2 still holds it");
+        assert_eq!(
+            (
+                record.event.as_str(),
+                record.joined.len(),
+                record.acknowledged
+            ),
+            ("e-2", 0, false)
+        );
+        obs.record = Some(record.clone());
+        let mut second = spot();
+        second.id = "e-2".into();
+        assert_eq!(
+            names(&decide(&second, Intent::Recover, rules, &obs, NOW)),
+            ["register_target"]
+        );
+        assert!(!record.leave("e-2"), "nobody holds it any more");
     }
 }

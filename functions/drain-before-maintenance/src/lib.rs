@@ -378,6 +378,7 @@ async fn node_act(
     entry["decision"] = match &decision {
         Decision::Ignore(why) => json!({"verdict": "ignore", "reason": why}),
         Decision::Later { at } => json!({"verdict": "later", "at": at}),
+        Decision::Hold(why) => json!({"verdict": "hold", "reason": why}),
         Decision::Drain(p) | Decision::Recover(p) => json!({
             "verdict": if matches!(decision, Decision::Drain(_)) { "drain" } else { "recover" },
             "steps": p.iter().map(|s| s.step.name()).collect::<Vec<_>>(),
@@ -429,31 +430,51 @@ async fn node_act(
                 DrainState::Deferred
             }));
         }
+        Decision::Hold(why) => {
+            // Only this event leaves the record; the drain stays for the others.
+            if let (Some(mut r), false) = (seen.record.clone(), deps.config.dry_run)
+                && r.leave(&m.id)
+            {
+                let text = serde_json::to_string(&r).unwrap_or_default();
+                deps.store.put(&record_key(node), &text, RECORD_TTL).await?;
+            }
+            ignored.push(why);
+            return Ok(None);
+        }
         Decision::Drain(plan) => (plan, Stage::Started),
         Decision::Recover(plan) => (plan, Stage::Recovered),
     };
-    let mut rec = seen
-        .record
-        .clone()
-        .filter(|r| r.event == m.id || stage == Stage::Recovered)
-        .unwrap_or_else(|| DrainRecord {
+    // A node already out for another event is not given a new record: this event
+    // joins that drain, so recovery still undoes everything it did.
+    let mut rec = match seen.record.clone() {
+        Some(r) if stage == Stage::Recovered || r.holds(&m.id) => r,
+        Some(mut r) => {
+            r.join(&m.id);
+            r
+        }
+        None => DrainRecord {
             event: m.id.clone(),
             kind: m.kind.to_string(),
             node: node.to_string(),
             status: "draining".into(),
             ..DrainRecord::default()
-        });
+        },
+    };
     if stage == Stage::Started && !deps.config.dry_run && seen.record.is_none() {
         notify(deps, Stage::Started, m, node, &[], inv, out).await;
     }
     let run = act::run(deps, m, &plan, &mut rec, inv.deadline).await;
     if !deps.config.dry_run {
         match stage {
+            // A recovery step that failed keeps the record, so a redelivery (or the
+            // next call) still knows what to undo.
+            Stage::Recovered if run.stop.is_some() => {}
             Stage::Recovered => {
                 deps.store.release(&record_key(node)).await?;
                 deps.store.release(&pending_key(node)).await?;
             }
             _ => {
+                rec.touched = now;
                 rec.status = match run.stop {
                     None => "drained",
                     Some(act::Stop::Failed) => "failed",
@@ -469,10 +490,10 @@ async fn node_act(
             }
         }
     }
-    let finished = if stage == Stage::Recovered {
-        Stage::Recovered
-    } else {
-        Stage::Finished
+    let finished = match (&run.stop, stage) {
+        (_, Stage::Recovered) => Stage::Recovered,
+        (Some(act::Stop::Deferred(_)), _) => Stage::Deferred,
+        _ => Stage::Finished,
     };
     let deferred_only = matches!(run.stop, Some(act::Stop::Deferred(_)))
         && !run

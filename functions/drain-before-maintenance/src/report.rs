@@ -11,6 +11,9 @@ use crate::NAME;
 pub enum Stage {
     Started,
     Finished,
+    /// Part of the drain is done and the rest carries on later (a slot, a wait, a
+    /// disruption budget): not drained yet.
+    Deferred,
     Recovered,
     Scheduled,
 }
@@ -74,6 +77,12 @@ pub fn message(
             "A step failed: the maintenance was not acknowledged early. Check the node."
                 .to_string(),
         ),
+        Stage::Deferred => (
+            Severity::Info,
+            format!("Drain of {node} not finished yet"),
+            "Part of the drain is done and the rest carries on shortly; the maintenance is not approved until it is."
+                .to_string(),
+        ),
         Stage::Finished => (
             Severity::Remediated,
             format!("Drained {node}"),
@@ -85,8 +94,19 @@ pub fn message(
             } else {
                 Severity::Resolved
             },
-            format!("Recovered {node}"),
-            format!("The {} is over; {node} is back in service.", m.kind),
+            if failed {
+                format!("Recovery of {node} incomplete")
+            } else {
+                format!("Recovered {node}")
+            },
+            if failed {
+                format!(
+                    "The {} is over, but a step failed: Reflex keeps its record and tries again on the next delivery.",
+                    m.kind
+                )
+            } else {
+                format!("The {} is over; {node} is back in service.", m.kind)
+            },
         ),
     };
     let mut fields = vec![
@@ -160,6 +180,7 @@ mod tests {
             Stage::Started,
             Stage::Scheduled,
             Stage::Finished,
+            Stage::Deferred,
             Stage::Recovered,
         ] {
             let payload = render(&message(
@@ -177,5 +198,36 @@ mod tests {
             );
             assert!(text.contains("&lt;!channel&gt;"), "{stage:?}: still shown");
         }
+    }
+
+    #[test]
+    fn a_drain_that_is_not_finished_never_says_drained() {
+        let m = Maintenance {
+            cloud: "azure".into(),
+            id: "e-1".into(),
+            kind: MaintenanceKind::Redeploy,
+            phase: Phase::Scheduled,
+            targets: vec!["vm-1".into()],
+            not_before: None,
+            duration_secs: None,
+            description: None,
+            lifecycle: None,
+            trigger: "t".into(),
+            scope: None,
+        };
+        let deferred = message(Stage::Deferred, &m, "vm-1", &[], false, 0);
+        assert_eq!(deferred.title, "Drain of vm-1 not finished yet");
+        assert!(deferred.summary.contains("not approved"));
+        let failed = ActionRecord {
+            action: "lb_admin_up".into(),
+            target: "pool".into(),
+            detail: serde_json::Value::Null,
+            status: ActionStatus::Failed,
+            reason: "r".into(),
+            error: Some("HTTP 500".into()),
+            retryable: true,
+        };
+        let recovery = message(Stage::Recovered, &m, "vm-1", &[failed], false, 0);
+        assert_eq!(recovery.title, "Recovery of vm-1 incomplete");
     }
 }
