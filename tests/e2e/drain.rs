@@ -1313,3 +1313,85 @@ async fn a_slow_drain_keeps_its_slot_past_the_lease_by_renewing_it() {
     );
     assert_eq!(slow.outcome["drain"], "deferred", "{}", slow.outcome);
 }
+
+/// An AKS node pool is a scale set: its Event Grid notice names the scale set and the
+/// instance (`aks-np-vmss_3`); the node is found by its providerID's scale-set
+/// instance, not by a VM name, and never a node of another scale set with the same
+/// instance number.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_aks_scale_set_instance_is_found_by_its_provider_id_and_drained() {
+    let arm = ArmFake::start().await;
+    let kube = KubeFake::start().await;
+    let set = format!("{SUB}/providers/Microsoft.Compute/virtualMachineScaleSets/aks-np-vmss");
+    let other = format!("{SUB}/providers/Microsoft.Compute/virtualMachineScaleSets/aks-other-vmss");
+    arm_put(
+        &arm,
+        &set,
+        json!({"name": "aks-np-vmss", "tags": {"reflex:drain": "true"}, "properties": {}}),
+    );
+    kube.add_node(node_doc(
+        "aks-np-vmss000003",
+        &format!("azure://{set}/virtualMachines/3"),
+    ));
+    kube.add_node(node_doc(
+        "aks-other-vmss000003",
+        &format!("azure://{other}/virtualMachines/3"),
+    ));
+    kube.add_pod(pod_doc(
+        "shop",
+        "web-3",
+        "aks-np-vmss000003",
+        Some("ReplicaSet"),
+        false,
+        30,
+    ));
+    let event = "6b3f4e2a-1c2d-4e5f-8a9b-0c1d2e3f4a5b";
+    let text = scheduled("Scheduled", 600)
+        .to_string()
+        .replace(
+            "Microsoft.Compute/virtualMachines/vm-web-1",
+            "Microsoft.Compute/virtualMachineScaleSets/aks-np-vmss",
+        )
+        .replace("\"vm-web-1\"", "\"aks-np-vmss_3\"")
+        .replace("88eaf97d-81f7-4057-874e-e5e2d41ce741", event);
+    let (arm_url, kube_url) = (arm.endpoint(), kube.url());
+    let host = drain_host(&[
+        ("REFLEX_ARM_ENDPOINT", arm_url.as_str()),
+        ("REFLEX_ARM_TOKEN", "test-token"),
+        ("REFLEX_KUBE_API_URL", kube_url.as_str()),
+        ("REFLEX_KUBE_TOKEN", "kube-token"),
+    ])
+    .await;
+    let res = reqwest::Client::new()
+        .post(format!("{}/api/drain-before-maintenance", host.url))
+        .header("content-type", "application/json")
+        .body(text)
+        .send()
+        .await
+        .unwrap();
+    let outcome: Value = res.json().await.unwrap();
+    assert_eq!(outcome["drain"], "drained", "{outcome}");
+    assert_eq!(
+        kube.node("aks-np-vmss000003").unwrap()["spec"]["unschedulable"],
+        true,
+        "{outcome}"
+    );
+    assert!(
+        kube.node("aks-other-vmss000003").unwrap()["spec"]
+            .get("unschedulable")
+            .is_none(),
+        "the other scale set's instance 3 is left alone"
+    );
+    assert!(!kube.pods().contains(&"shop/web-3".to_string()));
+    let ack = arm
+        .requests()
+        .into_iter()
+        .find(|r| r.method == "POST")
+        .unwrap();
+    assert!(
+        ack.path
+            .ends_with(&format!("/virtualMachineScaleSets/aks-np-vmss/providers/Microsoft.Maintenance/scheduledevents/{event}/acknowledge")),
+        "{}",
+        ack.path
+    );
+}

@@ -172,18 +172,53 @@ fn view(node: &Node) -> NodeView {
 
 /// Whether the node runs `machine`.
 pub fn runs(node: &Node, machine: &str) -> bool {
-    let by_provider = node
-        .spec
-        .as_ref()
-        .and_then(|s| s.provider_id.as_deref())
-        .and_then(|p| p.rsplit('/').next())
-        .is_some_and(|last| last.eq_ignore_ascii_case(machine));
-    by_provider
+    let named = node
+        .metadata
+        .name
+        .as_deref()
+        .is_some_and(|n| n.eq_ignore_ascii_case(machine));
+    named
         || node
-            .metadata
-            .name
-            .as_deref()
-            .is_some_and(|n| n.eq_ignore_ascii_case(machine))
+            .spec
+            .as_ref()
+            .and_then(|s| s.provider_id.as_deref())
+            .is_some_and(|p| provider_matches(p, machine))
+}
+
+/// Whether a node's `spec.providerID` names `machine`:
+/// - `aws:///zone/i-…`: the instance id;
+/// - `azure:///subscriptions/…/virtualMachines/vm`: the VM's name, or its resource id;
+/// - `azure:///subscriptions/…/virtualMachineScaleSets/ss/virtualMachines/3` (AKS
+///   node pools, Uniform orchestration): the instance's name `ss_3`, as scheduled
+///   events and instance metadata name it, or its resource id. Never the bare `3`,
+///   which every scale set has.
+fn provider_matches(provider: &str, machine: &str) -> bool {
+    let Some(path) = provider.strip_prefix("azure://") else {
+        return provider
+            .rsplit('/')
+            .next()
+            .is_some_and(|last| last.eq_ignore_ascii_case(machine));
+    };
+    if machine.starts_with('/') {
+        return path
+            .trim_end_matches('/')
+            .eq_ignore_ascii_case(machine.trim_end_matches('/'));
+    }
+    let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+    let set = segments
+        .iter()
+        .position(|s| s.eq_ignore_ascii_case("virtualMachineScaleSets"));
+    match set {
+        Some(i) => match segments.get(i + 1..) {
+            Some([set, kind, instance]) if kind.eq_ignore_ascii_case("virtualMachines") => {
+                machine.eq_ignore_ascii_case(&format!("{set}_{instance}"))
+            }
+            _ => false,
+        },
+        None => segments
+            .last()
+            .is_some_and(|last| last.eq_ignore_ascii_case(machine)),
+    }
 }
 
 /// Why a pod is not evicted, if it is not.
@@ -415,6 +450,43 @@ async fn evict_one(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn node(name: &str, provider: &str) -> Node {
+        serde_json::from_value(
+            json!({"metadata": {"name": name}, "spec": {"providerID": provider}}),
+        )
+        .unwrap_or_default()
+    }
+
+    #[test]
+    fn scale_set_nodes_are_found_by_their_instance_not_by_a_bare_number() {
+        let aks = node(
+            "aks-nodepool1-12345678-vmss000003",
+            "azure:///subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/mc_rg/providers/Microsoft.Compute/virtualMachineScaleSets/aks-nodepool1-12345678-vmss/virtualMachines/3",
+        );
+        assert!(runs(&aks, "aks-nodepool1-12345678-vmss_3"));
+        assert!(runs(&aks, "AKS-NODEPOOL1-12345678-VMSS_3"));
+        assert!(runs(
+            &aks,
+            "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/MC_rg/providers/Microsoft.Compute/virtualMachineScaleSets/aks-nodepool1-12345678-vmss/virtualMachines/3"
+        ));
+        assert!(
+            runs(&aks, "aks-nodepool1-12345678-vmss000003"),
+            "by node name"
+        );
+        assert!(!runs(&aks, "3"), "every scale set has an instance 3");
+        assert!(!runs(&aks, "other-vmss_3"));
+        assert!(!runs(&aks, "aks-nodepool1-12345678-vmss_31"));
+        let vm = node(
+            "aks-web-1",
+            "azure:///subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-web/providers/Microsoft.Compute/virtualMachines/vm-web-1",
+        );
+        assert!(runs(&vm, "vm-web-1"));
+        assert!(!runs(&vm, "vm-web-10"));
+        let ec2 = node("ip-10-0-1-5", "aws:///eu-west-1a/i-0abc1234def567890");
+        assert!(runs(&ec2, "i-0abc1234def567890"));
+        assert!(!runs(&ec2, "eu-west-1a"));
+    }
 
     #[test]
     fn the_kube_settings_never_print_the_service_account_token() {
