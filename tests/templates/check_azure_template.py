@@ -97,11 +97,14 @@ PARAMETER_SETTINGS = {
     "drainPolicy": "REFLEX_DRAIN_POLICY",
     "drainTag": "REFLEX_DRAIN_TAG",
     "drainMaxConcurrent": "REFLEX_DRAIN_MAX_CONCURRENT",
+    "drainMaxConcurrentGlobal": "REFLEX_DRAIN_MAX_CONCURRENT_GLOBAL",  # 0 = '' (no cap)
+    "drainAckWhenNothing": "REFLEX_DRAIN_ACK_WHEN_NOTHING",
 }
 EXPECTED_DEFAULTS = {"dryRun": "true", "forbiddenPorts": "22,3389", "exemptTag": "reflex:exempt=true",
                      "webhookToken": "", "planSku": "Y1",
                      "alertTableName": "reflexalerts", "slackBotToken": "", "slackChannel": "", "slackRoutes": "",
                      "drainLbPools": "", "drainPolicy": "", "drainTag": "reflex:drain=true", "drainMaxConcurrent": 1,
+                     "drainMaxConcurrentGlobal": 0, "drainAckWhenNothing": False,
                      "vnetSubnetId": ""}
 SECURE_PARAMETERS = {"slackWebhookUrl", "webhookToken", "slackBotToken"}
 PREMIUM_ONLY_SETTINGS = {"WEBSITE_CONTENTAZUREFILECONNECTIONSTRING"}
@@ -345,7 +348,8 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "json": _json,
     "true": lambda env: True,
     "false": lambda env: False,
-    "string": lambda env, a: a if isinstance(a, str) else json.dumps(a),
+    # ARM's string() of a bool is 'True' / 'False' (.NET casing), not JSON's 'true' / 'false'.
+    "string": lambda env, a: a if isinstance(a, str) else str(a) if isinstance(a, bool) else json.dumps(a),
     "uniquestring": lambda env, *a: short_hash(*a),
     "guid": lambda env, *a: str(uuid.uuid5(uuid.NAMESPACE_URL, "|".join(a))),
     "resourcegroup": lambda env: {"id": RG_ID, "name": RESOURCE_GROUP, "location": "westeurope"},
@@ -498,7 +502,8 @@ def _(ctx: Ctx) -> None:
     for name, want in EXPECTED_DEFAULTS.items():
         require(name in params, f"parameter {name} is missing")
         got = env.value(params[name].get("defaultValue"))
-        require(got == want, f"parameter {name} defaults to {got!r}, expected {want!r}")
+        # By type too: 0 == False in Python, but not for ARM's int and bool parameters.
+        require(got == want and type(got) is type(want), f"parameter {name} defaults to {got!r}, expected {want!r}")
     require(params["dryRun"].get("allowedValues") == ["true", "false"], "dryRun allowedValues is not [\"true\", \"false\"]")
     require(set(params["planSku"].get("allowedValues", [])) == {"Y1", "EP1"}, "planSku allowedValues is not Y1/EP1")
     for name in SECURE_PARAMETERS:
@@ -567,7 +572,7 @@ def _(ctx: Ctx) -> None:
                 "drainLbPools": f"{RG_ID}/providers/Microsoft.Network/loadBalancers/lb-web/backendAddressPools/web",
                 "drainVmScope": f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-vms", "drainPolicy": "freeze=ignore-under:60",
                 "azureScopes": f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-vms,{RG_ID}",
-                "drainTag": "team=web", "drainMaxConcurrent": 3}
+                "drainTag": "team=web", "drainMaxConcurrent": 3, "drainMaxConcurrentGlobal": 7, "drainAckWhenNothing": True}
         env = ctx.env(**args)
         s = app_settings(env, t)
         want = base | (PREMIUM_ONLY_SETTINGS if sku == "EP1" else set())
@@ -582,7 +587,7 @@ def _(ctx: Ctx) -> None:
         for name, value in s.items():
             require(isinstance(value, str), f"planSku={sku}: app setting {name} is {type(value).__name__} {value!r}, not a string")
         for p, setting in PARAMETER_SETTINGS.items():
-            want = str(args[p]) if isinstance(args[p], int) else args[p]
+            want = str(args[p]).lower() if isinstance(args[p], (bool, int)) else args[p]
             require(s[setting] == want, f"planSku={sku}: {setting} is {s[setting]!r}, expected parameter {p} ({want!r})")
         if sku == "EP1":
             require(s["WEBSITE_CONTENTAZUREFILECONNECTIONSTRING"] == conn, "EP1: WEBSITE_CONTENTAZUREFILECONNECTIONSTRING differs from AzureWebJobsStorage")
@@ -677,6 +682,7 @@ def _(ctx: Ctx) -> None:
 
 
 @check("drain-before-maintenance app settings: LB pools, VM scope (default this resource group), policy, opt-in tag, max concurrent (1-1000); "
+       "account-wide cap (0 = empty, no cap; 1-1000), acknowledge-when-nothing ('true' / 'false', default false); "
        "state in the REFLEX_AZURE_TABLE table, no DynamoDB")
 def _(ctx: Ctx) -> None:
     t = ctx.t
@@ -685,7 +691,8 @@ def _(ctx: Ctx) -> None:
     s = app_settings(env, t)
     defaults = {"REFLEX_AZURE_LB_POOLS": "", "REFLEX_AZURE_VM_SCOPE": RG_ID, "REFLEX_AZURE_SCOPES": RG_ID,
                 "REFLEX_DRAIN_POLICY": "",
-                "REFLEX_DRAIN_TAG": "reflex:drain=true", "REFLEX_DRAIN_MAX_CONCURRENT": "1"}
+                "REFLEX_DRAIN_TAG": "reflex:drain=true", "REFLEX_DRAIN_MAX_CONCURRENT": "1",
+                "REFLEX_DRAIN_MAX_CONCURRENT_GLOBAL": "", "REFLEX_DRAIN_ACK_WHEN_NOTHING": "false"}
     for name, want in defaults.items():
         require(s.get(name) == want, f"default deploy: {name} is {s.get(name)!r}, expected {want!r}")
     # A bare VM name resolves in this resource group, the scope the drain role is assigned at.
@@ -697,6 +704,23 @@ def _(ctx: Ctx) -> None:
     mc = params.get("drainMaxConcurrent", {})
     require(mc.get("type") == "int" and mc.get("minValue") == 1 and mc.get("maxValue") == 1000,
             f"drainMaxConcurrent is {mc.get('type')!r} {mc.get('minValue')!r}..{mc.get('maxValue')!r}, expected int 1..1000 (the function rejects others)")
+    # The account-wide cap: the function takes 1 to 1000, and an empty setting as no cap; 0 here
+    # must become '' (never '0', which the function rejects at start-up).
+    mg = params.get("drainMaxConcurrentGlobal", {})
+    require(mg.get("type") == "int" and mg.get("minValue") == 0 and mg.get("maxValue") == 1000,
+            f"drainMaxConcurrentGlobal is {mg.get('type')!r} {mg.get('minValue')!r}..{mg.get('maxValue')!r}, expected int 0..1000 (0 = no cap)")
+    for n, want in ((0, ""), (1, "1"), (25, "25"), (1000, "1000")):
+        got = app_settings(ctx.env(drainMaxConcurrentGlobal=n), t).get("REFLEX_DRAIN_MAX_CONCURRENT_GLOBAL")
+        require(got == want, f"drainMaxConcurrentGlobal={n}: REFLEX_DRAIN_MAX_CONCURRENT_GLOBAL is {got!r}, expected {want!r}")
+    # Acknowledge when there is nothing to drain: a bool parameter, the setting 'true' / 'false'.
+    ack = params.get("drainAckWhenNothing", {})
+    require(ack.get("type") == "bool", f"drainAckWhenNothing is {ack.get('type')!r}, expected bool")
+    for b, want in ((True, "true"), (False, "false")):
+        got = app_settings(ctx.env(drainAckWhenNothing=b), t).get("REFLEX_DRAIN_ACK_WHEN_NOTHING")
+        require(got == want, f"drainAckWhenNothing={b}: REFLEX_DRAIN_ACK_WHEN_NOTHING is {got!r}, expected {want!r}")
+    for name, var in (("drainMaxConcurrentGlobal", "REFLEX_DRAIN_MAX_CONCURRENT_GLOBAL"), ("drainAckWhenNothing", "REFLEX_DRAIN_ACK_WHEN_NOTHING")):
+        desc = str(params.get(name, {}).get("metadata", {}).get("description", ""))
+        require(desc.startswith(f"{var} "), f"{name}'s description does not name {var} first: {desc!r}")
     pools = f"{RG_ID}/providers/Microsoft.Network/loadBalancers/lb/backendAddressPools/a,{RG_ID}/providers/Microsoft.Network/loadBalancers/lb/backendAddressPools/b"
     got = app_settings(ctx.env(drainLbPools=pools), t).get("REFLEX_AZURE_LB_POOLS")
     require(got == pools, f"drainLbPools={pools!r}: REFLEX_AZURE_LB_POOLS is {got!r}")
@@ -1154,6 +1178,7 @@ T_DRAIN_ROLE = ("drain-before-maintenance custom role: exactly the scheduled-eve
                 "and operation-status actions; no wildcard; assignable only in this resource group")
 T_DRAIN_RA = "drain-before-maintenance role assignment: the drain role to the app's system-assigned principal (ServicePrincipal), resource-group scope"
 T_DRAIN_SETTINGS = ("drain-before-maintenance app settings: LB pools, VM scope (default this resource group), policy, opt-in tag, max concurrent (1-1000); "
+                    "account-wide cap (0 = empty, no cap; 1-1000), acknowledge-when-nothing ('true' / 'false', default false); "
                     "state in the REFLEX_AZURE_TABLE table, no DynamoDB")
 T_RA = "role assignment: the custom role to the app's system-assigned principal (ServicePrincipal), resource-group scope"
 T_PARAMS_USED = "parameters: every parameters('x') is declared, every declared parameter is used"
@@ -1216,6 +1241,28 @@ MUTATIONS += [
      lambda t: t["parameters"]["drainVmScope"].__setitem__("defaultValue", "[subscription().id]"), None, T_DRAIN_SETTINGS),
     ("drainMaxConcurrent allows 0", lambda t: t["parameters"]["drainMaxConcurrent"].__setitem__("minValue", 0), None, T_DRAIN_SETTINGS),
     ("drainTag default without a value", lambda t: t["parameters"]["drainTag"].__setitem__("defaultValue", "reflex:drain"), None, T_DRAIN_SETTINGS),
+    # the account-wide cap and acknowledge-when-nothing
+    ("REFLEX_DRAIN_MAX_CONCURRENT_GLOBAL '0' when there is no cap (the function rejects 0)",
+     lambda t: _set_setting(t, "REFLEX_DRAIN_MAX_CONCURRENT_GLOBAL", "[string(parameters('drainMaxConcurrentGlobal'))]"), None, T_DRAIN_SETTINGS),
+    ("REFLEX_DRAIN_MAX_CONCURRENT_GLOBAL always empty",
+     lambda t: _set_setting(t, "REFLEX_DRAIN_MAX_CONCURRENT_GLOBAL", "[if(equals(parameters('drainMaxConcurrentGlobal'), 0), '', '')]"), None,
+     T_SETTINGS),
+    ("REFLEX_DRAIN_MAX_CONCURRENT_GLOBAL dropped", lambda t: _drop_setting(t, "REFLEX_DRAIN_MAX_CONCURRENT_GLOBAL"), None, T_PARAMS_USED),
+    ("drainMaxConcurrentGlobal allows 5000", lambda t: t["parameters"]["drainMaxConcurrentGlobal"].__setitem__("maxValue", 5000), None, T_DRAIN_SETTINGS),
+    ("drainMaxConcurrentGlobal as a string", lambda t: t["parameters"]["drainMaxConcurrentGlobal"].__setitem__("type", "string"), None, T_DRAIN_SETTINGS),
+    ("drainMaxConcurrentGlobal defaults to a cap of 1",
+     lambda t: t["parameters"]["drainMaxConcurrentGlobal"].__setitem__("defaultValue", 1), None, T_SAFE),
+    ("drainMaxConcurrentGlobal's description without its variable",
+     lambda t: t["parameters"]["drainMaxConcurrentGlobal"]["metadata"].__setitem__("description", "Drains at once in the subscription."), None,
+     T_DRAIN_SETTINGS),
+    ("REFLEX_DRAIN_ACK_WHEN_NOTHING from string() ('True' / 'False')",
+     lambda t: _set_setting(t, "REFLEX_DRAIN_ACK_WHEN_NOTHING", "[string(parameters('drainAckWhenNothing'))]"), None, T_DRAIN_SETTINGS),
+    ("REFLEX_DRAIN_ACK_WHEN_NOTHING always 'true'",
+     lambda t: _set_setting(t, "REFLEX_DRAIN_ACK_WHEN_NOTHING", "[if(parameters('drainAckWhenNothing'), 'true', 'true')]"), None, T_DRAIN_SETTINGS),
+    ("REFLEX_DRAIN_ACK_WHEN_NOTHING dropped", lambda t: _drop_setting(t, "REFLEX_DRAIN_ACK_WHEN_NOTHING"), None, T_PARAMS_USED),
+    ("drainAckWhenNothing on by default", lambda t: t["parameters"]["drainAckWhenNothing"].__setitem__("defaultValue", True), None, T_SAFE),
+    ("drainAckWhenNothing as a string 'false'",
+     lambda t: t["parameters"]["drainAckWhenNothing"].update({"type": "string", "defaultValue": "false"}), None, T_SAFE),
     ("REFLEX_DYNAMODB_TABLE set on Azure",
      lambda t: t["variables"]["plainAppSettings"].append({"name": "REFLEX_DYNAMODB_TABLE", "value": "reflex"}), None, T_DRAIN_SETTINGS),
     ("drain webhook URL output dropped", lambda t: t["outputs"].pop("drainWebhookUrl"), None, T_OUTPUTS),

@@ -85,6 +85,7 @@ PARAMETERS = {
     # drain-before-maintenance only (see DRAIN_ENV)
     "DrainPolicy": ("", None),
     "DrainMaxConcurrent": ("1", None),
+    "DrainMaxConcurrentGlobal": ("0", None),  # 0 = no account-wide cap
     "DrainResumeSchedule": ("rate(1 minute)", None),
     "KubeApiUrl": ("", None),
     # block-ssh-bruteforce only (see SSH_ENV)
@@ -122,6 +123,7 @@ ALERT_ENV = {
 # The opt-in tag is fixed: it must equal the aws:ResourceTag condition of the role, and IAM
 # condition keys cannot come from a parameter.
 DRAIN_TAG_KEY, DRAIN_TAG_VALUE = "reflex:drain", "true"
+DRAIN_GLOBAL_CONDITION = "HasDrainGlobalCap"  # DrainMaxConcurrentGlobal > 0
 DRAIN_ENV = {
     "REFLEX_DRY_RUN": {"Ref": "DryRun"},
     "REFLEX_DYNAMODB_TABLE": {"Ref": DRAIN_TABLE},
@@ -132,7 +134,12 @@ DRAIN_ENV = {
     "REFLEX_SNS_TOPIC_ARN": {"Ref": "SnsTopicArn"},
     # Only when KubeApiUrl is set: the function rejects an empty URL.
     "REFLEX_KUBE_API_URL": {"Fn::If": ["HasKubeApiUrl", {"Ref": "KubeApiUrl"}, {"Ref": "AWS::NoValue"}]},
+    # Only when DrainMaxConcurrentGlobal > 0: the function takes 1 to 1000, unset = no cap.
+    "REFLEX_DRAIN_MAX_CONCURRENT_GLOBAL": {"Fn::If": [DRAIN_GLOBAL_CONDITION, {"Ref": "DrainMaxConcurrentGlobal"},
+                                                      {"Ref": "AWS::NoValue"}]},
 }
+# Variables set only when their parameter is given (an Fn::If with AWS::NoValue).
+DRAIN_CONDITIONAL_ENV = {"REFLEX_KUBE_API_URL", "REFLEX_DRAIN_MAX_CONCURRENT_GLOBAL"}
 # block-ssh-bruteforce: environment variable -> the value that must feed it. Its block records
 # live in alert-to-slack's table ("the same store as for alerts"): no table of its own.
 SSH_ENV = {
@@ -900,7 +907,8 @@ def resolve(env: Env, node: Any) -> Any:
     return None if is_no_value(node) else env.eval(node)
 
 
-@check("drain-before-maintenance environment: exactly its REFLEX_* variables; REFLEX_KUBE_API_URL only when KubeApiUrl is set")
+@check("drain-before-maintenance environment: exactly its REFLEX_* variables; REFLEX_KUBE_API_URL only when KubeApiUrl is set, "
+       "REFLEX_DRAIN_MAX_CONCURRENT_GLOBAL only when DrainMaxConcurrentGlobal > 0")
 def _(ctx: Ctx) -> None:
     env = function(ctx.cfn, DRAIN_ID)["Properties"].get("Environment", {}).get("Variables", {})
     missing, extra = set(DRAIN_ENV) - set(env), set(env) - set(DRAIN_ENV)
@@ -913,12 +921,18 @@ def _(ctx: Ctx) -> None:
     for value, want in (("", None), (url, url)):
         got = resolve(Env(ctx.source, {"KubeApiUrl": value}), env["REFLEX_KUBE_API_URL"])
         require(got == want, f"KubeApiUrl={value!r}: REFLEX_KUBE_API_URL is {got!r}, expected {'unset' if want is None else want!r}")
+    # 0 = no account-wide cap: the variable must be absent, never "0" (the function rejects it).
+    for value, want in (("0", None), ("1", "1"), ("25", "25"), ("1000", "1000")):
+        got = resolve(Env(ctx.source, {"DrainMaxConcurrentGlobal": value}), env["REFLEX_DRAIN_MAX_CONCURRENT_GLOBAL"])
+        require(got == want, f"DrainMaxConcurrentGlobal={value}: REFLEX_DRAIN_MAX_CONCURRENT_GLOBAL is {got!r}, "
+                f"expected {'unset' if want is None else repr(want)}")
     for var, value in env.items():
-        if var != "REFLEX_KUBE_API_URL":
+        if var not in DRAIN_CONDITIONAL_ENV:
             require(not (isinstance(value, dict) and "Fn::If" in value), f"{var} depends on a condition")
 
 
-@check("drain-before-maintenance parameters: DrainPolicy, DrainMaxConcurrent (1-1000), DrainResumeSchedule, KubeApiUrl constraints")
+@check("drain-before-maintenance parameters: DrainPolicy, DrainMaxConcurrent (1-1000), DrainMaxConcurrentGlobal (0-1000, "
+       "in the drain group), DrainResumeSchedule, KubeApiUrl constraints")
 def _(ctx: Ctx) -> None:
     params = ctx.source.get("Parameters", {})
 
@@ -946,6 +960,18 @@ def _(ctx: Ctx) -> None:
     require(mc.get("Type") == "Number", f"DrainMaxConcurrent Type is {mc.get('Type')!r}, expected Number")
     require(mc.get("MinValue") == 1 and mc.get("MaxValue") == 1000,
             f"DrainMaxConcurrent range is {mc.get('MinValue')!r}..{mc.get('MaxValue')!r}, expected 1..1000")
+    # The account-wide cap: 1 to 1000 as the function takes it, plus 0 for "no cap" (unset).
+    mg = params.get("DrainMaxConcurrentGlobal", {})
+    require(mg.get("Type") == "Number", f"DrainMaxConcurrentGlobal Type is {mg.get('Type')!r}, expected Number")
+    require(mg.get("MinValue") == 0 and mg.get("MaxValue") == 1000,
+            f"DrainMaxConcurrentGlobal range is {mg.get('MinValue')!r}..{mg.get('MaxValue')!r}, expected 0..1000 (0 = no cap)")
+    desc = " ".join(str(mg.get("Description", "")).split())
+    require("REFLEX_DRAIN_MAX_CONCURRENT_GLOBAL" in desc and re.search(r"\b0 = no\b", desc),
+            f"DrainMaxConcurrentGlobal Description does not name REFLEX_DRAIN_MAX_CONCURRENT_GLOBAL and say 0 = no cap: {desc!r}")
+    groups = ctx.source.get("Metadata", {}).get("AWS::CloudFormation::Interface", {}).get("ParameterGroups", [])
+    drain_group = [g.get("Parameters", []) for g in groups if "DrainMaxConcurrent" in g.get("Parameters", [])]
+    require(drain_group and "DrainMaxConcurrentGlobal" in drain_group[0],
+            "DrainMaxConcurrentGlobal is not in the drain parameter group (with DrainMaxConcurrent)")
 
 
 @check("EventBridge rule: CloudTrail AuthorizeSecurityGroupIngress / ModifySecurityGroupRules")
@@ -2693,8 +2719,10 @@ def _drop_drain_event(t: dict, name: str) -> None:
 
 T_DRAIN_FN = "drain-before-maintenance is provided.al2023 / arm64 / bootstrap, 128 MB, 900 s, no reserved concurrency"
 T_DRAIN_BUILD = "drain-before-maintenance is built by cargo-lambda from the workspace binary drain-before-maintenance"
-T_DRAIN_ENV = "drain-before-maintenance environment: exactly its REFLEX_* variables; REFLEX_KUBE_API_URL only when KubeApiUrl is set"
-T_DRAIN_PARAMS = "drain-before-maintenance parameters: DrainPolicy, DrainMaxConcurrent (1-1000), DrainResumeSchedule, KubeApiUrl constraints"
+T_DRAIN_ENV = ("drain-before-maintenance environment: exactly its REFLEX_* variables; REFLEX_KUBE_API_URL only when KubeApiUrl is set, "
+               "REFLEX_DRAIN_MAX_CONCURRENT_GLOBAL only when DrainMaxConcurrentGlobal > 0")
+T_DRAIN_PARAMS = ("drain-before-maintenance parameters: DrainPolicy, DrainMaxConcurrent (1-1000), DrainMaxConcurrentGlobal (0-1000, "
+                  "in the drain group), DrainResumeSchedule, KubeApiUrl constraints")
 T_DRAIN_HEALTH = "drain-before-maintenance rule Health: AWS Health EC2 scheduledChange events only"
 T_SPOT = "drain-before-maintenance rule SpotAndRebalance: aws.ec2 spot interruption warnings and rebalance recommendations only"
 T_LIFECYCLE = "drain-before-maintenance rule LifecycleTerminate: Auto Scaling terminate lifecycle actions only"
@@ -2731,6 +2759,25 @@ MUTATIONS += [
     ("KubeApiUrl accepts anything", lambda t: t["Parameters"]["KubeApiUrl"].__setitem__("AllowedPattern", ".*"), T_DRAIN_PARAMS),
     ("DrainResumeSchedule without AllowedPattern", lambda t: t["Parameters"]["DrainResumeSchedule"].pop("AllowedPattern"), T_DRAIN_PARAMS),
     ("DrainMaxConcurrent default 3", lambda t: t["Parameters"]["DrainMaxConcurrent"].__setitem__("Default", 3), T_PARAMS),
+    # the account-wide cap
+    ("REFLEX_DRAIN_MAX_CONCURRENT_GLOBAL set even when DrainMaxConcurrentGlobal is 0",
+     lambda t: _drain_env(t).__setitem__("REFLEX_DRAIN_MAX_CONCURRENT_GLOBAL", {"Ref": "DrainMaxConcurrentGlobal"}), T_DRAIN_ENV),
+    ("REFLEX_DRAIN_MAX_CONCURRENT_GLOBAL removed", lambda t: _drain_env(t).pop("REFLEX_DRAIN_MAX_CONCURRENT_GLOBAL"), T_DRAIN_ENV),
+    ("REFLEX_DRAIN_MAX_CONCURRENT_GLOBAL fed by DrainMaxConcurrent",
+     lambda t: _drain_env(t)["REFLEX_DRAIN_MAX_CONCURRENT_GLOBAL"]["Fn::If"].__setitem__(1, {"Ref": "DrainMaxConcurrent"}), T_DRAIN_ENV),
+    ("HasDrainGlobalCap always true (0 passed as a cap)",
+     lambda t: t["Conditions"].__setitem__(DRAIN_GLOBAL_CONDITION, {"Fn::Not": [{"Fn::Equals": [{"Ref": "DrainMaxConcurrentGlobal"}, ""]}]}),
+     T_DRAIN_ENV),
+    ("DrainMaxConcurrentGlobal allows 5000", lambda t: t["Parameters"]["DrainMaxConcurrentGlobal"].__setitem__("MaxValue", 5000), T_DRAIN_PARAMS),
+    ("DrainMaxConcurrentGlobal allows -1", lambda t: t["Parameters"]["DrainMaxConcurrentGlobal"].__setitem__("MinValue", -1), T_DRAIN_PARAMS),
+    ("DrainMaxConcurrentGlobal as a String", lambda t: t["Parameters"]["DrainMaxConcurrentGlobal"].__setitem__("Type", "String"), T_DRAIN_PARAMS),
+    ("DrainMaxConcurrentGlobal description without its variable",
+     lambda t: t["Parameters"]["DrainMaxConcurrentGlobal"].__setitem__("Description", "Drains at once in the account."), T_DRAIN_PARAMS),
+    ("DrainMaxConcurrentGlobal in the Operations group",
+     lambda t: _move_to_group(t, "DrainMaxConcurrentGlobal", "Operations"), T_DRAIN_PARAMS),
+    ("DrainMaxConcurrentGlobal default 1 (a cap nobody asked for)",
+     lambda t: t["Parameters"]["DrainMaxConcurrentGlobal"].__setitem__("Default", 1), T_PARAMS),
+    ("DrainMaxConcurrentGlobal in no ParameterGroup", lambda t: _remove_from_group(t, "DrainMaxConcurrentGlobal"), T_GROUPS),
     ("KubeApiUrl in no ParameterGroup", lambda t: _remove_from_group(t, "KubeApiUrl"), T_GROUPS),
     # rules
     ("drain Health rule without the scheduledChange filter",

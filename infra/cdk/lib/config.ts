@@ -51,6 +51,12 @@ export interface ReflexSettings {
   readonly drainPolicy: string;
   /** drain-before-maintenance: REFLEX_DRAIN_MAX_CONCURRENT. */
   readonly drainMaxConcurrent: number;
+  /**
+   * drain-before-maintenance: REFLEX_DRAIN_MAX_CONCURRENT_GLOBAL, drains at once in the whole
+   * account across groups (template: DrainMaxConcurrentGlobal, where 0 = none). Unset = no such
+   * cap: the variable is not set.
+   */
+  readonly drainMaxConcurrentGlobal?: number;
   /** drain-before-maintenance: schedule of the resume tick. */
   readonly drainResumeSchedule: string;
   /** drain-before-maintenance: Kubernetes API server URL; empty = variable not set. */
@@ -194,9 +200,13 @@ const STRING_RULES: { [K in keyof ReflexSettings]?: { pattern?: RegExp; maxLengt
   },
 };
 
+/** Settings without a default: unset (undefined) = the function's own default. */
+const OPTIONAL_SETTINGS = ['drainMaxConcurrentGlobal'] as const;
+
 /** Whole-number settings: [min, max]. */
 const NUMBER_RULES: { [K in keyof ReflexSettings]?: [number, number] } = {
   drainMaxConcurrent: [1, 1000],
+  drainMaxConcurrentGlobal: [1, 1000],
   sshMaxFailures: [1, 1000],
   sshWindowSecs: [1, 86_400],
   sshBlockSecs: [1, 30 * 86_400],
@@ -223,6 +233,7 @@ export function resolveSettings(given: Partial<ReflexSettings> = {}): ReflexSett
   }
   for (const [key, [min, max]] of Object.entries(NUMBER_RULES)) {
     const v = s[key as keyof ReflexSettings];
+    if (v === undefined && (OPTIONAL_SETTINGS as readonly string[]).includes(key)) continue;
     if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
       throw new ConfigError(key, v, `a whole number from ${min} to ${max}`);
     }
@@ -306,6 +317,7 @@ const NETWORK_KEYS = ['vpcId', 'subnetIds', 'securityGroupIds', 'routeTableIds',
 export const KNOWN_CONTEXT_KEYS: readonly string[] = [
   ...FUNCTION_SWITCHES,
   ...Object.keys(DEFAULT_SETTINGS),
+  ...OPTIONAL_SETTINGS,
   ...NETWORK_KEYS,
   ...APP_CONTEXT_KEYS,
 ];
@@ -378,6 +390,11 @@ export function propsFromContext(node: Node): ContextProps {
     if (typeof def === 'boolean') settings[key] = contextBoolean(key, v);
     else if (typeof def === 'number') settings[key] = contextNumber(key, v);
     else settings[key] = contextString(key, v);
+  }
+  // Whole numbers; an empty value (`-c drainMaxConcurrentGlobal=`) is unset, as for the function.
+  for (const key of OPTIONAL_SETTINGS) {
+    const v = get(key);
+    settings[key] = typeof v === 'string' && v.trim() === '' ? undefined : contextNumber(key, v);
   }
 
   const network: NetworkSettings = {

@@ -716,6 +716,10 @@ export class ReflexStack extends Stack {
         // Must match the aws:ResourceTag conditions above.
         REFLEX_DRAIN_TAG: `${DRAIN_TAG_KEY}=true`,
         REFLEX_DRAIN_MAX_CONCURRENT: String(s.drainMaxConcurrent),
+        // No account-wide cap unless given: the function takes 1 to 1000, unset = none.
+        ...(s.drainMaxConcurrentGlobal !== undefined
+          ? { REFLEX_DRAIN_MAX_CONCURRENT_GLOBAL: String(s.drainMaxConcurrentGlobal) }
+          : {}),
         REFLEX_SLACK_WEBHOOK_SECRET: s.slackWebhookSecret,
         REFLEX_SNS_TOPIC_ARN: s.snsTopicArn,
         // The function rejects an empty URL: set the variable only when given.

@@ -305,6 +305,22 @@ describe('functions', () => {
     assert.ok(!('REFLEX_KUBE_API_URL' in mustFn(json, 'drain-before-maintenance')[1].Properties.Environment.Variables));
   });
 
+  it('sets REFLEX_DRAIN_MAX_CONCURRENT_GLOBAL only when drainMaxConcurrentGlobal is given (unset = no account-wide cap)', () => {
+    const env = (j: Json, b = 'drain-before-maintenance') => mustFn(j, b)[1].Properties.Environment.Variables;
+    assert.ok(!('REFLEX_DRAIN_MAX_CONCURRENT_GLOBAL' in env(json)));
+    // An empty context value is unset, as the function reads an empty variable.
+    assert.deepEqual(env(synth({ drainMaxConcurrentGlobal: '' }).json), env(json));
+    for (const [given, want] of [['1', '1'], ['4', '4'], [1000, '1000']] as const) {
+      const { json: j } = synth({ drainMaxConcurrentGlobal: given });
+      const { REFLEX_DRAIN_MAX_CONCURRENT_GLOBAL: cap, ...rest } = env(j);
+      assert.equal(cap, want, String(given));
+      assert.deepEqual(rest, env(json), 'the other variables stay');
+      for (const b of BINARIES.filter((x) => x !== 'drain-before-maintenance')) {
+        assert.ok(!('REFLEX_DRAIN_MAX_CONCURRENT_GLOBAL' in env(j, b)), b);
+      }
+    }
+  });
+
   it('has no CloudFormation parameters but the CDK bootstrap version', () => {
     assert.deepEqual(Object.keys(json.Parameters ?? {}), ['BootstrapVersion']);
   });

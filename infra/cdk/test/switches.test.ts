@@ -164,6 +164,9 @@ describe('settings checks', () => {
     [{ sweepSchedule: 'daily' }, /sweepSchedule/],
     [{ drainPolicy: 'Maintenance=NOW' }, /drainPolicy/],
     [{ drainMaxConcurrent: '0' }, /drainMaxConcurrent/],
+    [{ drainMaxConcurrentGlobal: '0' }, /drainMaxConcurrentGlobal=0: expected a whole number from 1 to 1000/],
+    [{ drainMaxConcurrentGlobal: '1001' }, /drainMaxConcurrentGlobal=1001: expected a whole number from 1 to 1000/],
+    [{ drainMaxConcurrentGlobal: 'all' }, /drainMaxConcurrentGlobal="all": expected a whole number/],
     [{ drainResumeSchedule: 'every minute' }, /drainResumeSchedule/],
     [{ kubeApiUrl: 'k8s.local' }, /kubeApiUrl/],
     [{ logRetentionInDays: '31' }, /logRetentionInDays/],
@@ -212,5 +215,15 @@ describe('settings checks', () => {
         slackWebhookSecret: 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:slack-AbCdEf',
       }),
     );
+  });
+
+  it('checks drainMaxConcurrentGlobal given as a stack prop like the context value, and leaves it unset by default', () => {
+    const stack = (drainMaxConcurrentGlobal?: number) =>
+      new ReflexStack(new App({ context: { [cxapi.BUNDLING_STACKS]: [] } }), 'Props', { settings: { drainMaxConcurrentGlobal } });
+    assert.equal(stack().settings.drainMaxConcurrentGlobal, undefined);
+    assert.equal(stack(2).settings.drainMaxConcurrentGlobal, 2);
+    for (const bad of [0, 1001, 2.5]) {
+      assert.throws(() => stack(bad), /drainMaxConcurrentGlobal=.*expected a whole number from 1 to 1000/, String(bad));
+    }
   });
 });
