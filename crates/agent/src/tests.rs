@@ -466,6 +466,39 @@ async fn the_drain_function_is_called_over_http() {
     assert_eq!(imds.approvals(), ["E-6"]);
 }
 
+/// The function keeps deferring (no free drain slot) until the notice runs out: the
+/// agent stops asking, records it, and never approves; the cloud starts the event at
+/// its own deadline.
+#[tokio::test]
+async fn a_drain_deferred_until_the_notice_ends_is_never_approved() {
+    let imds = ImdsFake::start("vm-web-1").await;
+    let function = SlackSink::start().await;
+    let url = format!("http://{}/api/drain-before-maintenance", function.addr());
+    let mut w =
+        watcher(&imds, "azure", &["--drain-url", &url], &[]).with_retry_deferred(Duration::ZERO);
+    announce(&imds, "E-8", "Redeploy", 2, -1);
+    let deferred = r#"{"drain":"deferred","actions":[{"status":"skipped","reason":"1 drain(s) already in progress"}]}"#;
+    function.script([
+        SlackReply::Status(202, deferred),
+        SlackReply::Status(202, deferred),
+        SlackReply::Status(202, deferred),
+    ]);
+    w.tick().await.unwrap();
+    assert!(imds.approvals().is_empty());
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    w.tick().await.unwrap();
+    w.tick().await.unwrap();
+    assert!(imds.approvals().is_empty(), "never approved early");
+    assert!(has(&w, "drain_expired", "E-8"), "{:?}", w.journal.records);
+    assert_eq!(
+        function.requests().len(),
+        1,
+        "not asked again once the notice is over"
+    );
+    // What was done of the drain is undone when the event ends.
+    assert!(w.tracked()["E-8"].drain_failed);
+}
+
 #[test]
 fn durations_and_settings_are_checked() {
     assert_eq!(duration("500ms"), Ok(Duration::from_millis(500)));

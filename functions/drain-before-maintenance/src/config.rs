@@ -72,12 +72,13 @@ impl Config {
             exempt: tag(env, "REFLEX_EXEMPT_TAG", default_tag("reflex:exempt"))?,
             max_concurrent: u32::try_from(number(env, "REFLEX_DRAIN_MAX_CONCURRENT", 1, 1000)?)
                 .unwrap_or(1),
+            // Unset or empty (a template's "no cap"): no account-wide cap.
             max_global: match env.get("REFLEX_DRAIN_MAX_CONCURRENT_GLOBAL") {
-                Some(_) => Some(
+                Some(v) if !v.trim().is_empty() => Some(
                     u32::try_from(number(env, "REFLEX_DRAIN_MAX_CONCURRENT_GLOBAL", 1, 1000)?)
                         .unwrap_or(1),
                 ),
-                None => None,
+                _ => None,
             },
             lease: Duration::from_secs(number(env, "REFLEX_DRAIN_LEASE_SECS", 3600, 7 * 86_400)?),
             poll: Duration::from_secs(number(env, "REFLEX_DRAIN_POLL_SECS", 5, 300)?),
@@ -105,6 +106,14 @@ mod tests {
         assert_eq!(c.opt_in.to_string(), "reflex:drain=true");
         assert_eq!(c.max_concurrent, 1);
         assert_eq!(c.max_global, None);
+        let empty = Config::from_lookup(&env(&[("REFLEX_DRAIN_MAX_CONCURRENT_GLOBAL", "")]));
+        assert_eq!(
+            empty.map(|c| c.max_global).ok(),
+            Some(None),
+            "empty is unset"
+        );
+        let two = Config::from_lookup(&env(&[("REFLEX_DRAIN_MAX_CONCURRENT_GLOBAL", "2")]));
+        assert_eq!(two.map(|c| c.max_global).ok(), Some(Some(2)));
         assert_eq!(c.store, StoreSetting::Memory);
     }
 

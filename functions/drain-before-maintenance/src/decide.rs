@@ -404,6 +404,18 @@ fn drain(m: &Maintenance, rules: Rules<'_>, o: &Observed, now: i64) -> Decision 
             "drained: approve the maintenance so it starts now, not at NotBefore",
         ));
     }
+    // The agent approves in IMDS itself, on "drained": with the opt-in, a VM with
+    // nothing to drain is reported drained (an empty plan) so that its agent
+    // approves, as the acknowledge would for an Event Grid notice.
+    if steps.is_empty()
+        && finish.is_empty()
+        && rules.ack_when_nothing
+        && m.cloud == "azure"
+        && m.trigger.starts_with("azure.imds/")
+        && m.phase == reflex_core::maintenance::Phase::Scheduled
+    {
+        return Decision::Drain(Vec::new());
+    }
     if steps.is_empty() && finish.is_empty() {
         let not_acked = if ackable(m) && !acked && o.owner.is_some() {
             " (not acknowledged: set REFLEX_DRAIN_ACK_WHEN_NOTHING=true to approve such events)"
@@ -701,6 +713,18 @@ mod tests {
         assert_eq!(
             names(&decide(&m, Intent::Drain, opted, &obs, NOW)),
             ["acknowledge_event"]
+        );
+        // The agent's call: ignored by default; with the opt-in an empty plan (the
+        // answer says drained, so the agent approves).
+        let mut agent = m.clone();
+        agent.trigger = "azure.imds/Redeploy".into();
+        assert!(matches!(
+            decide(&agent, Intent::Drain, fix.rules(), &obs, NOW),
+            Decision::Ignore(_)
+        ));
+        assert_eq!(
+            decide(&agent, Intent::Drain, opted, &obs, NOW),
+            Decision::Drain(Vec::new())
         );
         // Already out of its pool (Down from an earlier delivery): the approval stands
         // for a drain, so it is sent.

@@ -460,7 +460,10 @@ async fn node_act(
             ..DrainRecord::default()
         },
     };
-    if stage == Stage::Started && !deps.config.dry_run && seen.record.is_none() {
+    // An empty plan (nothing to drain, approved by REFLEX_DRAIN_ACK_WHEN_NOTHING) says
+    // nothing in Slack: nothing changed.
+    let quiet = plan.is_empty();
+    if stage == Stage::Started && !deps.config.dry_run && seen.record.is_none() && !quiet {
         notify(deps, Stage::Started, m, node, &[], inv, out).await;
     }
     let run = act::run(deps, m, &plan, &mut rec, inv.deadline).await;
@@ -500,7 +503,7 @@ async fn node_act(
             .records
             .iter()
             .any(|r| matches!(r.status, ActionStatus::Done | ActionStatus::Failed));
-    if !deferred_only {
+    if !deferred_only && !quiet {
         notify(deps, finished, m, node, &run.records, inv, out).await;
     }
     out.actions.extend(run.records);
