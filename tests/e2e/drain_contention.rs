@@ -29,6 +29,31 @@ fn states(list: &[(&str, Option<&str>)]) -> Vec<(String, Option<String>)> {
         .collect()
 }
 
+/// Two VMs (`vm-web-1` with Kubernetes node `aks-web-1`, and `vm-web-2`) in one
+/// backend pool, and the drain function behind the Azure host with `extra` settings.
+/// Keep every stand-in bound (`kube: _kube`) for the whole test: a dropped one stops.
+struct PoolWorld {
+    arm: ArmFake,
+    kube: KubeFake,
+    host: crate::support::Host,
+    store: std::sync::Arc<dyn reflex_core::Store>,
+}
+
+async fn pool_world(extra: &[(&'static str, &str)]) -> PoolWorld {
+    let arm = ArmFake::start().await;
+    let kube = KubeFake::start().await;
+    azure_world(&arm, &kube);
+    let mut s = settings(&arm, &kube);
+    s.extend(extra.iter().map(|(k, v)| (*k, (*v).to_string())));
+    let (host, store) = drain_host_and_store(&pairs(&s)).await;
+    PoolWorld {
+        arm,
+        kube,
+        host,
+        store,
+    }
+}
+
 /// What the store still holds besides delivery dedup marks (`seen/`).
 async fn leftovers(store: &std::sync::Arc<dyn reflex_core::Store>) -> Vec<String> {
     store
@@ -58,11 +83,12 @@ fn records(agent: &reflex_agent::Watcher, record: &str) -> Vec<Value> {
 /// record, slot or pending entry is left.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_vms_in_one_pool_drain_one_at_a_time_and_the_second_is_approved_only_once_drained() {
-    let arm = ArmFake::start().await;
-    let kube = KubeFake::start().await;
-    azure_world(&arm, &kube);
-    let s = settings(&arm, &kube);
-    let (host, store) = drain_host_and_store(&pairs(&s)).await;
+    let PoolWorld {
+        arm,
+        kube,
+        host,
+        store,
+    } = pool_world(&[]).await;
     let imds1 = ImdsFake::start("vm-web-1").await;
     let imds2 = ImdsFake::start("vm-web-2").await;
     let mut a1 = agent_for(&host, &imds1).with_retry_deferred(Duration::ZERO);
@@ -172,11 +198,12 @@ fn timer_tick() -> Value {
 /// after the drain.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_event_grid_drain_deferred_for_want_of_a_slot_is_resumed_by_the_timer_function() {
-    let arm = ArmFake::start().await;
-    let kube = KubeFake::start().await;
-    azure_world(&arm, &kube);
-    let s = settings(&arm, &kube);
-    let (host, store) = drain_host_and_store(&pairs(&s)).await;
+    let PoolWorld {
+        arm,
+        kube: _kube,
+        host,
+        store,
+    } = pool_world(&[]).await;
     let http = reqwest::Client::new();
     let post =
         |path: &str, body: Value| http.post(format!("{}{path}", host.url)).json(&body).send();
@@ -257,11 +284,12 @@ fn pool_puts(arm: &ArmFake) -> Vec<reflex_testkit::ArmRequest> {
 /// refuses it with 412, and the drain reads the pool again: both changes stand.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pool_changed_between_read_and_write_is_read_again_not_overwritten() {
-    let arm = ArmFake::start().await;
-    let kube = KubeFake::start().await;
-    azure_world(&arm, &kube);
-    let s = settings(&arm, &kube);
-    let (host, _store) = drain_host_and_store(&pairs(&s)).await;
+    let PoolWorld {
+        arm,
+        kube: _kube,
+        host,
+        ..
+    } = pool_world(&[]).await;
     let mut other = arm.resource(POOL).unwrap();
     other["properties"]["loadBalancerBackendAddresses"][1]["properties"]["adminState"] =
         "Down".into();
@@ -294,12 +322,12 @@ async fn a_pool_changed_between_read_and_write_is_read_again_not_overwritten() {
 /// Down, and after both recoveries both are back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_concurrent_drains_of_one_pool_both_take_effect_and_both_recover() {
-    let arm = ArmFake::start().await;
-    let kube = KubeFake::start().await;
-    azure_world(&arm, &kube);
-    let mut s = settings(&arm, &kube);
-    s.push(("REFLEX_DRAIN_MAX_CONCURRENT", "2".into()));
-    let (host, store) = drain_host_and_store(&pairs(&s)).await;
+    let PoolWorld {
+        arm,
+        kube: _kube,
+        host,
+        store,
+    } = pool_world(&[("REFLEX_DRAIN_MAX_CONCURRENT", "2")]).await;
     let http = reqwest::Client::new();
     let url = format!("{}/api/drain-before-maintenance", host.url);
     let call = |vm: &str, event: &str, action: &str| {
@@ -338,11 +366,12 @@ async fn two_concurrent_drains_of_one_pool_both_take_effect_and_both_recover() {
 /// holds it; the end of the second undoes everything the first did.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_event_for_a_drained_node_joins_its_drain_and_the_node_returns_after_both() {
-    let arm = ArmFake::start().await;
-    let kube = KubeFake::start().await;
-    azure_world(&arm, &kube);
-    let s = settings(&arm, &kube);
-    let (host, store) = drain_host_and_store(&pairs(&s)).await;
+    let PoolWorld {
+        arm,
+        kube,
+        host,
+        store,
+    } = pool_world(&[]).await;
     let http = reqwest::Client::new();
     let url = format!("{}/api/drain-before-maintenance", host.url);
     let send = |body: Value| http.post(&url).json(&body).send();
@@ -534,13 +563,16 @@ async fn an_eviction_refused_for_ever_is_given_up_at_its_deadline() {
 /// group slot it had taken.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_global_cap_defers_a_drain_that_its_group_would_allow() {
-    let arm = ArmFake::start().await;
-    let kube = KubeFake::start().await;
-    azure_world(&arm, &kube);
-    let mut s = settings(&arm, &kube);
-    s.push(("REFLEX_DRAIN_MAX_CONCURRENT", "5".into()));
-    s.push(("REFLEX_DRAIN_MAX_CONCURRENT_GLOBAL", "1".into()));
-    let (host, store) = drain_host_and_store(&pairs(&s)).await;
+    let PoolWorld {
+        arm,
+        kube: _kube,
+        host,
+        store,
+    } = pool_world(&[
+        ("REFLEX_DRAIN_MAX_CONCURRENT", "5"),
+        ("REFLEX_DRAIN_MAX_CONCURRENT_GLOBAL", "1"),
+    ])
+    .await;
     let http = reqwest::Client::new();
     let url = format!("{}/api/drain-before-maintenance", host.url);
     let call = |vm: &str, event: &str| http.post(&url).json(&agent_call(vm, event, "drain")).send();
